@@ -1,0 +1,8 @@
+//! The command-line commands, one module each.
+
+pub mod bench;
+pub mod data;
+pub mod models;
+pub mod report;
+pub mod reproduce;
+pub mod train;

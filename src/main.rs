@@ -1,0 +1,45 @@
+//! `allconv`: reproduce "Striving for Simplicity: The All Convolutional Net" on candle.
+//!
+//! One module per command under `cli/`; each owns its flags (`Args`) and its `run`.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "allconv",
+    version,
+    about = "Reproduce the All Convolutional Net (Springenberg et al. 2014) on CIFAR-10"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Acquire and inspect CIFAR-10.
+    Data(cli::data::Args),
+    /// Print the 12 networks: parameters, layers, output size after every layer.
+    Models(cli::models::Args),
+    /// Measure forward and training throughput (images/second) per model.
+    Bench(cli::bench::Args),
+    /// Train one grid point (one model, one learning rate, one seed) into its run folder.
+    Train(cli::train::Args),
+    /// Run the whole grid of a config, then write the report.
+    Reproduce(cli::reproduce::Args),
+    /// Write report.md, report.csv and curves from run folders.
+    Report(cli::report::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Data(a) => cli::data::run(a),
+        Command::Models(a) => cli::models::run(a),
+        Command::Bench(a) => cli::bench::run(a),
+        Command::Train(a) => cli::train::run(a),
+        Command::Reproduce(a) => cli::reproduce::run(a),
+        Command::Report(a) => cli::report::run(a),
+    }
+}
