@@ -1,1 +1,167 @@
-//! placeholder
+//! `allconv-report`: the paper's Table 3 beside ours, regenerated from run folders only.
+//!
+//! [`write_report`] scans a runs root (`<root>/<model>/lr-<lr>/seed-<seed>/` with `metrics.csv`,
+//! `result.json`, `config.yaml`), computes every number from those files ([`summary`]) and
+//! writes `report.md`, `report.csv`, `table3.csv` and one SVG figure per model. Missing and
+//! partial runs are shown as such, never dropped. The crate links no candle and parses no YAML:
+//! `config.yaml` is shown verbatim.
+
+pub mod paper;
+pub mod plot;
+pub mod render;
+pub mod runs;
+pub mod summary;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use summary::{GridPoint, RunState, Summary};
+
+/// Everything that can go wrong while reading run folders or writing the report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The runs root is not a folder.
+    #[error("runs folder {0} does not exist (train something first, or pass --runs)")]
+    NoRuns(PathBuf),
+    /// A file or folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A report file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line of a `metrics.csv` is not what the trainer writes.
+    #[error("{path}: line {line}: {message}")]
+    Metrics {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A `result.json` does not have the expected fields.
+    #[error("{path}: not a valid result.json: {source}")]
+    ResultJson {
+        /// The file.
+        path: PathBuf,
+        /// The parse error (names the field).
+        source: serde_json::Error,
+    },
+    /// A figure could not be drawn.
+    #[error("cannot draw {path}: {message}")]
+    Plot {
+        /// The SVG file.
+        path: PathBuf,
+        /// The plotting error.
+        message: String,
+    },
+}
+
+/// What to report on and where to write it.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Root of the run folders.
+    pub runs_root: PathBuf,
+    /// Folder receiving report.md, report.csv, table3.csv and figures/ (created if needed).
+    pub out_dir: PathBuf,
+    /// Grid points that should exist (shown as missing when they do not); may be empty.
+    pub expected: Vec<GridPoint>,
+    /// Extra provenance lines (git revision, data checksums...), shown as given.
+    pub provenance: Vec<(String, String)>,
+}
+
+/// The files written by [`write_report`] and the numbers in them.
+#[derive(Debug, Clone)]
+pub struct WrittenReport {
+    /// `report.md`.
+    pub markdown: PathBuf,
+    /// `report.csv` (one row per grid point).
+    pub runs_csv: PathBuf,
+    /// `table3.csv` (one row per model).
+    pub table3_csv: PathBuf,
+    /// One SVG per model with at least one finished epoch.
+    pub figures: Vec<PathBuf>,
+    /// The numbers.
+    pub summary: Summary,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    fs::write(path, text).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A file name for a model's figure: lower case, non-alphanumerics as `-`.
+fn figure_name(model: &str) -> String {
+    let slug: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{slug}.svg")
+}
+
+/// Reads the run folders under `options.runs_root` and writes the report into
+/// `options.out_dir`.
+pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportError> {
+    let folders = runs::scan(&options.runs_root)?;
+    let summary = summary::summarize(&folders, &options.expected);
+    let figures_dir = options.out_dir.join("figures");
+    fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
+        path: figures_dir.clone(),
+        source,
+    })?;
+    let mut figures = Vec::new();
+    let mut figure_links = Vec::new();
+    for model in &summary.models {
+        let key = paper::model_key(model);
+        let runs: Vec<&summary::RunSummary> = summary
+            .runs
+            .iter()
+            .filter(|r| paper::model_key(&r.model) == key && !r.metrics.is_empty())
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let name = figure_name(model);
+        let path = figures_dir.join(&name);
+        plot::model_figure(&path, model, &runs)?;
+        figures.push(path);
+        figure_links.push((model.clone(), format!("figures/{name}")));
+    }
+    let runs_root = options.runs_root.display().to_string();
+    let context = render::RenderContext {
+        runs_root: &runs_root,
+        provenance: &options.provenance,
+        figures: &figure_links,
+    };
+    let markdown = options.out_dir.join("report.md");
+    write_file(&markdown, &render::markdown(&summary, &context))?;
+    let runs_csv = options.out_dir.join("report.csv");
+    write_file(&runs_csv, &render::runs_csv(&summary))?;
+    let table3_csv = options.out_dir.join("table3.csv");
+    write_file(&table3_csv, &render::table3_csv(&summary))?;
+    Ok(WrittenReport {
+        markdown,
+        runs_csv,
+        table3_csv,
+        figures,
+        summary,
+    })
+}

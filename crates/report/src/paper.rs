@@ -1,0 +1,121 @@
+//! The paper's published numbers, the reference every report compares against.
+//!
+//! Source: Springenberg, Dosovitskiy, Brox, Riedmiller, "Striving for Simplicity: The All
+//! Convolutional Net", arXiv:1412.6806, Table 3 (CIFAR-10, no data augmentation, test error in %).
+//! The exact parameter counts are not printed in the paper (it rounds them, and its "1.3M" for
+//! Model C does not fit its own architecture table); they are computed from the architecture
+//! tables (weights + biases, 10 classes), as listed in the project's PAPER.md.
+
+/// Where the reference numbers come from, printed under the comparison table.
+pub const SOURCE: &str = "Springenberg et al. 2014, arXiv:1412.6806, Table 3 (CIFAR-10, no data \
+augmentation); exact parameter counts computed from the paper's architecture tables (PAPER.md)";
+
+/// The learning rates the paper searched ("the best of"), largest first.
+pub const LEARNING_RATES: [f64; 4] = [0.25, 0.1, 0.05, 0.01];
+
+/// One row of the paper's Table 3.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaperModel {
+    /// The model's name as the paper writes it.
+    pub name: &'static str,
+    /// Published test error on CIFAR-10 without augmentation, in percent.
+    pub test_error: f64,
+    /// Exact number of weights and biases (10 classes).
+    pub parameters: u64,
+    /// The parameter count as the paper prints it (rounded).
+    pub paper_parameters: &'static str,
+}
+
+const fn row(
+    name: &'static str,
+    test_error: f64,
+    parameters: u64,
+    paper_parameters: &'static str,
+) -> PaperModel {
+    PaperModel {
+        name,
+        test_error,
+        parameters,
+        paper_parameters,
+    }
+}
+
+/// The twelve networks of Table 3, in the paper's order (rows A, B, C; columns Model, Strided,
+/// ConvPool, All-CNN).
+pub const TABLE3: [PaperModel; 12] = [
+    row("Model A", 12.47, 839_242, "0.9M"),
+    row("Strided-CNN-A", 13.46, 839_242, "0.9M"),
+    row("ConvPool-CNN-A", 10.21, 1_254_250, "1.28M"),
+    row("All-CNN-A", 10.30, 1_254_250, "1.28M"),
+    row("Model B", 10.20, 885_610, "1M"),
+    row("Strided-CNN-B", 10.98, 885_610, "1M"),
+    row("ConvPool-CNN-B", 9.33, 1_300_618, "1.35M"),
+    row("All-CNN-B", 9.10, 1_300_618, "1.35M"),
+    row("Model C", 9.74, 954_730, "1.3M"),
+    row("Strided-CNN-C", 10.19, 954_730, "1.3M"),
+    row("ConvPool-CNN-C", 9.31, 1_369_738, "1.4M"),
+    row("All-CNN-C", 9.08, 1_369_738, "1.4M"),
+];
+
+/// The settings the paper leaves open, with the value this project defaults to, so the report
+/// can list them beside the values a run actually used.
+pub const OPEN_SETTINGS: [(&str, &str); 8] = [
+    ("batch size", "128"),
+    (
+        "initialisation",
+        "Caffe xavier: uniform +-sqrt(3/fan_in), bias 0",
+    ),
+    ("weight decay on biases", "yes (as Caffe)"),
+    (
+        "ReLU after the last 1x1 conv",
+        "yes (the paper's table has it)",
+    ),
+    (
+        "preprocessing",
+        "GCN (scale 55) + ZCA (epsilon 0.1), fitted on the training part",
+    ),
+    (
+        "validation split",
+        "held out from the training set; the paper has none",
+    ),
+    ("max-pool border", "3x3/2 with pad 1 (32 -> 16 -> 8)"),
+    (
+        "epochs and LR drops",
+        "350 epochs, x0.1 after 200, 250, 300",
+    ),
+];
+
+/// A comparison key for model names: lower case, letters and digits only, so `Model A`,
+/// `model-a` and `model_a` are the same model.
+pub fn model_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The paper's row for a model name in any spelling, if it is one of the twelve.
+pub fn find(name: &str) -> Option<&'static PaperModel> {
+    let key = model_key(name);
+    TABLE3.iter().find(|m| model_key(m.name) == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_a_parameter_count_matches_a_hand_count() {
+        // 5x5 conv 3->96: 96*75+96 = 7,296; 5x5 conv 96->192: 192*2400+192 = 460,992;
+        // 3x3 conv 192->192: 192*1728+192 = 331,968; 1x1 192->192: 37,056; 1x1 192->10: 1,930.
+        let hand = 7_296 + 460_992 + 331_968 + 37_056 + 1_930;
+        assert_eq!(find("model-a").unwrap().parameters, hand);
+    }
+
+    #[test]
+    fn names_match_in_any_spelling() {
+        assert_eq!(find("all_cnn_c").unwrap().test_error, 9.08);
+        assert_eq!(find("Strided-CNN-B").unwrap().test_error, 10.98);
+        assert!(find("Model D").is_none());
+    }
+}

@@ -1,0 +1,503 @@
+//! Rendering a [`Summary`] as `report.md`, `report.csv` (one row per grid point) and
+//! `table3.csv` (one row per model).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::paper;
+use crate::summary::{ModelRow, RunState, RunSummary, Selection, Stats, Summary};
+
+/// What to render besides the summary.
+#[derive(Debug, Clone, Default)]
+pub struct RenderContext<'a> {
+    /// The runs root, shown in the heading.
+    pub runs_root: &'a str,
+    /// Key/value lines for the provenance section (git revision, data checksums, device...).
+    pub provenance: &'a [(String, String)],
+    /// Figure file names relative to report.md, per model (`(model, path)`).
+    pub figures: &'a [(String, String)],
+}
+
+fn error(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+fn stats(s: &Stats) -> String {
+    match s.std {
+        Some(std) => format!("{:.2} ± {:.2} (n={})", s.mean, std, s.n),
+        None => error(s.mean),
+    }
+}
+
+/// A difference with its sign, from the two-decimal values shown beside it (so `9.08 - 9.08`
+/// prints `+0.00`, not `-0.00` from a rounding residue).
+fn signed(ours: f64, paper: f64) -> String {
+    let difference = (ours * 100.0).round() / 100.0 - paper;
+    let rounded = (difference * 100.0).round() / 100.0;
+    format!("{:+.2}", if rounded == 0.0 { 0.0 } else { rounded })
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn epochs(run: &RunSummary) -> String {
+    match run.epochs_planned {
+        Some(n) => format!("{}/{}", run.epochs_done, n),
+        None => format!("{}/?", run.epochs_done),
+    }
+}
+
+/// Short status of one run, as in the tables: `done`, `diverged after 3/350 epochs (reason)`,
+/// `partial 5/350 (running or interrupted)`, `missing`.
+pub fn status_text(run: &RunSummary) -> String {
+    match &run.state {
+        RunState::Done => "done".to_string(),
+        RunState::Diverged { reason } => match reason {
+            Some(r) if !r.is_empty() => format!("diverged after {} epochs ({r})", epochs(run)),
+            _ => format!("diverged after {} epochs", epochs(run)),
+        },
+        RunState::Ended { status, reason } => match reason {
+            Some(r) if !r.is_empty() => format!("{status} after {} epochs ({r})", epochs(run)),
+            _ => format!("{status} after {} epochs", epochs(run)),
+        },
+        RunState::Partial => format!("partial {} (running or interrupted)", epochs(run)),
+        RunState::Missing => "missing".to_string(),
+    }
+}
+
+fn cell_text(summary: &Summary, row: &ModelRow, lr: f64, on_validation: bool) -> String {
+    let runs: Vec<&RunSummary> = summary.cell(&row.model, lr).collect();
+    if runs.is_empty() {
+        return "–".to_string();
+    }
+    let mut parts = Vec::new();
+    let finished = if on_validation {
+        summary.cell_val_stats(&row.model, lr)
+    } else {
+        summary.cell_test_stats(&row.model, lr)
+    };
+    if let Some(s) = finished {
+        let chosen = if on_validation {
+            row.by_val
+        } else {
+            row.by_test
+        };
+        let text = stats(&s);
+        if chosen.is_some_and(|c| crate::summary::same_lr(c.lr, lr)) {
+            parts.push(format!("**{text}**"));
+        } else {
+            parts.push(text);
+        }
+    }
+    let several = runs.len() > 1;
+    for run in runs.iter().filter(|r| !r.is_done()) {
+        let value = if on_validation {
+            run.final_val_error
+        } else {
+            run.final_test_error
+        };
+        let mut text = status_text(run);
+        if let (RunState::Partial | RunState::Diverged { .. } | RunState::Ended { .. }, Some(v)) =
+            (&run.state, value)
+        {
+            if v.is_finite() {
+                let _ = write!(text, ": {}", error(v));
+            }
+        }
+        if several {
+            text = format!("seed {}: {text}", run.seed);
+        }
+        parts.push(text);
+    }
+    parts.join("; ")
+}
+
+fn selection_cells(selection: Option<Selection>, paper_error: Option<f64>) -> [String; 3] {
+    match selection {
+        Some(s) => [
+            stats(&s.test),
+            paper_error
+                .map(|p| signed(s.test.mean, p))
+                .unwrap_or_else(|| "–".to_string()),
+            format!("{}", s.lr),
+        ],
+        None => ["–".to_string(), "–".to_string(), "–".to_string()],
+    }
+}
+
+fn counts_text(row: &ModelRow) -> String {
+    let c = row.counts;
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (c.done, "done"),
+        (c.diverged, "diverged"),
+        (c.ended, "ended otherwise"),
+        (c.partial, "partial"),
+        (c.missing, "missing"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if parts.is_empty() {
+        "not in this grid".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn parameters_text(row: &ModelRow) -> String {
+    match (row.paper, row.parameters) {
+        (Some(p), Some(ours)) if ours != p.parameters => format!(
+            "{} (ours {}: differs)",
+            thousands(p.parameters),
+            thousands(ours)
+        ),
+        (Some(p), _) => thousands(p.parameters),
+        (None, Some(ours)) => thousands(ours),
+        (None, None) => "–".to_string(),
+    }
+}
+
+/// Renders `report.md`.
+pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
+    let mut md = String::new();
+    let total = summary.runs.len();
+    let count = |f: fn(&RunState) -> bool| summary.runs.iter().filter(|r| f(&r.state)).count();
+    let _ = writeln!(
+        md,
+        "# All Convolutional Net on CIFAR-10: reproduction report\n"
+    );
+    let _ = writeln!(
+        md,
+        "Generated from the run folders under `{}`: {total} grid points, {} done, {} diverged, \
+         {} partial, {} missing, {} ended otherwise.\n",
+        context.runs_root,
+        count(|s| *s == RunState::Done),
+        count(|s| matches!(s, RunState::Diverged { .. })),
+        count(|s| *s == RunState::Partial),
+        count(|s| *s == RunState::Missing),
+        count(|s| matches!(s, RunState::Ended { .. })),
+    );
+
+    let _ = writeln!(md, "## Table 3: test error (%), the paper beside ours\n");
+    let _ = writeln!(
+        md,
+        "| Model | Parameters (exact) | Paper | Ours, LR chosen on test | Difference | LR | \
+         Ours, LR chosen on validation | Difference | LR | Runs |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for row in &summary.rows {
+        let paper_error = row.paper.map(|p| p.test_error);
+        let [t, td, tl] = selection_cells(row.by_test, paper_error);
+        let [v, vd, vl] = if summary.has_validation {
+            selection_cells(row.by_val, paper_error)
+        } else {
+            ["n/a".to_string(), "–".to_string(), "–".to_string()]
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {t} | {td} | {tl} | {v} | {vd} | {vl} | {} |",
+            row.model,
+            parameters_text(row),
+            paper_error.map(error).unwrap_or_else(|| "–".to_string()),
+            counts_text(row),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nPaper: {}.\n\n\
+         How to read it: every error is a run's **final-epoch** error (100 × (1 − accuracy) in \
+         the last row of its `metrics.csv`), never its best epoch. Only finished runs (status \
+         `done`) count; diverged, partial and missing runs are listed in the tables below. With \
+         several seeds the value is mean ± sample standard deviation (n − 1) over the finished \
+         seeds. *LR chosen on test* is the paper's protocol: the learning rate with the lowest \
+         mean final test error, which flatters the result. *LR chosen on validation* is the \
+         honest one: the learning rate with the lowest mean final validation error (a split held \
+         out from the training set), and its mean final test error.{}\n",
+        paper::SOURCE,
+        if summary.has_validation {
+            ""
+        } else {
+            " These runs have no validation split, so that column is n/a."
+        }
+    );
+
+    let mut grid_table = |title: &str, on_validation: bool| {
+        let _ = writeln!(md, "## {title}\n");
+        let _ = write!(md, "| Model |");
+        for lr in &summary.lrs {
+            let _ = write!(md, " LR {lr} |");
+        }
+        let _ = write!(md, "\n|---|");
+        for _ in &summary.lrs {
+            let _ = write!(md, "---:|");
+        }
+        let _ = writeln!(md);
+        for row in summary.rows.iter().filter(|r| {
+            r.counts.done + r.counts.diverged + r.counts.ended + r.counts.partial + r.counts.missing
+                > 0
+        }) {
+            let _ = write!(md, "| {} |", row.model);
+            for &lr in &summary.lrs {
+                let _ = write!(md, " {} |", cell_text(summary, row, lr, on_validation));
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(
+            md,
+            "\nBold: the learning rate chosen for the model. `–`: not in this grid.\n"
+        );
+    };
+    grid_table("Every model and learning rate: final test error (%)", false);
+    if summary.has_validation {
+        grid_table(
+            "Every model and learning rate: final validation error (%)",
+            true,
+        );
+    }
+
+    let _ = writeln!(md, "## Every run\n");
+    let _ = writeln!(
+        md,
+        "| Model | LR | Seed | Status | Epochs | Final test error | Best test error (epoch) | \
+         Final val error | Test error at best val | Wall time (s) | Images/s | Folder |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    let opt = |v: Option<f64>| v.map(error).unwrap_or_else(|| "–".to_string());
+    for run in &summary.runs {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            run.model,
+            run.lr,
+            run.seed,
+            status_text(run),
+            epochs(run),
+            opt(run.final_test_error),
+            run.best_test
+                .map(|(e, epoch)| format!("{} ({epoch})", error(e)))
+                .unwrap_or_else(|| "–".to_string()),
+            opt(run.final_val_error),
+            opt(run.test_error_at_best_val),
+            run.wall_seconds
+                .map(|s| format!("{s:.0}"))
+                .unwrap_or_else(|| "–".to_string()),
+            run.images_per_sec
+                .map(|s| format!("{s:.0}"))
+                .unwrap_or_else(|| "–".to_string()),
+            run.dir
+                .as_ref()
+                .map(|d| format!("`{}`", d.display()))
+                .unwrap_or_else(|| "–".to_string()),
+        );
+    }
+    let _ = writeln!(md);
+
+    let _ = writeln!(md, "## Curves\n");
+    if context.figures.is_empty() {
+        let _ = writeln!(md, "No run has a finished epoch yet.\n");
+    }
+    for (model, path) in context.figures {
+        let _ = writeln!(
+            md,
+            "- {model}: test accuracy and training loss per epoch, one line per learning rate \
+             (and seed): [{path}]({path})\n\n  ![{model}]({path})\n"
+        );
+    }
+
+    let _ = writeln!(md, "## Settings the paper leaves open\n");
+    let _ = writeln!(md, "| Setting | Project default |");
+    let _ = writeln!(md, "|---|---|");
+    for (setting, default) in paper::OPEN_SETTINGS {
+        let _ = writeln!(md, "| {setting} | {default} |");
+    }
+    let config = summary.runs.iter().find_map(|r| {
+        r.config_yaml
+            .as_ref()
+            .map(|c| (r.dir.as_deref().unwrap_or(Path::new("?")), c))
+    });
+    match config {
+        Some((dir, text)) => {
+            let _ = writeln!(
+                md,
+                "\nThe values used are in each run's `config.yaml`; the first one, `{}`, \
+                 verbatim (the runs of one grid differ only in model, lr and seed):\n\n\
+                 ```yaml\n{}\n```\n",
+                dir.join("config.yaml").display(),
+                text.trim_end()
+            );
+        }
+        None => {
+            let _ = writeln!(md, "\nNo run folder has a `config.yaml` yet.\n");
+        }
+    }
+
+    let _ = writeln!(md, "## Provenance\n");
+    if context.provenance.is_empty() {
+        let _ = writeln!(
+            md,
+            "Data checksums, git revision and device of each run are in its `config.yaml` \
+             (`provenance`).\n"
+        );
+    } else {
+        for (key, value) in context.provenance {
+            let _ = writeln!(md, "- {key}: `{value}`");
+        }
+        let _ = writeln!(
+            md,
+            "\nEach run's own provenance (data checksums, git revision, device) is in its \
+             `config.yaml`.\n"
+        );
+    }
+    let _ = writeln!(
+        md,
+        "Files: `report.csv` (one row per grid point), `table3.csv` (one row per model), \
+         `figures/`."
+    );
+    md
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}")).unwrap_or_default()
+}
+
+fn state_word(state: &RunState) -> String {
+    match state {
+        RunState::Done => "done".into(),
+        RunState::Diverged { .. } => "diverged".into(),
+        RunState::Ended { status, .. } => status.clone(),
+        RunState::Partial => "partial".into(),
+        RunState::Missing => "missing".into(),
+    }
+}
+
+/// Renders `report.csv`: one row per grid point, errors in percent (final epoch unless named).
+pub fn runs_csv(summary: &Summary) -> String {
+    let mut out = String::from(
+        "model,lr,seed,status,epochs_done,epochs_planned,final_test_error,final_val_error,\
+         best_test_error,best_test_epoch,test_error_at_best_val,parameters,wall_seconds,\
+         images_per_sec,paper_test_error,lr_chosen_on_test,lr_chosen_on_val,folder\n",
+    );
+    for run in &summary.runs {
+        let row = summary
+            .rows
+            .iter()
+            .find(|r| paper::model_key(&r.model) == paper::model_key(&run.model));
+        let chosen = |s: Option<Selection>| {
+            s.is_some_and(|s| crate::summary::same_lr(s.lr, run.lr))
+                .to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&run.model),
+            run.lr,
+            run.seed,
+            state_word(&run.state),
+            run.epochs_done,
+            run.epochs_planned
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            num(run.final_test_error),
+            num(run.final_val_error),
+            num(run.best_test.map(|b| b.0)),
+            run.best_test.map(|b| b.1.to_string()).unwrap_or_default(),
+            num(run.test_error_at_best_val),
+            run.parameters.map(|n| n.to_string()).unwrap_or_default(),
+            num(run.wall_seconds),
+            num(run.images_per_sec),
+            num(row.and_then(|r| r.paper).map(|p| p.test_error)),
+            chosen(row.and_then(|r| r.by_test)),
+            chosen(row.and_then(|r| r.by_val)),
+            csv_field(
+                &run.dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    out
+}
+
+/// Renders `table3.csv`: one row per model, the comparison of report.md's first table.
+pub fn table3_csv(summary: &Summary) -> String {
+    let mut out = String::from(
+        "model,parameters,paper_parameters,paper_test_error,lr_chosen_on_test,test_error,\
+         test_error_std,seeds,difference,lr_chosen_on_val,val_choice_test_error,\
+         val_choice_test_error_std,val_choice_seeds,val_choice_difference,done,diverged,\
+         partial,missing\n",
+    );
+    for row in &summary.rows {
+        let paper_error = row.paper.map(|p| p.test_error);
+        let selection = |s: Option<Selection>| match s {
+            Some(s) => format!(
+                "{},{},{},{},{}",
+                s.lr,
+                num(Some(s.test.mean)),
+                num(s.test.std),
+                s.test.n,
+                num(paper_error.map(|p| s.test.mean - p)),
+            ),
+            None => ",,,,".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&row.model),
+            row.parameters
+                .or(row.paper.map(|p| p.parameters))
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            row.paper.map(|p| p.paper_parameters).unwrap_or_default(),
+            num(paper_error),
+            selection(row.by_test),
+            selection(row.by_val),
+            row.counts.done,
+            row.counts.diverged,
+            row.counts.partial,
+            row.counts.missing,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(1_369_738), "1,369,738");
+        assert_eq!(thousands(839_242), "839,242");
+        assert_eq!(thousands(12), "12");
+    }
+
+    #[test]
+    fn csv_fields_with_commas_are_quoted() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"x\", y"), "\"say \"\"x\"\", y\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
