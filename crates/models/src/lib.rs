@@ -1,1 +1,49 @@
-//! placeholder
+//! The 12 networks of "Striving for Simplicity: The All Convolutional Net" (Springenberg et al.
+//! 2014) on candle: Models A, B, C and their Strided-CNN, ConvPool-CNN and All-CNN variants.
+//!
+//! - [`spec`] turns a name and [`ModelOptions`] into a [`ModelSpec`], a plain list of layers:
+//!   the three base models are written once, the variants are rules applied to them.
+//! - [`Network`] creates the weights in a candle-nn `VarMap` with PyTorch names and layouts
+//!   (`conv1.weight` `[out, in, kh, kw]`, `conv1.bias`, ...) and runs the forward pass with
+//!   seeded dropout ([`Mode`]).
+//! - [`ops`] holds the fast CPU convolution (im2col + GEMM, both directions) and the trainable
+//!   3x3/2 max-pool with padding that candle lacks.
+
+pub mod network;
+pub mod ops;
+pub mod spec;
+
+pub use network::{dropout, Mode, Network};
+pub use spec::{
+    spec, window_output, Init, LayerSpec, ModelOptions, ModelSpec, INPUT_CHANNELS, INPUT_SIZE,
+    MODEL_NAMES,
+};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A model name that is not one of [`MODEL_NAMES`].
+    #[error("unknown model '{name}'; valid models (case-insensitive): {valid}")]
+    UnknownModel {
+        /// The name as given.
+        name: String,
+        /// The valid names, comma-separated.
+        valid: String,
+    },
+    /// An option outside its range.
+    #[error("model option '{key}': expected {expected}, got {got}")]
+    InvalidOption {
+        /// The option's key in the `model:` config section.
+        key: String,
+        /// What is allowed.
+        expected: String,
+        /// The value given.
+        got: String,
+    },
+    /// The `VarMap`'s lock was poisoned by a panic in another thread.
+    #[error("the VarMap lock is poisoned (another thread panicked while holding it)")]
+    Poisoned,
+    /// An error from candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}

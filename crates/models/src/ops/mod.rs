@@ -1,0 +1,8 @@
+//! Tensor operations that candle lacks or does slowly on the CPU: an im2col + GEMM convolution
+//! and a padded, differentiable max-pool.
+
+mod conv;
+mod pool;
+
+pub use conv::conv2d;
+pub use pool::{max_pool2d, max_pool2d_padded, max_pool2d_reference};
