@@ -1,0 +1,582 @@
+//! Experiment configuration: the YAML files under `configs/`, their defaults, command-line
+//! overrides, and the one resolved [`RunConfig`] per grid point.
+//!
+//! This module is the only place in the project that reads or writes YAML ([`load_yaml`],
+//! [`save_yaml`], [`to_yaml_string`]); every section denies unknown keys so a typo is an error
+//! naming the key instead of a silently ignored setting.
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{IoContext, Result, TrainError};
+
+/// Reads a YAML file into `T`; the error names the file and, for a bad key, the key and line.
+pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    from_yaml_str(&text).map_err(|message| TrainError::Yaml {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Parses YAML text into `T`; the error message names the offending key and line.
+pub fn from_yaml_str<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    serde_norway::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Serialises `value` to YAML text.
+pub fn to_yaml_string<T: Serialize>(value: &T) -> Result<String> {
+    serde_norway::to_string(value)
+        .map_err(|e| TrainError::Config(format!("cannot serialise to YAML: {e}")))
+}
+
+/// Writes `value` as YAML to `path` (through a temporary file and a rename, so a reader never sees
+/// half a file).
+pub fn save_yaml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    crate::fsutil::write_atomic(path, to_yaml_string(value)?.as_bytes())
+}
+
+/// The training-set normalisation, as named in YAML (`scale`, `standardize`, `gcn_zca`).
+pub use allconv_cifar::Preprocessing;
+
+/// `data:` where the images come from and how they are normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Folder with the CIFAR-10 binary batches; `null` means `$ALLCONV_DATA` or
+    /// `data/cifar-10-batches-bin`.
+    pub dir: Option<PathBuf>,
+    /// Normalisation fitted on the training part only.
+    pub preprocessing: Preprocessing,
+    /// GCN scale (pylearn2: 55).
+    pub gcn_scale: f64,
+    /// Added to the eigenvalues before ZCA whitening (pylearn2: 0.1).
+    pub zca_epsilon: f64,
+    /// Number of training images (the last ones) held out as the validation split; 0 for none.
+    pub validation: usize,
+    /// Use only the first N training images (after removing the validation split).
+    pub train_subset: Option<usize>,
+    /// Use only the first N test images.
+    pub test_subset: Option<usize>,
+    /// Where the prepared (normalised) splits are cached; `null` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: None,
+            preprocessing: Preprocessing::GcnZca,
+            gcn_scale: 55.0,
+            zca_epsilon: 0.1,
+            validation: 0,
+            train_subset: None,
+            test_subset: None,
+            cache_dir: None,
+        }
+    }
+}
+
+impl DataConfig {
+    /// The data folder: `dir` if set, else allconv-cifar's default.
+    pub fn resolved_dir(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(allconv_cifar::default_data_dir)
+    }
+
+    /// The options allconv-cifar's `prepare` takes.
+    pub fn prepare_options(&self) -> allconv_cifar::PrepareOptions {
+        allconv_cifar::PrepareOptions {
+            preprocessing: self.preprocessing,
+            validation: self.validation,
+            gcn_scale: self.gcn_scale,
+            zca_epsilon: self.zca_epsilon,
+            train_subset: self.train_subset,
+            test_subset: self.test_subset,
+        }
+    }
+}
+
+/// `optim:` SGD with momentum and L2 weight decay (PyTorch/Caffe semantics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Momentum `m` in `v = m*v + g + wd*w`.
+    pub momentum: f64,
+    /// L2 weight decay `wd` (added to the gradient of the mean cross-entropy).
+    pub weight_decay: f64,
+    /// Whether biases are decayed too (Caffe does; the paper leaves it open).
+    pub weight_decay_bias: bool,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            momentum: 0.9,
+            weight_decay: 0.001,
+            weight_decay_bias: true,
+        }
+    }
+}
+
+/// `schedule:` number of epochs and the step learning-rate schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Epoch counts after which the learning rate is multiplied by `gamma`.
+    pub milestones: Vec<usize>,
+    /// Factor applied at each milestone.
+    pub gamma: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            epochs: 350,
+            milestones: vec![200, 250, 300],
+            gamma: 0.1,
+        }
+    }
+}
+
+/// Where tensors live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU (needs the `cuda` feature).
+    Cuda,
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda",
+        })
+    }
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "cuda" | "gpu" => Ok(DeviceKind::Cuda),
+            other => Err(format!("unknown device `{other}`, expected `cpu` or `cuda`")),
+        }
+    }
+}
+
+impl DeviceKind {
+    /// Opens the device.
+    pub fn open(self) -> Result<candle_core::Device> {
+        Ok(match self {
+            DeviceKind::Cpu => candle_core::Device::Cpu,
+            DeviceKind::Cuda => candle_core::Device::new_cuda(0)?,
+        })
+    }
+}
+
+/// `training:` batching, regularisation switches, device, evaluation and divergence settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Images per SGD step.
+    pub batch_size: usize,
+    /// Train on the last, smaller batch of an epoch too.
+    pub keep_last_batch: bool,
+    /// Shuffle the training set every epoch (seeded by run seed and epoch).
+    pub shuffle: bool,
+    /// Apply the models' dropout layers while training (never at evaluation).
+    pub dropout: bool,
+    /// Where to train.
+    pub device: DeviceKind,
+    /// Evaluate on validation and test every N epochs (the last epoch is always evaluated).
+    pub eval_every: usize,
+    /// Stop as `diverged` ("stuck") after this many consecutive epochs with the training loss
+    /// within 1e-3 of ln(10) and training accuracy within 1 point of 10%; 0 disables the check.
+    pub stuck_epochs: usize,
+    /// Ask for bit-reproducible training (all randomness comes from the seed in any case; on CUDA
+    /// a warning is printed because GPU reductions may not be bit-reproducible).
+    pub deterministic: bool,
+    /// Start from these weights (safetensors with the model's parameter names) instead of a
+    /// fresh initialisation.
+    pub init_from: Option<PathBuf>,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            batch_size: 128,
+            keep_last_batch: true,
+            shuffle: true,
+            dropout: true,
+            device: DeviceKind::Cpu,
+            eval_every: 1,
+            stuck_epochs: 10,
+            deterministic: true,
+            init_from: None,
+        }
+    }
+}
+
+/// `grid:` the models, learning rates and seeds of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GridConfig {
+    /// Model names (see `allconv models`).
+    pub models: Vec<String>,
+    /// Base learning rates.
+    pub lrs: Vec<f64>,
+    /// Seeds (initialisation, shuffling and dropout all derive from the seed).
+    pub seeds: Vec<u64>,
+}
+
+impl Default for GridConfig {
+    fn default() -> Self {
+        GridConfig {
+            models: allconv_models::MODEL_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            lrs: vec![0.25, 0.1, 0.05, 0.01],
+            seeds: vec![0],
+        }
+    }
+}
+
+/// `out:` where run folders go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutConfig {
+    /// Root of the run folders (`<runs>/<model>/lr-<lr>/seed-<seed>/`).
+    pub runs: PathBuf,
+}
+
+impl Default for OutConfig {
+    fn default() -> Self {
+        OutConfig {
+            runs: PathBuf::from("runs"),
+        }
+    }
+}
+
+/// A whole experiment: one YAML file such as `configs/paper.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Data source and preprocessing.
+    pub data: DataConfig,
+    /// Architecture options shared by all models (final ReLU, dropout rates, initialisation).
+    pub model: allconv_models::ModelOptions,
+    /// Optimizer.
+    pub optim: OptimConfig,
+    /// Epochs and learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Training loop settings.
+    pub training: TrainingConfig,
+    /// The grid of runs.
+    pub grid: GridConfig,
+    /// Output folders.
+    pub out: OutConfig,
+}
+
+impl ExperimentConfig {
+    /// Reads and validates a YAML experiment file; missing keys take their defaults.
+    pub fn load(path: &Path) -> Result<Self> {
+        let config: ExperimentConfig = load_yaml(path)?;
+        config
+            .validate()
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    /// Parses and validates YAML text.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        let config: ExperimentConfig = from_yaml_str(text).map_err(|message| TrainError::Yaml {
+            path: PathBuf::from("<yaml text>"),
+            message,
+        })?;
+        config.validate().map_err(TrainError::Config)?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.training.batch_size == 0 {
+            return Err("training.batch_size must be at least 1".into());
+        }
+        if self.training.eval_every == 0 {
+            return Err("training.eval_every must be at least 1".into());
+        }
+        if !(self.optim.momentum >= 0.0 && self.optim.momentum < 1.0) {
+            return Err(format!(
+                "optim.momentum must be in [0, 1), got {}",
+                self.optim.momentum
+            ));
+        }
+        if !(self.optim.weight_decay >= 0.0 && self.optim.weight_decay.is_finite()) {
+            return Err(format!(
+                "optim.weight_decay must be a finite number >= 0, got {}",
+                self.optim.weight_decay
+            ));
+        }
+        if !(self.schedule.gamma > 0.0 && self.schedule.gamma.is_finite()) {
+            return Err(format!(
+                "schedule.gamma must be a finite number > 0, got {}",
+                self.schedule.gamma
+            ));
+        }
+        if self.schedule.milestones.windows(2).any(|w| w[0] > w[1]) {
+            return Err(format!(
+                "schedule.milestones must be increasing, got {:?}",
+                self.schedule.milestones
+            ));
+        }
+        for lr in &self.grid.lrs {
+            check_lr(*lr).map_err(|e| format!("grid.lrs: {e}"))?;
+        }
+        for name in &self.grid.models {
+            allconv_models::spec(name, &self.model)
+                .map_err(|e| format!("grid.models: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Every (model, lr, seed) of the grid, model-major then lr then seed.
+    pub fn grid_points(&self) -> Vec<RunConfig> {
+        let mut points = Vec::new();
+        for model in &self.grid.models {
+            for &lr in &self.grid.lrs {
+                for &seed in &self.grid.seeds {
+                    points.push(RunConfig {
+                        model: model.clone(),
+                        lr,
+                        seed,
+                        config: self.clone(),
+                    });
+                }
+            }
+        }
+        points
+    }
+
+    /// Applies command-line overrides (each `Some` replaces the YAML value) and re-validates.
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
+        if let Some(v) = o.epochs {
+            self.schedule.epochs = v;
+        }
+        if let Some(v) = &o.milestones {
+            self.schedule.milestones = v.clone();
+        }
+        if let Some(v) = o.batch_size {
+            self.training.batch_size = v;
+        }
+        if let Some(v) = &o.out {
+            self.out.runs = v.clone();
+        }
+        if let Some(v) = &o.data_dir {
+            self.data.dir = Some(v.clone());
+        }
+        if let Some(v) = o.preprocessing {
+            self.data.preprocessing = v;
+        }
+        if let Some(v) = o.validation {
+            self.data.validation = v;
+        }
+        if let Some(v) = o.train_subset {
+            self.data.train_subset = Some(v);
+        }
+        if let Some(v) = o.test_subset {
+            self.data.test_subset = Some(v);
+        }
+        if let Some(v) = &o.cache_dir {
+            self.data.cache_dir = Some(v.clone());
+        }
+        if let Some(v) = o.device {
+            self.training.device = v;
+        }
+        if let Some(v) = o.eval_every {
+            self.training.eval_every = v;
+        }
+        if let Some(v) = o.stuck_epochs {
+            self.training.stuck_epochs = v;
+        }
+        if let Some(v) = &o.init_from {
+            self.training.init_from = Some(v.clone());
+        }
+        if o.no_dropout {
+            self.training.dropout = false;
+        }
+        if o.no_shuffle {
+            self.training.shuffle = false;
+        }
+        if let Some(v) = o.momentum {
+            self.optim.momentum = v;
+        }
+        if let Some(v) = o.weight_decay {
+            self.optim.weight_decay = v;
+        }
+        if let Some(v) = o.final_relu {
+            self.model.final_relu = v;
+        }
+        self.validate().map_err(TrainError::Config)
+    }
+}
+
+/// Command-line overrides of YAML keys; `None` / `false` leaves the YAML value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `schedule.epochs`
+    pub epochs: Option<usize>,
+    /// `schedule.milestones`
+    pub milestones: Option<Vec<usize>>,
+    /// `training.batch_size`
+    pub batch_size: Option<usize>,
+    /// `out.runs`
+    pub out: Option<PathBuf>,
+    /// `data.dir`
+    pub data_dir: Option<PathBuf>,
+    /// `data.preprocessing`
+    pub preprocessing: Option<Preprocessing>,
+    /// `data.validation`
+    pub validation: Option<usize>,
+    /// `data.train_subset`
+    pub train_subset: Option<usize>,
+    /// `data.test_subset`
+    pub test_subset: Option<usize>,
+    /// `data.cache_dir`
+    pub cache_dir: Option<PathBuf>,
+    /// `training.device`
+    pub device: Option<DeviceKind>,
+    /// `training.eval_every`
+    pub eval_every: Option<usize>,
+    /// `training.stuck_epochs`
+    pub stuck_epochs: Option<usize>,
+    /// `training.init_from`
+    pub init_from: Option<PathBuf>,
+    /// `training.dropout: false`
+    pub no_dropout: bool,
+    /// `training.shuffle: false`
+    pub no_shuffle: bool,
+    /// `optim.momentum`
+    pub momentum: Option<f64>,
+    /// `optim.weight_decay`
+    pub weight_decay: Option<f64>,
+    /// `model.final_relu`
+    pub final_relu: Option<bool>,
+}
+
+fn check_lr(lr: f64) -> std::result::Result<(), String> {
+    if lr > 0.0 && lr.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("learning rate must be a finite number > 0, got {lr}"))
+    }
+}
+
+/// One training run: the experiment plus one grid point (model, learning rate, seed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Model name as given (case-insensitive; see `allconv models`).
+    pub model: String,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Seed of initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// The full resolved experiment configuration.
+    pub config: ExperimentConfig,
+}
+
+impl RunConfig {
+    /// Builds and validates a run configuration.
+    pub fn new(config: ExperimentConfig, model: &str, lr: f64, seed: u64) -> Result<Self> {
+        check_lr(lr).map_err(|e| TrainError::Config(format!("lr: {e}")))?;
+        let spec = allconv_models::spec(model, &config.model)?;
+        config.validate().map_err(TrainError::Config)?;
+        Ok(RunConfig {
+            model: spec.name.clone(),
+            lr,
+            seed,
+            config,
+        })
+    }
+
+    /// The run folder `<out>/<model>/lr-<lr>/seed-<seed>/`, with the lr written in its shortest
+    /// exact decimal form (0.1 -> `lr-0.1`, 0.05 -> `lr-0.05`).
+    pub fn run_dir(&self) -> PathBuf {
+        run_dir(&self.config.out.runs, &self.model, self.lr, self.seed)
+    }
+}
+
+/// The run folder of one grid point below a runs root (see [`RunConfig::run_dir`]).
+pub fn run_dir(runs: &Path, model: &str, lr: f64, seed: u64) -> PathBuf {
+    runs.join(model)
+        .join(format!("lr-{lr}"))
+        .join(format!("seed-{seed}"))
+}
+
+/// Where a run's configuration came from: written next to it in `config.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Version of the allconv crates.
+    pub allconv_version: String,
+    /// `git rev-parse HEAD` of the working directory, or "unknown".
+    pub git_revision: String,
+    /// Device the run was (last) started on, e.g. "cpu" or "cuda".
+    pub device: String,
+    /// The data folder that was read.
+    pub data_dir: PathBuf,
+    /// md5 of every data file, by file name.
+    pub data_md5: std::collections::BTreeMap<String, String>,
+}
+
+impl Provenance {
+    /// Collects versions, git revision and the md5 of every file in `data_dir`.
+    pub fn collect(data_dir: &Path, device: DeviceKind) -> Result<Self> {
+        Ok(Provenance {
+            allconv_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_revision: git_revision(),
+            device: device.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            data_md5: allconv_cifar::checksums(data_dir)?,
+        })
+    }
+}
+
+fn git_revision() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The content of a run folder's `config.yaml`: the resolved run configuration and its provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedRunConfig {
+    /// Model name (canonical).
+    pub model: String,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Seed.
+    pub seed: u64,
+    /// The full resolved experiment configuration.
+    pub config: ExperimentConfig,
+    /// Versions, data checksums, device.
+    pub provenance: Provenance,
+}

@@ -1,0 +1,86 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while configuring or running a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// A YAML file could not be parsed (unknown key, wrong type, bad syntax); the message names the key.
+    #[error("{path}: {message}")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// serde_norway's message, which names the key and the line.
+        message: String,
+    },
+    /// A JSON file could not be parsed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error.
+        source: serde_json::Error,
+    },
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Another process holds the run folder's lock.
+    #[error(
+        "run folder {run_dir} is being trained by another process{holder} (lock file {run_dir}/lock is held); \
+         wait for it to finish or stop it"
+    )]
+    Locked {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// " (pid N)" when the lock file names the holder, else empty.
+        holder: String,
+    },
+    /// A checkpoint or weights file is incomplete, inconsistent or does not fit the model.
+    #[error("{path}: {reason}")]
+    Checkpoint {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The `stop_after_epochs` test hook stopped the run (as if the process had been killed).
+    #[error("stopped on request after epoch {epochs_done} (checkpoint written)")]
+    Interrupted {
+        /// Epochs finished and checkpointed.
+        epochs_done: usize,
+    },
+    /// A model name or model option is invalid.
+    #[error(transparent)]
+    Model(#[from] allconv_models::ModelError),
+    /// Loading or preparing CIFAR-10 failed.
+    #[error(transparent)]
+    Data(#[from] allconv_cifar::CifarError),
+    /// A tensor operation failed.
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result with [`TrainError`].
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// Attaches a path to an `std::io::Error`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| TrainError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
