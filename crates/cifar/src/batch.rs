@@ -1,0 +1,135 @@
+//! Seeded mini-batches as candle tensors.
+
+use candle_core::{Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::format::IMAGE_BYTES;
+use crate::preprocess::Split;
+use crate::{CifarError, Result};
+
+/// The order in which a split is visited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Image 0, 1, 2, ... (evaluation).
+    Sequential,
+    /// A permutation drawn from ChaCha20 seeded with `seed`, stream `epoch`: the same
+    /// (seed, epoch) always gives the same order (so a resumed run sees the batches it would
+    /// have seen), different epochs give independent orders. candle's own CPU RNG cannot be
+    /// seeded, hence our own.
+    Shuffled {
+        /// Run seed.
+        seed: u64,
+        /// Epoch number (any numbering, as long as it is the same on resume).
+        epoch: u64,
+    },
+}
+
+impl Order {
+    /// The visiting order of `n` images.
+    pub fn permutation(self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        if let Order::Shuffled { seed, epoch } = self {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            rng.set_stream(epoch);
+            order.shuffle(&mut rng);
+        }
+        order
+    }
+}
+
+/// Number of batches of `batch_size` from `n` images; with `keep_last` a final partial batch
+/// counts, without it it is dropped.
+pub fn batch_count(n: usize, batch_size: usize, keep_last: bool) -> usize {
+    if batch_size == 0 {
+        return 0;
+    }
+    if keep_last {
+        n.div_ceil(batch_size)
+    } else {
+        n / batch_size
+    }
+}
+
+/// Iterator over `(images f32 [B,3,32,32], labels u32 [B])` on a device; see [`batches`].
+pub struct Batches<'a> {
+    split: &'a Split,
+    order: Vec<usize>,
+    batch_size: usize,
+    next: usize,
+    end: usize,
+    device: Device,
+}
+
+/// Mini-batches of `split` in `order`. With `keep_last`, the last batch may be smaller than
+/// `batch_size`; without, images that do not fill a whole batch are skipped this epoch.
+pub fn batches<'a>(
+    split: &'a Split,
+    batch_size: usize,
+    order: Order,
+    keep_last: bool,
+    device: &Device,
+) -> Result<Batches<'a>> {
+    if batch_size == 0 {
+        return Err(CifarError::InvalidOption {
+            option: "batch_size",
+            reason: "must be at least 1".to_string(),
+        });
+    }
+    if split.images.len() != split.labels.len() * IMAGE_BYTES {
+        return Err(CifarError::Inconsistent {
+            what: "batched split".to_string(),
+            images: split.images.len(),
+            labels: split.labels.len(),
+        });
+    }
+    let n = split.len();
+    let end = batch_count(n, batch_size, keep_last)
+        .saturating_mul(batch_size)
+        .min(n);
+    Ok(Batches {
+        split,
+        order: order.permutation(n),
+        batch_size,
+        next: 0,
+        end,
+        device: device.clone(),
+    })
+}
+
+impl Batches<'_> {
+    fn build(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        let mut images = Vec::with_capacity(indices.len() * IMAGE_BYTES);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            images.extend_from_slice(&self.split.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]);
+            labels.push(u32::from(self.split.labels[i]));
+        }
+        let b = indices.len();
+        let x = Tensor::from_vec(images, (b, 3, 32, 32), &self.device)?;
+        let y = Tensor::from_vec(labels, b, &self.device)?;
+        Ok((x, y))
+    }
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Result<(Tensor, Tensor)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let stop = (self.next + self.batch_size).min(self.end);
+        let indices = self.order[self.next..stop].to_vec();
+        self.next = stop;
+        Some(self.build(&indices))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.end - self.next).div_ceil(self.batch_size);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Batches<'_> {}

@@ -1,0 +1,518 @@
+//! Preprocessing fitted on the training part only and applied unchanged to validation and test:
+//! `scale`, `standardize`, and the paper's `gcn_zca` (pylearn2's global contrast normalisation
+//! followed by ZCA whitening), with the fitted ZCA cached in a safetensors file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use faer::linalg::matmul::{matmul, triangular, triangular::BlockStructure};
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
+use crate::stats::channel_stats;
+use crate::{CifarError, Result};
+
+/// Which preprocessing `prepare` applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preprocessing {
+    /// `x / 255`.
+    Scale,
+    /// `(x - mean_c) / std_c` with the per-channel mean and population std of the training part.
+    Standardize,
+    /// The paper's recipe: global contrast normalisation (per image: subtract its mean, divide
+    /// by its L2 norm, times `gcn_scale`), then ZCA whitening fitted on the training part.
+    #[default]
+    GcnZca,
+}
+
+impl Preprocessing {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preprocessing::Scale => "scale",
+            Preprocessing::Standardize => "standardize",
+            Preprocessing::GcnZca => "gcn_zca",
+        }
+    }
+}
+
+impl std::fmt::Display for Preprocessing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Preprocessing {
+    type Err = CifarError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "scale" => Ok(Preprocessing::Scale),
+            "standardize" => Ok(Preprocessing::Standardize),
+            "gcn_zca" => Ok(Preprocessing::GcnZca),
+            other => Err(CifarError::InvalidOption {
+                option: "preprocessing",
+                reason: format!("unknown value {other:?}, expected scale, standardize or gcn_zca"),
+            }),
+        }
+    }
+}
+
+/// How `prepare` splits and normalises the data.
+///
+/// Order of operations: `train_subset` keeps the first N of the 50,000 training images; then
+/// the last `validation` images of what is left become the validation split; statistics are
+/// fitted on the remaining training part only. `test_subset` keeps the first N test images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrepareOptions {
+    /// Which normalisation.
+    pub preprocessing: Preprocessing,
+    /// Number of images taken from the end of the training set as a validation split
+    /// (0: the paper's protocol, train on everything).
+    pub validation: usize,
+    /// GCN scale (pylearn2 `scale`, 55 in the paper's recipe).
+    pub gcn_scale: f64,
+    /// Added to every eigenvalue of the covariance before the inverse square root.
+    pub zca_epsilon: f64,
+    /// Keep only the first N training images (before the validation split).
+    pub train_subset: Option<usize>,
+    /// Keep only the first N test images.
+    pub test_subset: Option<usize>,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        PrepareOptions {
+            preprocessing: Preprocessing::GcnZca,
+            validation: 0,
+            gcn_scale: 55.0,
+            zca_epsilon: 0.1,
+            train_subset: None,
+            test_subset: None,
+        }
+    }
+}
+
+/// Normalised images of one part, ready for batching.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Split {
+    /// `N * 3072` values, CHW per image.
+    pub images: Vec<f32>,
+    /// `N` labels, 0-9.
+    pub labels: Vec<u8>,
+}
+
+impl Split {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the split holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// The three parts after preprocessing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Prepared {
+    /// Training part (statistics were fitted on it).
+    pub train: Split,
+    /// Validation part (empty when `validation == 0`).
+    pub validation: Split,
+    /// Test part.
+    pub test: Split,
+    /// True when the ZCA statistics were loaded from the cache instead of fitted.
+    pub from_cache: bool,
+}
+
+/// The cache folder used next to a data folder: `<data dir>/../cache`.
+pub fn default_cache_dir(data_dir: &Path) -> PathBuf {
+    let parent = data_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parent.join("cache")
+}
+
+/// Splits, normalises and returns the data; statistics are fitted on the training part only.
+/// With `cache_dir`, the ZCA fit of `gcn_zca` is stored there and reused by later calls with the
+/// same training images and parameters.
+pub fn prepare(
+    data: &Cifar10,
+    opts: &PrepareOptions,
+    cache_dir: Option<&Path>,
+) -> Result<Prepared> {
+    data.train.validate("training split")?;
+    data.test.validate("test split")?;
+    let train_all = match opts.train_subset {
+        Some(n) if n == 0 || n > data.train.len() => {
+            return Err(CifarError::InvalidOption {
+                option: "train_subset",
+                reason: format!("{n} is not in 1..={}", data.train.len()),
+            })
+        }
+        Some(n) => data.train.slice(0..n),
+        None => data.train.clone(),
+    };
+    let test = match opts.test_subset {
+        Some(n) if n > data.test.len() => {
+            return Err(CifarError::InvalidOption {
+                option: "test_subset",
+                reason: format!("{n} is more than the {} test images", data.test.len()),
+            })
+        }
+        Some(n) => data.test.slice(0..n),
+        None => data.test.clone(),
+    };
+    if opts.validation >= train_all.len() {
+        return Err(CifarError::InvalidOption {
+            option: "validation",
+            reason: format!(
+                "{} validation images leave no training image out of {}",
+                opts.validation,
+                train_all.len()
+            ),
+        });
+    }
+    let cut = train_all.len() - opts.validation;
+    let train = train_all.slice(0..cut);
+    let validation = train_all.slice(cut..train_all.len());
+
+    let mut from_cache = false;
+    let (train_x, val_x, test_x) = match opts.preprocessing {
+        Preprocessing::Scale => {
+            let f = |s: &RawSplit| s.images.iter().map(|&v| f32::from(v) / 255.0).collect();
+            (f(&train), f(&validation), f(&test))
+        }
+        Preprocessing::Standardize => {
+            let stats = channel_stats(&train);
+            let f = |s: &RawSplit| standardize(&s.images, &stats.mean, &stats.std);
+            (f(&train), f(&validation), f(&test))
+        }
+        Preprocessing::GcnZca => {
+            if !(opts.gcn_scale > 0.0 && opts.gcn_scale.is_finite()) {
+                return Err(CifarError::InvalidOption {
+                    option: "gcn_scale",
+                    reason: format!("{} is not a positive number", opts.gcn_scale),
+                });
+            }
+            if !(opts.zca_epsilon > 0.0 && opts.zca_epsilon.is_finite()) {
+                return Err(CifarError::InvalidOption {
+                    option: "zca_epsilon",
+                    reason: format!("{} is not a positive number", opts.zca_epsilon),
+                });
+            }
+            let train_g = gcn(&train.images, IMAGE_BYTES, opts.gcn_scale);
+            let (zca, loaded) = fit_or_load(&train, &train_g, opts, cache_dir)?;
+            from_cache = loaded;
+            let apply_raw = |s: &RawSplit| zca.apply(&gcn(&s.images, IMAGE_BYTES, opts.gcn_scale));
+            (
+                zca.apply(&train_g),
+                apply_raw(&validation),
+                apply_raw(&test),
+            )
+        }
+    };
+    Ok(Prepared {
+        train: Split {
+            images: train_x,
+            labels: train.labels,
+        },
+        validation: Split {
+            images: val_x,
+            labels: validation.labels,
+        },
+        test: Split {
+            images: test_x,
+            labels: test.labels,
+        },
+        from_cache,
+    })
+}
+
+fn standardize(images: &[u8], mean: &[f64; 3], std: &[f64; 3]) -> Vec<f32> {
+    let plane = IMAGE_BYTES / 3;
+    let mut out = Vec::with_capacity(images.len());
+    for image in images.chunks_exact(IMAGE_BYTES) {
+        for (c, values) in image.chunks_exact(plane).enumerate() {
+            // A constant channel would divide by zero; leave it centred instead.
+            let std = if std[c] > 0.0 { std[c] } else { 1.0 };
+            out.extend(
+                values
+                    .iter()
+                    .map(|&v| ((f64::from(v) - mean[c]) / std) as f32),
+            );
+        }
+    }
+    out
+}
+
+/// Global contrast normalisation of images of `dim` bytes each, as pylearn2's
+/// `global_contrast_normalize(X, scale, subtract_mean=True, use_std=False, sqrt_bias=0,
+/// min_divisor=1e-8)`: per image subtract its mean, divide by `||x - mean|| / scale`, except
+/// that a divisor below 1e-8 (a constant image) is replaced by 1. Computed in f64.
+pub fn gcn(images: &[u8], dim: usize, scale: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(images.len());
+    let mut centred = vec![0f64; dim];
+    for image in images.chunks_exact(dim) {
+        let mean = image.iter().map(|&v| f64::from(v)).sum::<f64>() / dim as f64;
+        for (c, &v) in centred.iter_mut().zip(image) {
+            *c = f64::from(v) - mean;
+        }
+        let norm = centred.iter().map(|c| c * c).sum::<f64>().sqrt() / scale;
+        let divisor = if norm < 1e-8 { 1.0 } else { norm };
+        out.extend(centred.iter().map(|c| (c / divisor) as f32));
+    }
+    out
+}
+
+/// A fitted ZCA transform `y = (x - mean) W` for vectors of `dim` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Zca {
+    /// Length of each vector.
+    pub dim: usize,
+    /// Mean of the fitted data, `dim` values.
+    pub mean: Vec<f32>,
+    /// `W = U diag(1 / sqrt(lambda + epsilon)) U^T`, `dim * dim` values (symmetric, so row-
+    /// and column-major agree).
+    pub w: Vec<f32>,
+}
+
+/// Rows per block when streaming the data set through the matrix products: large enough for
+/// efficient GEMM, small enough that an f64 copy of a block stays in cache-friendly sizes.
+const BLOCK_ROWS: usize = 2048;
+
+/// Fits ZCA on `n` row vectors of `dim` values (`x` row-major, `n * dim`): mean `m`, covariance
+/// `C = (X - m)^T (X - m) / n` accumulated in f64 (faer GEMM on blocks of rows, lower triangle
+/// only), eigendecomposition `C = U diag(lambda) U^T` by faer's self-adjoint solver, and
+/// `W = U diag(1 / sqrt(lambda + epsilon)) U^T`. This is pylearn2's `ZCA(filter_bias=epsilon)`.
+pub fn zca_fit(x: &[f32], n: usize, dim: usize, epsilon: f64) -> Result<Zca> {
+    if n == 0 || dim == 0 || x.len() != n * dim {
+        return Err(CifarError::InvalidOption {
+            option: "zca input",
+            reason: format!(
+                "{} values are not {n} rows of {dim} (both non-zero)",
+                x.len()
+            ),
+        });
+    }
+    let par = Par::rayon(0);
+    let mut mean = vec![0f64; dim];
+    for row in x.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += f64::from(v);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+
+    let mut cov = Mat::<f64>::zeros(dim, dim);
+    let mut block = vec![0f64; BLOCK_ROWS.min(n) * dim];
+    for rows in x.chunks(BLOCK_ROWS * dim) {
+        let r = rows.len() / dim;
+        let block = &mut block[..r * dim];
+        for (b, (&v, m)) in block.iter_mut().zip(rows.iter().zip(mean.iter().cycle())) {
+            *b = f64::from(v) - m;
+        }
+        // The block is row-major r x dim, i.e. column-major dim x r: that is Xc^T.
+        let xt = MatRef::from_column_major_slice(block, dim, r);
+        triangular::matmul(
+            cov.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            xt,
+            BlockStructure::Rectangular,
+            xt.transpose(),
+            BlockStructure::Rectangular,
+            1.0 / n as f64,
+            par,
+        );
+    }
+    let eigen = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| CifarError::LinearAlgebra(format!("eigendecomposition failed: {e:?}")))?;
+    let u = eigen.U();
+    let lambda = eigen.S().column_vector();
+    let mut scaled = u.to_owned();
+    for j in 0..dim {
+        let shifted = lambda[j] + epsilon;
+        if shifted.is_nan() || shifted <= 0.0 {
+            return Err(CifarError::LinearAlgebra(format!(
+                "eigenvalue {} + epsilon {epsilon} is not positive",
+                lambda[j]
+            )));
+        }
+        let s = 1.0 / shifted.sqrt();
+        scaled.col_mut(j).iter_mut().for_each(|v| *v *= s);
+    }
+    let mut w = Mat::<f64>::zeros(dim, dim);
+    matmul(
+        w.as_mut(),
+        Accum::Replace,
+        scaled.as_ref(),
+        u.transpose(),
+        1.0,
+        par,
+    );
+    let mut w_flat = Vec::with_capacity(dim * dim);
+    for i in 0..dim {
+        for j in 0..dim {
+            // Symmetrise: round-off makes W[i,j] and W[j,i] differ in the last bits.
+            w_flat.push((0.5 * (w[(i, j)] + w[(j, i)])) as f32);
+        }
+    }
+    Ok(Zca {
+        dim,
+        mean: mean.iter().map(|&m| m as f32).collect(),
+        w: w_flat,
+    })
+}
+
+impl Zca {
+    /// `(x - mean) W` for row vectors `x` (row-major, a multiple of `dim` values), in f32 with
+    /// faer's parallel GEMM.
+    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let dim = self.dim;
+        let mut out = vec![0f32; x.len()];
+        let w = MatRef::from_column_major_slice(&self.w, dim, dim);
+        let mut block = vec![0f32; BLOCK_ROWS.min(x.len() / dim.max(1)) * dim];
+        for (rows, dst) in x
+            .chunks(BLOCK_ROWS * dim)
+            .zip(out.chunks_mut(BLOCK_ROWS * dim))
+        {
+            let r = rows.len() / dim;
+            let block = &mut block[..r * dim];
+            for (b, (&v, &m)) in block
+                .iter_mut()
+                .zip(rows.iter().zip(self.mean.iter().cycle()))
+            {
+                *b = v - m;
+            }
+            // Row-major r x dim is column-major dim x r (the transpose); since W is symmetric,
+            // Y^T = W Xc^T, written straight into the row-major output.
+            let xt = MatRef::from_column_major_slice(block, dim, r);
+            let yt: MatMut<'_, f32> = MatMut::from_column_major_slice_mut(dst, dim, r);
+            matmul(yt, Accum::Replace, w, xt, 1.0, Par::rayon(0));
+        }
+        out
+    }
+}
+
+/// Format version of the cache file; bump it when the fit or the file layout changes.
+const CACHE_VERSION: &str = "zca-v1";
+
+fn fit_or_load(
+    train: &RawSplit,
+    train_gcn: &[f32],
+    opts: &PrepareOptions,
+    cache_dir: Option<&Path>,
+) -> Result<(Zca, bool)> {
+    let n = train.len();
+    let Some(cache_dir) = cache_dir else {
+        return Ok((zca_fit(train_gcn, n, IMAGE_BYTES, opts.zca_epsilon)?, false));
+    };
+    // The key covers the exact training bytes the statistics come from (so subset and
+    // validation split are part of it) and every parameter of the fit.
+    let data_md5 = format!("{:x}", Md5::digest(&train.images));
+    let key = format!(
+        "{CACHE_VERSION};train_images_md5={data_md5};n={n};validation={};train_subset={:?};\
+         gcn_scale={:?};zca_epsilon={:?}",
+        opts.validation, opts.train_subset, opts.gcn_scale, opts.zca_epsilon
+    );
+    let key_md5 = format!("{:x}", Md5::digest(key.as_bytes()));
+    let path = cache_dir.join(format!("zca-{key_md5}.safetensors"));
+    if path.is_file() {
+        // A stale or damaged cache file is not an error: it is refitted and replaced.
+        if let Ok(zca) = load_cache(&path, &key) {
+            return Ok((zca, true));
+        }
+    }
+    let zca = zca_fit(train_gcn, n, IMAGE_BYTES, opts.zca_epsilon)?;
+    save_cache(cache_dir, &path, &key, &zca)?;
+    Ok((zca, false))
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn save_cache(cache_dir: &Path, path: &Path, key: &str, zca: &Zca) -> Result<()> {
+    let cache_err = |reason: String| CifarError::Cache {
+        path: path.to_path_buf(),
+        reason,
+    };
+    std::fs::create_dir_all(cache_dir).map_err(|e| CifarError::io(cache_dir, e))?;
+    let mean = f32_bytes(&zca.mean);
+    let w = f32_bytes(&zca.w);
+    let views = [
+        (
+            "mean",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![zca.dim], &mean),
+        ),
+        (
+            "w",
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![zca.dim, zca.dim],
+                &w,
+            ),
+        ),
+    ];
+    let views: Vec<_> = views
+        .into_iter()
+        .map(|(name, view)| view.map(|v| (name, v)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| cache_err(e.to_string()))?;
+    let metadata = HashMap::from([("key".to_string(), key.to_string())]);
+    // Written under a temporary name and renamed, so a concurrent reader never sees half a file.
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    safetensors::serialize_to_file(views, Some(metadata), &tmp)
+        .map_err(|e| cache_err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| CifarError::io(path, e))
+}
+
+fn load_cache(path: &Path, key: &str) -> Result<Zca> {
+    let cache_err = |reason: String| CifarError::Cache {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| CifarError::io(path, e))?;
+    let (_, metadata) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| cache_err(e.to_string()))?;
+    let stored = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("key"))
+        .cloned()
+        .unwrap_or_default();
+    if stored != key {
+        return Err(cache_err(format!("key {stored:?} differs from {key:?}")));
+    }
+    let tensors =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| cache_err(e.to_string()))?;
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let view = tensors.tensor(name).map_err(|e| cache_err(e.to_string()))?;
+        if view.dtype() != safetensors::Dtype::F32 || view.shape() != shape {
+            return Err(cache_err(format!(
+                "tensor {name}: {:?} {:?}, expected F32 {shape:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    Ok(Zca {
+        dim: IMAGE_BYTES,
+        mean: read("mean", &[IMAGE_BYTES])?,
+        w: read("w", &[IMAGE_BYTES, IMAGE_BYTES])?,
+    })
+}
