@@ -76,7 +76,11 @@ pub struct ReportOptions {
     pub out_dir: PathBuf,
     /// Grid points that should exist (shown as missing when they do not); may be empty.
     pub expected: Vec<GridPoint>,
-    /// Extra provenance lines (git revision, data checksums...), shown as given.
+    /// Configuration values the runs used, `section.key` -> value as text (a key whose value
+    /// differs between runs lists every value). Read from the runs' `config.yaml` by the caller,
+    /// since this crate parses no YAML; when empty, the first `config.yaml` is shown verbatim.
+    pub settings: Vec<(String, String)>,
+    /// Provenance lines (git revision, data checksums, device...), shown as given.
     pub provenance: Vec<(String, String)>,
 }
 
@@ -148,6 +152,7 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
     let runs_root = options.runs_root.display().to_string();
     let context = render::RenderContext {
         runs_root: &runs_root,
+        settings: &options.settings,
         provenance: &options.provenance,
         figures: &figure_links,
     };

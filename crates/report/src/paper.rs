@@ -57,32 +57,83 @@ pub const TABLE3: [PaperModel; 12] = [
     row("All-CNN-C", 9.08, 1_369_738, "1.4M"),
 ];
 
-/// The settings the paper leaves open, with the value this project defaults to, so the report
-/// can list them beside the values a run actually used.
-pub const OPEN_SETTINGS: [(&str, &str); 8] = [
-    ("batch size", "128"),
-    (
-        "initialisation",
-        "Caffe xavier: uniform +-sqrt(3/fan_in), bias 0",
-    ),
-    ("weight decay on biases", "yes (as Caffe)"),
-    (
-        "ReLU after the last 1x1 conv",
-        "yes (the paper's table has it)",
-    ),
-    (
-        "preprocessing",
-        "GCN (scale 55) + ZCA (epsilon 0.1), fitted on the training part",
-    ),
-    (
-        "validation split",
-        "held out from the training set; the paper has none",
-    ),
-    ("max-pool border", "3x3/2 with pad 1 (32 -> 16 -> 8)"),
-    (
-        "epochs and LR drops",
-        "350 epochs, x0.1 after 200, 250, 300",
-    ),
+/// A training setting the report lists with the value the runs used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// What the setting is.
+    pub name: &'static str,
+    /// What the paper says (or that it leaves the setting open, and this project's default).
+    pub paper: &'static str,
+    /// The keys of the run configuration (`section.key`, as in `config.yaml`) holding the value.
+    pub keys: &'static [&'static str],
+}
+
+/// The settings the paper leaves open or that a reduced grid changes, in the order shown.
+pub const SETTINGS: [Setting; 12] = [
+    Setting {
+        name: "batch size",
+        paper: "open (default 128)",
+        keys: &["training.batch_size"],
+    },
+    Setting {
+        name: "initialisation",
+        paper: "open (default Caffe xavier: uniform ±sqrt(3/fan_in), bias 0)",
+        keys: &["model.init", "model.bias_init"],
+    },
+    Setting {
+        name: "weight decay on biases",
+        paper: "open (default yes, as Caffe)",
+        keys: &["optim.weight_decay_bias"],
+    },
+    Setting {
+        name: "ReLU after the last 1x1 conv",
+        paper: "in the architecture table (default yes)",
+        keys: &["model.final_relu"],
+    },
+    Setting {
+        name: "preprocessing",
+        paper: "GCN (scale 55) + ZCA (epsilon 0.1), after Goodfellow et al. 2013",
+        keys: &["data.preprocessing", "data.gcn_scale", "data.zca_epsilon"],
+    },
+    Setting {
+        name: "validation split",
+        paper: "none: the learning rate is picked on the test set",
+        keys: &["data.validation"],
+    },
+    Setting {
+        name: "data used",
+        paper: "all 50,000 training and 10,000 test images",
+        keys: &["data.train_subset", "data.test_subset"],
+    },
+    Setting {
+        name: "epochs and learning-rate drops",
+        paper: "350 epochs, x0.1 after 200, 250, 300",
+        keys: &["schedule.epochs", "schedule.milestones", "schedule.gamma"],
+    },
+    Setting {
+        name: "momentum, weight decay",
+        paper: "0.9, 0.001",
+        keys: &["optim.momentum", "optim.weight_decay"],
+    },
+    Setting {
+        name: "dropout",
+        paper: "20% on the input, 50% after each pooling layer (or its replacement)",
+        keys: &[
+            "model.input_dropout",
+            "model.pool_dropout",
+            "training.dropout",
+        ],
+    },
+    Setting {
+        name: "last smaller batch, shuffling",
+        paper: "open (default: kept, shuffled every epoch)",
+        keys: &["training.keep_last_batch", "training.shuffle"],
+    },
+    Setting {
+        name: "stop a run stuck at chance level",
+        paper: "not in the paper (recorded as diverged)",
+        keys: &["training.stuck_epochs"],
+    },
 ];
 
 /// A comparison key for model names: lower case, letters and digits only, so `Model A`,

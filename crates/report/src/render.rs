@@ -12,6 +12,8 @@ use crate::summary::{ModelRow, RunState, RunSummary, Selection, Stats, Summary};
 pub struct RenderContext<'a> {
     /// The runs root, shown in the heading.
     pub runs_root: &'a str,
+    /// Configuration values used (`section.key`, value), for the settings section.
+    pub settings: &'a [(String, String)],
     /// Key/value lines for the provenance section (git revision, data checksums, device...).
     pub provenance: &'a [(String, String)],
     /// Figure file names relative to report.md, per model (`(model, path)`).
@@ -318,31 +320,69 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
         );
     }
 
-    let _ = writeln!(md, "## Settings the paper leaves open\n");
-    let _ = writeln!(md, "| Setting | Project default |");
-    let _ = writeln!(md, "|---|---|");
-    for (setting, default) in paper::OPEN_SETTINGS {
-        let _ = writeln!(md, "| {setting} | {default} |");
-    }
+    let _ = writeln!(
+        md,
+        "## Settings the paper leaves open, and the values used\n"
+    );
     let config = summary.runs.iter().find_map(|r| {
         r.config_yaml
             .as_ref()
             .map(|c| (r.dir.as_deref().unwrap_or(Path::new("?")), c))
     });
-    match config {
-        Some((dir, text)) => {
+    if context.settings.is_empty() {
+        let _ = writeln!(md, "| Setting | Paper |");
+        let _ = writeln!(md, "|---|---|");
+        for setting in paper::SETTINGS {
+            let _ = writeln!(md, "| {} | {} |", setting.name, setting.paper);
+        }
+        match config {
+            Some((dir, text)) => {
+                let _ = writeln!(
+                    md,
+                    "\nThe values used are in each run's `config.yaml`; the first one, `{}`, \
+                     verbatim:\n\n```yaml\n{}\n```\n",
+                    dir.join("config.yaml").display(),
+                    text.trim_end()
+                );
+            }
+            None => {
+                let _ = writeln!(md, "\nNo run folder has a `config.yaml` yet.\n");
+            }
+        }
+    } else {
+        let _ = writeln!(md, "| Setting | Paper | Used (`config.yaml` keys) |");
+        let _ = writeln!(md, "|---|---|---|");
+        for setting in paper::SETTINGS {
+            let used: Vec<String> = setting
+                .keys
+                .iter()
+                .map(|key| {
+                    let value = context
+                        .settings
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or("not recorded");
+                    format!("`{key}` = {}", value.replace('|', "\\|"))
+                })
+                .collect();
             let _ = writeln!(
                 md,
-                "\nThe values used are in each run's `config.yaml`; the first one, `{}`, \
-                 verbatim (the runs of one grid differ only in model, lr and seed):\n\n\
-                 ```yaml\n{}\n```\n",
-                dir.join("config.yaml").display(),
-                text.trim_end()
+                "| {} | {} | {} |",
+                setting.name,
+                setting.paper,
+                used.join("<br>")
             );
         }
-        None => {
-            let _ = writeln!(md, "\nNo run folder has a `config.yaml` yet.\n");
+        let _ = writeln!(
+            md,
+            "\n<details><summary>Every configuration value of the runs</summary>\n\n\
+             | Key | Value |\n|---|---|"
+        );
+        for (key, value) in context.settings {
+            let _ = writeln!(md, "| `{key}` | {} |", value.replace('|', "\\|"));
         }
+        let _ = writeln!(md, "\n</details>\n");
     }
 
     let _ = writeln!(md, "## Provenance\n");

@@ -3,7 +3,7 @@
 //! model two ways.
 //!
 //! Definitions (also printed in report.md):
-//! - a run's error is its **final-epoch** error (`100 * (1 - acc)` of the last row of
+//! - a run's error is its **final-epoch** error (`100 * (1 - acc)` of the last evaluated row of
 //!   `metrics.csv`), never the best epoch's;
 //! - only finished runs (`result.json` with status `done`) enter means and the choice of LR;
 //! - several seeds: mean and sample standard deviation (n - 1) over the finished seeds;
@@ -248,7 +248,6 @@ fn model_order(model: &str) -> (usize, String) {
 }
 
 fn summarize_folder(folder: &RunFolder, planned: Option<u32>) -> RunSummary {
-    let last = folder.metrics.last();
     let result = folder.result.as_ref();
     let state = match result {
         Some(r) if r.status == "done" => RunState::Done,
@@ -296,8 +295,10 @@ fn summarize_folder(folder: &RunFolder, planned: Option<u32>) -> RunSummary {
         state,
         epochs_done: folder.metrics.len() as u32,
         epochs_planned: result.and_then(|r| r.epochs_planned).or(planned),
-        final_test_error: last.and_then(MetricsRow::test_error),
-        final_val_error: last.and_then(MetricsRow::val_error),
+        // The last evaluated epoch (the trainer may evaluate every N epochs; it always evaluates
+        // the last one of a finished run).
+        final_test_error: folder.metrics.iter().rev().find_map(MetricsRow::test_error),
+        final_val_error: folder.metrics.iter().rev().find_map(MetricsRow::val_error),
         best_test,
         test_error_at_best_val: best_val_row.and_then(MetricsRow::test_error),
         parameters: result.and_then(|r| r.parameters),

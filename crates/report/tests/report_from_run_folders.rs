@@ -125,6 +125,7 @@ fn report_numbers_come_from_the_metrics_files() {
         runs_root: root.clone(),
         out_dir: out.clone(),
         expected,
+        settings: Vec::new(),
         provenance: vec![("git revision".into(), "abc123".into())],
     })
     .unwrap();
@@ -233,6 +234,13 @@ fn without_validation_split_the_validation_choice_is_not_applicable() {
         runs_root: root,
         out_dir: tmp.path().join("out"),
         expected: Vec::new(),
+        settings: vec![
+            ("training.batch_size".into(), "128".into()),
+            (
+                "schedule.epochs".into(),
+                "1 / 2 (differs between runs)".into(),
+            ),
+        ],
         provenance: Vec::new(),
     })
     .unwrap();
@@ -242,6 +250,45 @@ fn without_validation_split_the_validation_choice_is_not_applicable() {
         "{md}"
     );
     assert!(!md.contains("final validation error (%)"), "{md}");
+    // Settings given by the caller are listed beside the paper's; absent keys say so.
+    assert!(
+        md.contains("| batch size | open (default 128) | `training.batch_size` = 128 |"),
+        "{md}"
+    );
+    assert!(md.contains("`schedule.epochs` = 1 / 2 (differs between runs)<br>`schedule.milestones` = not recorded"), "{md}");
+}
+
+#[test]
+fn an_epoch_without_evaluation_does_not_hide_the_last_evaluated_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("runs/model-c/lr-0.01/seed-0");
+    fs::create_dir_all(&dir).unwrap();
+    // Evaluated every 2 epochs: epoch 2 has test acc 0.75 -> 25.00 %; epoch 3 was not evaluated.
+    fs::write(
+        dir.join("metrics.csv"),
+        format!("{HEADER}\n1,0.01,2.0,0.3,,,,,5,100\n2,0.01,1.5,0.5,,,1.2,0.75,5,100\n3,0.01,1.4,0.55,,,,,5,100\n"),
+    )
+    .unwrap();
+    let written = write_report(&ReportOptions {
+        runs_root: tmp.path().join("runs"),
+        out_dir: tmp.path().join("out"),
+        expected: vec![GridPoint {
+            model: "model-c".into(),
+            lr: 0.01,
+            seed: 0,
+            epochs: Some(4),
+        }],
+        settings: Vec::new(),
+        provenance: Vec::new(),
+    })
+    .unwrap();
+    let md = fs::read_to_string(&written.markdown).unwrap();
+    assert!(md.contains("| Model C | 0.01 | 0 | partial 3/4 (running or interrupted) | 3/4 | 25.00 | 25.00 (2) |"), "{md}");
+    // A partial run never counts as our result for Table 3.
+    assert!(
+        md.contains("| Model C | 954,730 | 9.74 | – | – | – | n/a | – | – | 1 partial |"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -254,6 +301,7 @@ fn a_broken_metrics_file_is_named_in_the_error() {
         runs_root: tmp.path().to_path_buf(),
         out_dir: tmp.path().join("out"),
         expected: Vec::new(),
+        settings: Vec::new(),
         provenance: Vec::new(),
     })
     .unwrap_err()
