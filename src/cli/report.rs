@@ -1,10 +1,159 @@
-//! `allconv report` (not written yet).
+//! `allconv report`: report.md, report.csv, table3.csv and curves from run folders.
+//!
+//! The numbers come from `allconv-report` (metrics.csv and result.json only); this module adds
+//! what needs the trainer's config module: the grid expected (`<runs>/grid.json`, written by
+//! `allconv reproduce`), the settings and the provenance recorded in each run's `config.yaml`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use allconv_train::config::SavedRunConfig;
+use anyhow::Context;
 
 /// Flags of `allconv report`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Root of the run folders (`<runs>/<model>/lr-<lr>/seed-<seed>/`).
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+    /// Where to write report.md, report.csv, table3.csv and figures/ (default `<runs>/report`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
 
 /// Runs `allconv report`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("allconv report is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let out = args.out.unwrap_or_else(|| args.runs.join("report"));
+    let written = write(&args.runs, &out)?;
+    println!("{}", written.markdown.display());
+    Ok(())
+}
+
+/// The grid file `allconv reproduce` writes into the runs root, so the report can show grid
+/// points that have not started as missing.
+pub fn grid_file_path(runs: &Path) -> PathBuf {
+    runs.join("grid.json")
+}
+
+/// Writes the report of the runs under `runs` into `out` (see [`allconv_report::write_report`]).
+pub fn write(runs: &Path, out: &Path) -> anyhow::Result<allconv_report::WrittenReport> {
+    let expected = expected_points(runs)?;
+    let (settings, provenance) = recorded_settings(runs)?;
+    allconv_report::write_report(&allconv_report::ReportOptions {
+        runs_root: runs.to_path_buf(),
+        out_dir: out.to_path_buf(),
+        expected,
+        settings,
+        provenance,
+    })
+    .with_context(|| {
+        format!(
+            "writing the report of {} into {}",
+            runs.display(),
+            out.display()
+        )
+    })
+}
+
+fn expected_points(runs: &Path) -> anyhow::Result<Vec<allconv_report::GridPoint>> {
+    let path = grid_file_path(runs);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let grid = allconv_train::GridFile::load(&path)
+        .with_context(|| format!("reading the grid {}", path.display()))?;
+    let epochs = grid.experiment().ok().map(|e| e.schedule.epochs as u32);
+    Ok(grid
+        .points
+        .iter()
+        .map(|p| allconv_report::GridPoint {
+            model: p.model.clone(),
+            lr: p.lr,
+            seed: p.seed,
+            epochs,
+        })
+        .collect())
+}
+
+/// Flattens a JSON value into `section.key` -> text.
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, v, out);
+            }
+        }
+        serde_json::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+type Lines = Vec<(String, String)>;
+
+fn merge(values: BTreeMap<String, BTreeSet<String>>) -> Lines {
+    values
+        .into_iter()
+        .map(|(key, set)| {
+            let text = if set.len() == 1 {
+                set.into_iter().next().unwrap_or_default()
+            } else {
+                format!(
+                    "{} (differs between runs)",
+                    set.into_iter().collect::<Vec<_>>().join(" / ")
+                )
+            };
+            (key, text)
+        })
+        .collect()
+}
+
+/// Settings and provenance recorded in the runs' `config.yaml` files, merged over runs.
+fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
+    let mut settings: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut provenance: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if !runs.is_dir() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    for folder in allconv_report::runs::scan(runs)? {
+        let path = folder.dir.join("config.yaml");
+        if !path.exists() {
+            continue;
+        }
+        let saved: SavedRunConfig = match allconv_train::config::load_yaml(&path) {
+            Ok(saved) => saved,
+            Err(e) => {
+                eprintln!(
+                    "warning: {}: {e}; its settings are left out of the report",
+                    path.display()
+                );
+                continue;
+            }
+        };
+        let mut flat = BTreeMap::new();
+        flatten("", &serde_json::to_value(&saved.config)?, &mut flat);
+        for (key, value) in flat {
+            settings.entry(key).or_default().insert(value);
+        }
+        let p = &saved.provenance;
+        let mut add = |key: String, value: String| {
+            provenance.entry(key).or_default().insert(value);
+        };
+        add("git revision".into(), p.git_revision.clone());
+        add("allconv version".into(), p.allconv_version.clone());
+        add("device".into(), p.device.clone());
+        add("data folder".into(), p.data_dir.display().to_string());
+        for (file, md5) in &p.data_md5 {
+            add(format!("md5 {file}"), md5.clone());
+        }
+    }
+    Ok((merge(settings), merge(provenance)))
 }
