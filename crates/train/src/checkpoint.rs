@@ -257,7 +257,8 @@ impl CheckpointDir {
         for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = name == STATE_FILE || name == state.weights_file || name == state.momentum_file;
+            let ours =
+                name == STATE_FILE || name == state.weights_file || name == state.momentum_file;
             let checkpoint_file = name.starts_with("weights-")
                 || name.starts_with("momentum-")
                 || name.contains(".tmp-");

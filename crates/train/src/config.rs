@@ -168,7 +168,9 @@ impl std::str::FromStr for DeviceKind {
         match s.to_ascii_lowercase().as_str() {
             "cpu" => Ok(DeviceKind::Cpu),
             "cuda" | "gpu" => Ok(DeviceKind::Cuda),
-            other => Err(format!("unknown device `{other}`, expected `cpu` or `cuda`")),
+            other => Err(format!(
+                "unknown device `{other}`, expected `cpu` or `cuda`"
+            )),
         }
     }
 }
@@ -178,7 +180,12 @@ impl DeviceKind {
     pub fn open(self) -> Result<candle_core::Device> {
         Ok(match self {
             DeviceKind::Cpu => candle_core::Device::Cpu,
-            DeviceKind::Cuda => candle_core::Device::new_cuda(0)?,
+            DeviceKind::Cuda => candle_core::Device::new_cuda(0).map_err(|e| {
+                TrainError::Config(format!(
+                    "training.device is `cuda` but no CUDA device could be opened ({e}); \
+                     build with `--features cuda` on a machine with a GPU, or pass `--device cpu`"
+                ))
+            })?,
         })
     }
 }
@@ -343,8 +350,7 @@ impl ExperimentConfig {
             check_lr(*lr).map_err(|e| format!("grid.lrs: {e}"))?;
         }
         for name in &self.grid.models {
-            allconv_models::spec(name, &self.model)
-                .map_err(|e| format!("grid.models: {e}"))?;
+            allconv_models::spec(name, &self.model).map_err(|e| format!("grid.models: {e}"))?;
         }
         Ok(())
     }
@@ -477,7 +483,9 @@ fn check_lr(lr: f64) -> std::result::Result<(), String> {
     if lr > 0.0 && lr.is_finite() {
         Ok(())
     } else {
-        Err(format!("learning rate must be a finite number > 0, got {lr}"))
+        Err(format!(
+            "learning rate must be a finite number > 0, got {lr}"
+        ))
     }
 }
 

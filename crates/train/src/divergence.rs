@@ -11,9 +11,8 @@ pub const STUCK_ACC_TOLERANCE: f64 = 0.01;
 
 /// The reason for stopping when a training step's loss is NaN or infinite, else `None`.
 pub fn non_finite_loss(loss: f64, epoch: usize, step: usize) -> Option<String> {
-    (!loss.is_finite()).then(|| {
-        format!("non-finite training loss ({loss}) at epoch {epoch}, step {step}")
-    })
+    (!loss.is_finite())
+        .then(|| format!("non-finite training loss ({loss}) at epoch {epoch}, step {step}"))
 }
 
 /// Whether an epoch's training loss and accuracy look like a network predicting a constant

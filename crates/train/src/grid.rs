@@ -103,16 +103,22 @@ impl GridFile {
 
     /// The point with identifier `index`.
     pub fn point(&self, index: usize) -> Result<&GridPoint> {
-        self.points.iter().find(|p| p.index == index).ok_or_else(|| {
-            TrainError::Config(format!(
-                "grid has no point with index {index} (it has {} points{})",
-                self.points.len(),
-                match (self.points.iter().map(|p| p.index).min(), self.points.iter().map(|p| p.index).max()) {
-                    (Some(lo), Some(hi)) => format!(", indices {lo}..={hi}"),
-                    _ => String::new(),
-                }
-            ))
-        })
+        self.points
+            .iter()
+            .find(|p| p.index == index)
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "grid has no point with index {index} (it has {} points{})",
+                    self.points.len(),
+                    match (
+                        self.points.iter().map(|p| p.index).min(),
+                        self.points.iter().map(|p| p.index).max()
+                    ) {
+                        (Some(lo), Some(hi)) => format!(", indices {lo}..={hi}"),
+                        _ => String::new(),
+                    }
+                ))
+            })
     }
 
     /// The run configuration of point `index`, with `experiment` as its configuration (the

@@ -105,7 +105,9 @@ impl Sgd {
         };
         for name in buffers.keys() {
             if !self.params.iter().any(|p| &p.name == name) {
-                return Err(err(format!("momentum buffer for unknown parameter `{name}`")));
+                return Err(err(format!(
+                    "momentum buffer for unknown parameter `{name}`"
+                )));
             }
         }
         for p in &mut self.params {
@@ -120,9 +122,7 @@ impl Sgd {
                     p.var.dims()
                 )));
             }
-            p.velocity = buf
-                .to_device(p.var.device())?
-                .to_dtype(p.var.dtype())?;
+            p.velocity = buf.to_device(p.var.device())?.to_dtype(p.var.dtype())?;
         }
         Ok(())
     }

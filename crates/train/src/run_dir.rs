@@ -264,6 +264,15 @@ pub enum RunStatus {
     Diverged,
 }
 
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Done => "done",
+            RunStatus::Diverged => "diverged",
+        })
+    }
+}
+
 /// The content of `result.json` (a contract with the report). Errors are in percent; `None` is
 /// written as `null` where a value is not defined (no validation split, nothing evaluated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -101,7 +101,7 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
 
     if let Some(result) = dir.result()? {
         say.line(&format!(
-            "{}: finished already ({:?}, {} epochs), skipping",
+            "{}: finished already ({}, {} epochs), skipping",
             dir.path().display(),
             result.status,
             result.epochs_run
@@ -131,7 +131,11 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
     )?;
 
     let raw = allconv_cifar::load_dir(&data_dir)?;
-    let data = allconv_cifar::prepare(&raw, &exp.data.prepare_options(), exp.data.cache_dir.as_deref())?;
+    let data = allconv_cifar::prepare(
+        &raw,
+        &exp.data.prepare_options(),
+        exp.data.cache_dir.as_deref(),
+    )?;
     drop(raw);
     if data.train.is_empty() {
         return Err(TrainError::Config(format!(
@@ -225,7 +229,13 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
         let mut loss_sum = 0.0;
         let mut correct = 0u64;
         let mut seen = 0usize;
-        let iter = batches(&data.train, batch_size, order, exp.training.keep_last_batch, &device)?;
+        let iter = batches(
+            &data.train,
+            batch_size,
+            order,
+            exp.training.keep_last_batch,
+            &device,
+        )?;
         for (step, batch) in iter.enumerate() {
             let (x, y) = batch?;
             let mode = if exp.training.dropout {
@@ -259,6 +269,7 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
             ));
         }
         if diverged.is_some() {
+            state.elapsed_seconds += started.elapsed().as_secs_f64();
             break;
         }
         let train_seconds = started.elapsed().as_secs_f64();
@@ -341,7 +352,7 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
     };
     dir.write_result(&result)?;
     say.line(&format!(
-        "{}: {:?}{} after {} epochs, final test error {}",
+        "{}: {}{} after {} epochs, final test error {}",
         dir.path().display(),
         result.status,
         result
@@ -391,7 +402,12 @@ fn check_saved_config(dir: &RunDir, config: &RunConfig, has_checkpoint: bool) ->
     )))
 }
 
-fn diff_json(prefix: &str, old: &serde_json::Value, new: &serde_json::Value, out: &mut Vec<String>) {
+fn diff_json(
+    prefix: &str,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
     use serde_json::Value;
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
@@ -402,7 +418,12 @@ fn diff_json(prefix: &str, old: &serde_json::Value, new: &serde_json::Value, out
                 } else {
                     format!("{prefix}.{k}")
                 };
-                diff_json(&key, a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), out);
+                diff_json(
+                    &key,
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         _ if old != new => out.push(format!("{prefix}: saved {old}, now {new}")),
@@ -446,11 +467,21 @@ impl Reporter {
         bar
     }
 
-    fn epoch_line(&self, bar: &ProgressBar, model: &str, row: &EpochMetrics, epochs: usize, remaining_s: f64) {
+    fn epoch_line(
+        &self,
+        bar: &ProgressBar,
+        model: &str,
+        row: &EpochMetrics,
+        epochs: usize,
+        remaining_s: f64,
+    ) {
         if self.mode == Progress::Silent {
             return;
         }
-        let pct = |v: Option<f64>| v.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());
+        let pct = |v: Option<f64>| {
+            v.map(|a| format!("{:.2}%", 100.0 * a))
+                .unwrap_or_else(|| "-".into())
+        };
         let loss = |v: Option<f64>| v.map(|l| format!("{l:.4}")).unwrap_or_else(|| "-".into());
         let text = format!(
             "{model} epoch {}/{epochs} lr {} | train loss {:.4} acc {:.2}% | val loss {} acc {} | test loss {} acc {} | {:.1} s, {:.0} img/s, ETA {}",

@@ -46,7 +46,11 @@ fn config(lr: f64, weight_decay: f64, weight_decay_bias: bool) -> SgdConfig {
 #[test]
 fn momentum_and_weight_decay_over_two_steps_and_an_lr_change() {
     let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-    let mut sgd = Sgd::from_named(vec![("layer.weight".into(), w.clone())], config(0.1, 0.01, true)).unwrap();
+    let mut sgd = Sgd::from_named(
+        vec![("layer.weight".into(), w.clone())],
+        config(0.1, 0.01, true),
+    )
+    .unwrap();
     let g: &[f32] = &[0.5, 0.25];
 
     step_with_gradient(&mut sgd, &[(&w, g)]);
@@ -57,7 +61,9 @@ fn momentum_and_weight_decay_over_two_steps_and_an_lr_change() {
     // d2 = g + 0.01*w1 = [0.50949, 0.22977]; v2 = 0.9*v1 + d2 = [0.96849, 0.43677];
     // w2 = w1 - 0.1*v2 = [0.852151, -2.066677]
     assert_close(&values(&w), &[0.852151, -2.066677], "after step 2");
-    let v = sgd.momentum_buffers()["layer.weight"].to_vec1::<f32>().unwrap();
+    let v = sgd.momentum_buffers()["layer.weight"]
+        .to_vec1::<f32>()
+        .unwrap();
     assert_close(&v, &[0.96849, 0.43677], "velocity after step 2");
 
     sgd.set_learning_rate(0.01);
@@ -66,7 +72,11 @@ fn momentum_and_weight_decay_over_two_steps_and_an_lr_change() {
     // d3 = g + 0.01*w2 = [0.50852151, 0.22933323]; v3 = 0.9*v2 + d3 = [1.38016251, 0.62242623];
     // w3 = w2 - 0.01*v3 = [0.8383493749, -2.0729012623] (the velocity keeps its history across
     // the lr change, as in PyTorch)
-    assert_close(&values(&w), &[0.8383493749, -2.0729012623], "after step 3 at lr 0.01");
+    assert_close(
+        &values(&w),
+        &[0.8383493749, -2.0729012623],
+        "after step 3 at lr 0.01",
+    );
 }
 
 #[test]
@@ -93,12 +103,19 @@ fn bias_decay_is_optional() {
         let w = Var::new(&[1.0f32], &Device::Cpu).unwrap();
         let b = Var::new(&[0.5f32], &Device::Cpu).unwrap();
         let mut sgd = Sgd::from_named(
-            vec![("conv1.weight".into(), w.clone()), ("conv1.bias".into(), b.clone())],
+            vec![
+                ("conv1.weight".into(), w.clone()),
+                ("conv1.bias".into(), b.clone()),
+            ],
             config(0.1, 0.01, decay_bias),
         )
         .unwrap();
         step_with_gradient(&mut sgd, &[(&w, &[1.0]), (&b, &[1.0])]);
-        assert_close(&values(&b), &[expected], &format!("bias with weight_decay_bias={decay_bias}"));
+        assert_close(
+            &values(&b),
+            &[expected],
+            &format!("bias with weight_decay_bias={decay_bias}"),
+        );
         // the weight is decayed either way: 1 - 0.1*(1 + 0.01*1) = 0.899
         assert_close(&values(&w), &[0.899], "weight");
     }
@@ -113,7 +130,8 @@ fn momentum_buffers_are_restored_by_name_whatever_the_parameter_order() {
     // Reference: three uninterrupted steps.
     let a = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
     let b = Var::new(&[0.5f32], &Device::Cpu).unwrap();
-    let mut sgd = Sgd::from_named(vec![("a".into(), a.clone()), ("b".into(), b.clone())], cfg).unwrap();
+    let mut sgd =
+        Sgd::from_named(vec![("a".into(), a.clone()), ("b".into(), b.clone())], cfg).unwrap();
     for _ in 0..3 {
         step_with_gradient(&mut sgd, &[(&a, ga), (&b, gb)]);
     }
@@ -122,12 +140,20 @@ fn momentum_buffers_are_restored_by_name_whatever_the_parameter_order() {
     // the parameters in the other order.
     let a2 = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
     let b2 = Var::new(&[0.5f32], &Device::Cpu).unwrap();
-    let mut first = Sgd::from_named(vec![("a".into(), a2.clone()), ("b".into(), b2.clone())], cfg).unwrap();
+    let mut first = Sgd::from_named(
+        vec![("a".into(), a2.clone()), ("b".into(), b2.clone())],
+        cfg,
+    )
+    .unwrap();
     step_with_gradient(&mut first, &[(&a2, ga), (&b2, gb)]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("momentum.safetensors");
     first.save_momentum(&file).unwrap();
-    let mut second = Sgd::from_named(vec![("b".into(), b2.clone()), ("a".into(), a2.clone())], cfg).unwrap();
+    let mut second = Sgd::from_named(
+        vec![("b".into(), b2.clone()), ("a".into(), a2.clone())],
+        cfg,
+    )
+    .unwrap();
     second.load_momentum(&file).unwrap();
     for _ in 0..2 {
         step_with_gradient(&mut second, &[(&a2, ga), (&b2, gb)]);
@@ -141,11 +167,17 @@ fn momentum_buffers_of_another_model_are_refused() {
     let a = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
     let mut sgd = Sgd::from_named(vec![("a".into(), a)], config(0.1, 0.0, true)).unwrap();
     let mut wrong = BTreeMap::new();
-    wrong.insert("a".to_string(), Tensor::new(&[1.0f32, 2.0, 3.0], &Device::Cpu).unwrap());
+    wrong.insert(
+        "a".to_string(),
+        Tensor::new(&[1.0f32, 2.0, 3.0], &Device::Cpu).unwrap(),
+    );
     let err = sgd.set_momentum_buffers(&wrong).unwrap_err().to_string();
     assert!(err.contains("shape"), "{err}");
     let mut unknown = BTreeMap::new();
-    unknown.insert("z".to_string(), Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap());
+    unknown.insert(
+        "z".to_string(),
+        Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap(),
+    );
     let err = sgd.set_momentum_buffers(&unknown).unwrap_err().to_string();
     assert!(err.contains("`z`"), "{err}");
 }

@@ -1,0 +1,212 @@
+//! YAML configuration: defaults, typos named, unknown models named, overrides, shipped configs.
+
+use std::path::{Path, PathBuf};
+
+use allconv_train::config::{run_dir, DeviceKind, Preprocessing};
+use allconv_train::{ExperimentConfig, GridFile, Overrides, RunConfig, TrainError};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn empty_yaml_gives_the_paper_defaults() {
+    let c = ExperimentConfig::from_yaml("{}").unwrap();
+    // PAPER.md: momentum 0.9, weight decay 0.001, 350 epochs, x0.1 at 200/250/300, batch 128,
+    // GCN (scale 55) + ZCA (epsilon 0.1), 12 models, lrs {0.25, 0.1, 0.05, 0.01}.
+    assert_eq!(c.optim.momentum, 0.9);
+    assert_eq!(c.optim.weight_decay, 0.001);
+    assert!(c.optim.weight_decay_bias);
+    assert_eq!(c.schedule.epochs, 350);
+    assert_eq!(c.schedule.milestones, vec![200, 250, 300]);
+    assert_eq!(c.schedule.gamma, 0.1);
+    assert_eq!(c.training.batch_size, 128);
+    assert_eq!(c.data.preprocessing, Preprocessing::GcnZca);
+    assert_eq!((c.data.gcn_scale, c.data.zca_epsilon), (55.0, 0.1));
+    assert_eq!(c.grid.models.len(), 12);
+    assert_eq!(c.grid.lrs, vec![0.25, 0.1, 0.05, 0.01]);
+    assert!(c.model.final_relu);
+    assert_eq!(c.grid_points().len(), 48);
+}
+
+#[test]
+fn a_misspelt_key_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.yaml");
+    std::fs::write(&path, "schedule:\n  epochs: 10\n  milestone: [5]\n").unwrap();
+    let err = ExperimentConfig::load(&path).unwrap_err();
+    assert!(matches!(err, TrainError::Yaml { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("typo.yaml"), "{message}");
+    assert!(message.contains("milestone"), "{message}");
+    assert!(
+        message.contains("milestones"),
+        "lists the valid keys: {message}"
+    );
+
+    let top = ExperimentConfig::from_yaml("trainig:\n  batch_size: 64\n")
+        .unwrap_err()
+        .to_string();
+    assert!(top.contains("trainig"), "{top}");
+    let model = ExperimentConfig::from_yaml("model:\n  final_rleu: false\n")
+        .unwrap_err()
+        .to_string();
+    assert!(model.contains("final_rleu"), "{model}");
+    let wrong_type = ExperimentConfig::from_yaml("training:\n  batch_size: many\n")
+        .unwrap_err()
+        .to_string();
+    assert!(wrong_type.contains("batch_size"), "{wrong_type}");
+}
+
+#[test]
+fn an_unknown_model_name_is_an_error_listing_the_valid_ones() {
+    let err = RunConfig::new(ExperimentConfig::default(), "all-cnn-d", 0.05, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("all-cnn-d"), "{err}");
+    assert!(
+        err.contains("all-cnn-c") && err.contains("model-a"),
+        "{err}"
+    );
+    let in_grid = ExperimentConfig::from_yaml("grid:\n  models: [model-c, modle-b]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        in_grid.contains("grid.models") && in_grid.contains("modle-b"),
+        "{in_grid}"
+    );
+}
+
+#[test]
+fn bad_values_are_named() {
+    let err = ExperimentConfig::from_yaml("grid:\n  lrs: [0.1, -1]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("grid.lrs") && err.contains("-1"), "{err}");
+    let err = ExperimentConfig::from_yaml("training:\n  batch_size: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("training.batch_size"), "{err}");
+    let err = ExperimentConfig::from_yaml("training:\n  device: tpu\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tpu"), "{err}");
+}
+
+#[test]
+fn run_folder_names_use_the_shortest_decimal_lr() {
+    let runs = Path::new("runs");
+    assert_eq!(
+        run_dir(runs, "all-cnn-c", 0.1, 0),
+        Path::new("runs/all-cnn-c/lr-0.1/seed-0")
+    );
+    assert_eq!(
+        run_dir(runs, "model-a", 0.05, 3),
+        Path::new("runs/model-a/lr-0.05/seed-3")
+    );
+    assert_eq!(
+        run_dir(runs, "model-a", 0.25, 0),
+        Path::new("runs/model-a/lr-0.25/seed-0")
+    );
+    assert_eq!(
+        run_dir(runs, "model-a", 0.01, 0),
+        Path::new("runs/model-a/lr-0.01/seed-0")
+    );
+    // names are canonicalised, so "All-CNN-C" and "all-cnn-c" share a folder
+    let rc = RunConfig::new(ExperimentConfig::default(), "All-CNN-C", 0.05, 1).unwrap();
+    assert_eq!(rc.run_dir(), Path::new("runs/all-cnn-c/lr-0.05/seed-1"));
+}
+
+#[test]
+fn command_line_overrides_replace_yaml_values() {
+    let mut c =
+        ExperimentConfig::from_yaml("schedule:\n  epochs: 10\ntraining:\n  batch_size: 64\n")
+            .unwrap();
+    c.apply(&Overrides {
+        epochs: Some(3),
+        out: Some("elsewhere".into()),
+        device: Some(DeviceKind::Cuda),
+        train_subset: Some(500),
+        no_dropout: true,
+        no_shuffle: true,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.schedule.epochs, 3);
+    assert_eq!(c.training.batch_size, 64, "not overridden: YAML value kept");
+    assert_eq!(c.out.runs, Path::new("elsewhere"));
+    assert_eq!(c.training.device, DeviceKind::Cuda);
+    assert_eq!(c.data.train_subset, Some(500));
+    assert!(!c.training.dropout && !c.training.shuffle);
+    let err = c
+        .apply(&Overrides {
+            batch_size: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("training.batch_size"), "{err}");
+}
+
+#[test]
+fn shipped_configs_load_and_describe_the_protocols() {
+    let root = repo_root();
+    let paper = ExperimentConfig::load(&root.join("configs/paper.yaml")).unwrap();
+    assert_eq!(paper.grid_points().len(), 48, "12 models x 4 lrs x 1 seed");
+    assert_eq!(paper.schedule.epochs, 350);
+    assert_eq!(paper.data.validation, 0);
+    assert_eq!(paper.data.preprocessing, Preprocessing::GcnZca);
+
+    let val = ExperimentConfig::load(&root.join("configs/paper-val.yaml")).unwrap();
+    assert_eq!(val.data.validation, 5000);
+    assert_ne!(val.out.runs, paper.out.runs, "separate run roots");
+    let mut same = val.clone();
+    same.data.validation = 0;
+    same.out = paper.out.clone();
+    assert_eq!(
+        serde_json::to_value(&same).unwrap(),
+        serde_json::to_value(&paper).unwrap(),
+        "paper-val differs from paper only in the validation split and the output folder"
+    );
+
+    let quick = ExperimentConfig::load(&root.join("configs/quick.yaml")).unwrap();
+    assert!(quick.data.train_subset.unwrap() <= 10_000);
+    assert!(quick.schedule.epochs <= 20);
+    assert!(quick.grid.models.contains(&"all-cnn-c".to_string()));
+}
+
+#[test]
+fn grid_files_round_trip_and_name_missing_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ExperimentConfig::from_yaml(
+        "grid:\n  models: [model-a, all-cnn-c]\n  lrs: [0.1, 0.05]\n  seeds: [0, 1]\n",
+    )
+    .unwrap();
+    let grid = GridFile::from_experiment(&c);
+    assert_eq!(grid.points.len(), 8);
+    let path = dir.path().join("grid.json");
+    grid.save(&path).unwrap();
+    let back = GridFile::load(&path).unwrap();
+    let exp = back.experiment().unwrap();
+    // model-major, then lr, then seed: index 5 = all-cnn-c (second model), lr 0.1, seed 1
+    let rc = back.run_config(exp, 5).unwrap();
+    assert_eq!((rc.model.as_str(), rc.lr, rc.seed), ("all-cnn-c", 0.1, 1));
+    let err = back.point(8).unwrap_err().to_string();
+    assert!(err.contains("index 8") && err.contains("0..=7"), "{err}");
+
+    // A grid may name a YAML file instead of embedding the configuration.
+    let yaml = dir.path().join("exp.yaml");
+    std::fs::write(&yaml, "schedule:\n  epochs: 7\n").unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"config": {:?}, "points": [{{"index": 3, "model": "model-b", "lr": 0.25, "seed": 2}}]}}"#,
+            yaml
+        ),
+    )
+    .unwrap();
+    let g = GridFile::load(&path).unwrap();
+    let rc = g.run_config(g.experiment().unwrap(), 3).unwrap();
+    assert_eq!(rc.config.schedule.epochs, 7);
+    assert_eq!(rc.run_dir(), Path::new("runs/model-b/lr-0.25/seed-2"));
+}

@@ -1,0 +1,106 @@
+//! Divergence is a result: a forced huge learning rate ends the run with status `diverged`.
+
+mod common;
+
+use allconv_train::divergence::{at_chance, non_finite_loss, StuckDetector};
+use allconv_train::{run, RunDir, RunOptions, RunStatus};
+
+#[test]
+fn huge_learning_rate_ends_as_diverged_not_as_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 10, 10);
+    let mut config = common::small_config(&data, &tmp.path().join("runs"), 6);
+    config.training.stuck_epochs = 2;
+    config.training.batch_size = 10;
+    let rc = common::run_config(&config, "strided-cnn-a", 1e4);
+    let result = run(&rc, &RunOptions::default()).unwrap();
+    eprintln!("{result:?}");
+    assert_eq!(result.status, RunStatus::Diverged);
+    assert!(result.epochs_run < 6, "{result:?}");
+    let reason = result.reason.clone().unwrap();
+    assert!(
+        reason.contains("non-finite") || reason.contains("stuck"),
+        "{reason}"
+    );
+    let dir = RunDir::new(rc.run_dir());
+    let json = std::fs::read_to_string(dir.result_path()).unwrap();
+    assert!(json.contains("\"status\": \"diverged\""), "{json}");
+    assert_eq!(dir.read_metrics().unwrap().len(), result.epochs_run);
+}
+
+#[test]
+fn a_dead_network_is_stopped_as_stuck_after_the_configured_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 10, 10);
+    let mut config = common::small_config(&data, &tmp.path().join("runs"), 6);
+    config.training.stuck_epochs = 2;
+    config.training.batch_size = 25;
+    // Biases of -100 silence every ReLU: all class scores are 0, so the loss is exactly ln(10),
+    // the arg-max is always class 0 (10% of the balanced synthetic labels) and no gradient flows:
+    // the paper's "dead final ReLU" trap, made certain.
+    config.model.bias_init = -100.0;
+    let rc = common::run_config(&config, "strided-cnn-a", 0.01);
+    let result = run(&rc, &RunOptions::default()).unwrap();
+    assert_eq!(result.status, RunStatus::Diverged);
+    assert_eq!(result.epochs_run, 2, "{result:?}");
+    assert!(
+        result.reason.as_deref().unwrap().starts_with("stuck"),
+        "{result:?}"
+    );
+    let rows = RunDir::new(rc.run_dir()).read_metrics().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!((rows[1].train_loss - std::f64::consts::LN_10).abs() < 1e-6);
+    assert!((rows[1].train_acc - 0.1).abs() < 1e-12);
+}
+
+#[test]
+fn non_finite_losses_are_recognised() {
+    assert!(non_finite_loss(f64::NAN, 1, 1).is_some());
+    assert!(non_finite_loss(f64::INFINITY, 1, 1).is_some());
+    assert!(non_finite_loss(1e30, 1, 1).is_none());
+    let reason = non_finite_loss(f64::NAN, 3, 17).unwrap();
+    assert!(
+        reason.contains("epoch 3") && reason.contains("step 17"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn stuck_needs_chance_loss_and_chance_accuracy_for_consecutive_epochs() {
+    // A stuck run's loss: ln(10) = 2.302585 up to float noise.
+    const STUCK_LOSS: f64 = std::f64::consts::LN_10 + 1.5e-5;
+    // ln(10) = 2.302585...: the loss of ten equal class scores.
+    assert!(at_chance(STUCK_LOSS, 0.1));
+    assert!(at_chance(2.3020, 0.109));
+    assert!(!at_chance(2.2990, 0.1), "loss 3.6e-3 below ln(10)");
+    assert!(
+        !at_chance(STUCK_LOSS, 0.12),
+        "accuracy 2 points above chance"
+    );
+
+    let mut d = StuckDetector { limit: 3, count: 0 };
+    assert!(d.end_epoch(1, STUCK_LOSS, 0.1).is_none());
+    assert!(d.end_epoch(2, STUCK_LOSS, 0.1).is_none());
+    assert!(
+        d.end_epoch(3, 1.9, 0.3).is_none(),
+        "a good epoch resets the count"
+    );
+    assert_eq!(d.count, 0);
+    assert!(d.end_epoch(4, STUCK_LOSS, 0.1).is_none());
+    assert!(d.end_epoch(5, STUCK_LOSS, 0.1).is_none());
+    let reason = d.end_epoch(6, STUCK_LOSS, 0.1).unwrap();
+    assert!(
+        reason.starts_with("stuck") && reason.contains("3 consecutive"),
+        "{reason}"
+    );
+
+    let mut off = StuckDetector { limit: 0, count: 0 };
+    for e in 1..=20 {
+        assert!(
+            off.end_epoch(e, STUCK_LOSS, 0.1).is_none(),
+            "limit 0 disables the check"
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! Two processes on one run folder: the second is refused; a killed holder leaves no stale lock.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use allconv_train::{run, RunDir, RunOptions, TrainError};
+
+const CHILD_ENV: &str = "ALLCONV_TRAIN_TEST_LOCK_HOLDER";
+
+/// Not a test on its own: when the parent test re-runs this binary with `CHILD_ENV` set to a run
+/// folder, it takes that folder's lock, says so with a `ready` file and holds it until killed.
+#[test]
+fn lock_holder_child() {
+    let Ok(folder) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let folder = PathBuf::from(folder);
+    let _lock = RunDir::new(&folder).lock().unwrap();
+    std::fs::write(folder.join("ready"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn spawn_holder(folder: &std::path::Path) -> Child {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "lock_holder_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, folder)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !folder.join("ready").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "lock holder did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn second_process_is_refused_and_a_killed_holder_releases_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 2, 10);
+    let mut config = common::small_config(&data, &tmp.path().join("runs"), 1);
+    config.training.batch_size = 10;
+    let rc = common::run_config(&config, "strided-cnn-a", 0.01);
+    let folder = rc.run_dir();
+    std::fs::create_dir_all(&folder).unwrap();
+
+    let mut holder = spawn_holder(&folder);
+    let err = run(&rc, &RunOptions::default()).unwrap_err();
+    match &err {
+        TrainError::Locked { holder: who, .. } => {
+            assert_eq!(who, &format!(" (pid {})", holder.id()))
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("another process") && message.contains("lock"),
+        "{message}"
+    );
+    assert!(
+        !RunDir::new(&folder).metrics_path().exists(),
+        "the refused process wrote nothing"
+    );
+
+    // SIGKILL: the operating system drops the flock with the process.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let result = run(&rc, &RunOptions::default()).unwrap();
+    assert_eq!(result.epochs_run, 1);
+}

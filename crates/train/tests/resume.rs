@@ -1,0 +1,125 @@
+//! Kill-and-resume equals an uninterrupted run, bit for bit, on the CPU.
+
+mod common;
+
+use std::io::Write;
+
+use allconv_train::{final_weights, run, RunDir, RunOptions, TrainError};
+
+#[test]
+fn interrupted_and_resumed_run_ends_with_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 12, 20);
+    // Dropout and shuffling on, and a milestone after the interruption: everything a resume must
+    // reproduce (masks, batch order, momentum, learning rate).
+    let mut config = common::small_config(&data, &tmp.path().join("straight"), 3);
+    config.schedule.milestones = vec![2];
+    config.training.batch_size = 16;
+    let straight = common::run_config(&config, "strided-cnn-a", 0.01);
+    run(&straight, &RunOptions::default()).unwrap();
+
+    config.out.runs = tmp.path().join("interrupted");
+    let interrupted = common::run_config(&config, "strided-cnn-a", 0.01);
+    let stop = RunOptions {
+        stop_after_epochs: Some(1),
+        ..Default::default()
+    };
+    match run(&interrupted, &stop) {
+        Err(TrainError::Interrupted { epochs_done: 1 }) => {}
+        other => panic!("expected an interruption after epoch 1, got {other:?}"),
+    }
+    let dir = RunDir::new(interrupted.run_dir());
+    assert!(!dir.result_path().exists());
+    // A process killed after appending epoch 2's row but before its checkpoint leaves a row the
+    // checkpoint does not cover; the resume must drop it, not duplicate it.
+    let mut csv = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.metrics_path())
+        .unwrap();
+    writeln!(csv, "2,0.01,9,0.5,,,9,0.5,1,1").unwrap();
+    drop(csv);
+
+    // Resume one epoch at a time (two more processes), then compare.
+    match run(&interrupted, &stop) {
+        Err(TrainError::Interrupted { epochs_done: 2 }) => {}
+        other => panic!("expected an interruption after epoch 2, got {other:?}"),
+    }
+    let result = run(&interrupted, &stop).unwrap();
+    assert_eq!(result.epochs_run, 3);
+
+    let a = final_weights(&straight.run_dir()).unwrap();
+    let b = final_weights(&interrupted.run_dir()).unwrap();
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, ta) in &a {
+        let va = ta.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let vb = b[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(
+            va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name} differs after resume"
+        );
+    }
+    let rows_a = RunDir::new(straight.run_dir()).read_metrics().unwrap();
+    let rows_b = dir.read_metrics().unwrap();
+    assert_eq!(
+        rows_b.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    for (ra, rb) in rows_a.iter().zip(&rows_b) {
+        assert_eq!(
+            (
+                ra.lr,
+                ra.train_loss,
+                ra.train_acc,
+                ra.test_loss,
+                ra.test_acc
+            ),
+            (
+                rb.lr,
+                rb.train_loss,
+                rb.train_acc,
+                rb.test_loss,
+                rb.test_acc
+            ),
+            "epoch {}",
+            ra.epoch
+        );
+    }
+    // Only the newest checkpoint's tensor files remain.
+    let mut files: Vec<String> = std::fs::read_dir(dir.checkpoint_path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "momentum-0003.safetensors",
+            "state.json",
+            "weights-0003.safetensors"
+        ]
+    );
+}
+
+#[test]
+fn resuming_with_a_different_configuration_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 4, 10);
+    let mut config = common::small_config(&data, &tmp.path().join("runs"), 2);
+    config.training.batch_size = 10;
+    let rc = common::run_config(&config, "strided-cnn-a", 0.01);
+    let stop = RunOptions {
+        stop_after_epochs: Some(1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(&rc, &stop),
+        Err(TrainError::Interrupted { .. })
+    ));
+    config.optim.weight_decay = 0.0005;
+    let changed = common::run_config(&config, "strided-cnn-a", 0.01);
+    let err = run(&changed, &stop).unwrap_err().to_string();
+    assert!(err.contains("config.optim.weight_decay"), "{err}");
+    assert!(err.contains("config.yaml"), "{err}");
+}
