@@ -181,7 +181,7 @@ fn reproduce_survives_an_interruption_and_reports_every_grid_point() {
             .unwrap();
     let checkpointed = state["epoch"].as_u64().expect("state.json has the epoch") as usize;
     let partial_rows = rows(&a_small);
-    assert!(checkpointed >= 1 && checkpointed < 3, "{state}");
+    assert!((1..3).contains(&checkpointed), "{state}");
     assert!(partial_rows.len() >= checkpointed);
     assert!(!a_huge.join("result.json").exists());
 
