@@ -133,6 +133,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.emit_slurm {
         return emit_slurm(dir, &grid, &experiment);
     }
+    if experiment.training.device == DeviceKind::Cuda && !candle_core::utils::cuda_is_available() {
+        bail!(
+            "{} trains on cuda, but this allconv was built without CUDA: use `cargo xtask \
+             reproduce --cuda ...` (or `cargo build --release --features cuda`), or pass \
+             --device cpu",
+            config_path.display()
+        );
+    }
 
     ensure_data(&experiment.data.resolved_dir())?;
     let runs = experiment.out.runs.clone();
