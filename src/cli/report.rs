@@ -157,3 +157,51 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
     }
     Ok((merge(settings), merge(provenance)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_settings_flatten_to_section_keys() {
+        let value = serde_json::json!({
+            "training": {"batch_size": 128, "device": "cpu"},
+            "schedule": {"milestones": [200, 250, 300]},
+            "data": {"train_subset": null}
+        });
+        let mut flat = BTreeMap::new();
+        flatten("", &value, &mut flat);
+        assert_eq!(flat["training.batch_size"], "128");
+        assert_eq!(flat["training.device"], "cpu");
+        assert_eq!(flat["schedule.milestones"], "[200,250,300]");
+        assert_eq!(flat["data.train_subset"], "null");
+    }
+
+    #[test]
+    fn values_that_differ_between_runs_are_all_listed() {
+        let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        values
+            .entry("schedule.epochs".into())
+            .or_default()
+            .insert("350".into());
+        values
+            .entry("schedule.epochs".into())
+            .or_default()
+            .insert("100".into());
+        values
+            .entry("training.batch_size".into())
+            .or_default()
+            .insert("128".into());
+        let merged = merge(values);
+        assert_eq!(
+            merged,
+            vec![
+                (
+                    "schedule.epochs".to_string(),
+                    "100 / 350 (differs between runs)".to_string()
+                ),
+                ("training.batch_size".to_string(), "128".to_string()),
+            ]
+        );
+    }
+}
