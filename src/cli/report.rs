@@ -13,7 +13,9 @@ use anyhow::Context;
 /// Flags of `allconv report`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Root of the run folders (`<runs>/<model>/lr-<lr>/seed-<seed>/`).
+    /// Root of the run folders (`<runs>/<model>/lr-<lr>/seed-<seed>/`). A folder holding
+    /// several experiments' roots (`runs/quick`, `runs/paper`, each with a grid.json) gets one
+    /// report per experiment.
     #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
     /// Where to write report.md, report.csv, table3.csv and figures/ (default `<runs>/report`).
@@ -23,10 +25,53 @@ pub struct Args {
 
 /// Runs `allconv report`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let out = args.out.unwrap_or_else(|| args.runs.join("report"));
-    let written = write(&args.runs, &out)?;
-    println!("{}", written.markdown.display());
+    let roots = experiment_roots(&args.runs)?;
+    if roots.len() > 1 && args.out.is_some() {
+        anyhow::bail!(
+            "{} holds {} experiments ({}); pass one of them as --runs to use --out",
+            args.runs.display(),
+            roots.len(),
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for root in roots {
+        let out = args.out.clone().unwrap_or_else(|| root.join("report"));
+        let written = write(&root, &out)?;
+        println!("{}", written.markdown.display());
+    }
     Ok(())
+}
+
+/// The runs roots to report on: `runs` itself when it holds run folders or a grid.json, else
+/// each subfolder that holds a grid.json (the layout `allconv reproduce` leaves for several
+/// experiments, e.g. `runs/quick` and `runs/paper`).
+fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !runs.is_dir() {
+        anyhow::bail!(
+            "runs folder {} does not exist (train something first, or pass --runs)",
+            runs.display()
+        );
+    }
+    if grid_file_path(runs).exists() || !allconv_report::runs::scan(runs)?.is_empty() {
+        return Ok(vec![runs.to_path_buf()]);
+    }
+    let mut roots: Vec<PathBuf> = std::fs::read_dir(runs)
+        .with_context(|| format!("reading {}", runs.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| grid_file_path(p).exists())
+        .collect();
+    roots.sort();
+    if roots.is_empty() {
+        anyhow::bail!(
+            "no run folders (<model>/lr-<lr>/seed-<seed>/) and no experiment with a grid.json under {}",
+            runs.display()
+        );
+    }
+    Ok(roots)
 }
 
 /// The grid file `allconv reproduce` writes into the runs root, so the report can show grid

@@ -282,19 +282,9 @@ fn run_grid(
     let mut finished = 0usize;
     let mut already = 0u64;
     for point in &grid.points {
-        let dir = allconv_train::config::run_dir(
-            &experiment.out.runs,
-            &point.model,
-            point.lr,
-            point.seed,
-        );
-        // Resolve the model name as the trainer will (canonical spelling) for the folder.
+        // The folder the trainer will use (its canonical spelling of the model name).
         let run_config = grid.run_config(experiment.clone(), point.index)?;
-        let dir = if dir.exists() {
-            dir
-        } else {
-            run_config.run_dir()
-        };
+        let dir = run_config.run_dir();
         match RunDir::new(&dir).result() {
             Ok(Some(result)) => {
                 finished += 1;
