@@ -23,7 +23,8 @@ pub use format::{
     OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
 };
 pub use preprocess::{
-    default_cache_dir, gcn, prepare, zca_fit, PrepareOptions, Prepared, Preprocessing, Split, Zca,
+    default_cache_dir, gcn, prepare, zca_cache_file, zca_fit, PrepareOptions, Prepared,
+    Preprocessing, Split, Zca,
 };
 pub use stats::{channel_stats, label_counts, ChannelStats};
 pub use synthetic::{synthetic_split, write_synthetic_dir};

