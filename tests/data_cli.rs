@@ -1,0 +1,75 @@
+//! `allconv data stats` and `allconv data fetch` as a user runs them, on synthetic folders.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_allconv");
+
+#[test]
+fn stats_prints_training_channel_means_of_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cifar");
+    allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
+    let out = Command::new(BIN)
+        .args(["data", "stats", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Red mean by hand from the raw files: byte 1..1025 of every 3,073-byte record.
+    let mut sum = 0u64;
+    let mut count = 0u64;
+    for name in allconv_cifar::TRAIN_FILES {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        for record in bytes.chunks_exact(3073) {
+            sum += record[1..1025].iter().map(|&b| u64::from(b)).sum::<u64>();
+            count += 1024;
+        }
+    }
+    let red = sum as f64 / count as f64;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("train mean:"))
+        .unwrap_or_else(|| panic!("no train mean line in:\n{text}"));
+    let printed: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!((printed - red).abs() < 1e-9, "{printed} vs {red}");
+    assert!(text.contains("images: 50 training, 10 test"), "{text}");
+    assert!(text.contains("differs from the official file"), "{text}");
+}
+
+#[test]
+fn stats_on_a_missing_folder_names_the_missing_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["data", "stats", "--dir"])
+        .arg(tmp.path().join("absent"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("data_batch_1.bin"), "{err}");
+}
+
+#[test]
+fn fetch_refuses_to_touch_a_folder_that_is_not_the_official_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cifar");
+    allconv_cifar::write_synthetic_dir(&dir, 2, 2, 1).unwrap();
+    let before = allconv_cifar::checksums(&dir).unwrap();
+    let out = Command::new(BIN)
+        .args(["data", "fetch", "--no-progress", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data_batch_1.bin") && err.contains("5dd7e06a14cb22eb9f671a540d1b7c25"),
+        "{err}"
+    );
+    assert_eq!(allconv_cifar::checksums(&dir).unwrap(), before);
+}
