@@ -131,9 +131,9 @@ impl Args {
                 .experiment()
                 .with_context(|| format!("the configuration of grid {}", grid_path.display()))?;
             experiment.apply(&self.overrides())?;
-            return Ok(grid
+            return grid
                 .run_config(experiment, index)
-                .with_context(|| format!("grid {}", grid_path.display()))?);
+                .with_context(|| format!("grid {}", grid_path.display()));
         }
         let mut experiment = match &self.config {
             Some(path) => ExperimentConfig::load(path)?,

@@ -209,10 +209,20 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
         limit: exp.training.stuck_epochs,
         count: state.stuck_count,
     };
-    let mut diverged: Option<String> = None;
+    // A run stopped as stuck whose process died before writing result.json stops again here,
+    // exactly where an uninterrupted run stopped.
+    let mut diverged: Option<String> = (stuck.limit > 0 && stuck.count >= stuck.limit).then(|| {
+        format!(
+            "stuck: training loss within {} of ln(10) and accuracy within 1 point of 10% for {} \
+             consecutive epochs (up to epoch {})",
+            divergence::STUCK_LOSS_TOLERANCE,
+            stuck.count,
+            state.epoch
+        )
+    });
     let mut epochs_this_process = 0;
 
-    while state.epoch < epochs {
+    while diverged.is_none() && state.epoch < epochs {
         let epoch = state.epoch; // 0-based
         let lr = schedule.lr_at(epoch);
         sgd.set_learning_rate(lr);

@@ -53,6 +53,16 @@ fn a_dead_network_is_stopped_as_stuck_after_the_configured_epochs() {
     assert_eq!(rows.len(), 2);
     assert!((rows[1].train_loss - std::f64::consts::LN_10).abs() < 1e-6);
     assert!((rows[1].train_acc - 0.1).abs() < 1e-12);
+
+    // Killed after the last checkpoint but before result.json: the resumed process stops at the
+    // same epoch instead of training on.
+    std::fs::remove_file(RunDir::new(rc.run_dir()).result_path()).unwrap();
+    let again = run(&rc, &RunOptions::default()).unwrap();
+    assert_eq!((again.status, again.epochs_run), (RunStatus::Diverged, 2));
+    assert!(
+        again.reason.as_deref().unwrap().starts_with("stuck"),
+        "{again:?}"
+    );
 }
 
 #[test]
