@@ -1,10 +1,80 @@
-//! `allconv models` (not written yet).
+//! `allconv models`: print the networks as the declarative description builds them.
+
+use allconv_models::{spec, ModelOptions, INPUT_CHANNELS, INPUT_SIZE, MODEL_NAMES};
+use anyhow::Context;
 
 /// Flags of `allconv models`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Models to print (case-insensitive); all 12 when none is given.
+    names: Vec<String>,
+    /// Number of classes (10 for CIFAR-10, 100 for CIFAR-100).
+    #[arg(long, default_value_t = 10)]
+    num_classes: usize,
+    /// Leave out the ReLU after the final class-score convolution.
+    #[arg(long)]
+    no_final_relu: bool,
+    /// Only the summary table (name, parameters, layers), not every layer.
+    #[arg(long)]
+    summary: bool,
+}
 
 /// Runs `allconv models`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("allconv models is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let options = ModelOptions {
+        num_classes: args.num_classes,
+        final_relu: !args.no_final_relu,
+        ..ModelOptions::default()
+    };
+    let names: Vec<String> = if args.names.is_empty() {
+        MODEL_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.names.clone()
+    };
+    let specs = names
+        .iter()
+        .map(|name| spec(name, &options).with_context(|| format!("model '{name}'")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    println!(
+        "{:<16} {:>12} {:>7} {:>6}",
+        "model", "parameters", "layers", "convs"
+    );
+    for s in &specs {
+        println!(
+            "{:<16} {:>12} {:>7} {:>6}",
+            s.name,
+            thousands(s.parameter_count()),
+            s.layers.len(),
+            s.conv_count()
+        );
+    }
+    if args.summary {
+        return Ok(());
+    }
+    for s in &specs {
+        println!();
+        println!(
+            "{} ({} parameters), input {INPUT_CHANNELS}x{INPUT_SIZE}x{INPUT_SIZE}",
+            s.name,
+            thousands(s.parameter_count())
+        );
+        for (i, (layer, [c, h, w])) in s.layers.iter().zip(s.shapes()).enumerate() {
+            println!("  {:>2}  {:<36} -> {c}x{h}x{w}", i + 1, layer.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// `1369738` -> `1,369,738`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }

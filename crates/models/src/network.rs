@@ -179,11 +179,10 @@ impl Network {
                     pad,
                     relu,
                 } => {
-                    let y = ops::conv2d(&h, weight, bias, *stride, *pad)?;
                     if *relu {
-                        y.relu()?
+                        ops::conv2d_relu(&h, weight, bias, *stride, *pad)?
                     } else {
-                        y
+                        ops::conv2d(&h, weight, bias, *stride, *pad)?
                     }
                 }
                 Layer::MaxPool {

@@ -1,7 +1,7 @@
 //! The im2col + GEMM convolution: forward against candle's own conv2d, and f64
 //! finite-difference gradient checks with respect to input, weight and bias.
 
-use allconv_models::ops::conv2d;
+use allconv_models::ops::{conv2d, conv2d_relu};
 use candle_core::{DType, Device, Tensor, Var};
 
 /// (kernel, stride, pad) of every convolution shape the 12 networks use: padded 3x3 and 5x5 with
@@ -204,4 +204,48 @@ fn no_input_gradient_for_a_plain_input() {
     // d(sum)/d(bias_o) = number of output positions per channel times batch = 2 * 36 = 72.
     let db = grads.get(&b).unwrap().to_vec1::<f64>().unwrap();
     assert_eq!(db, vec![72.0; 4]);
+}
+
+#[test]
+fn fused_relu_equals_conv_then_candle_relu() {
+    // Random inputs never give an output of exactly 0, where candle's ReLU gradient (>= 0)
+    // and PyTorch's (> 0) differ.
+    for (k, stride, pad) in CASES {
+        let x = Var::from_tensor(&random(&[2, 3, 7, 6], 40, DType::F64)).unwrap();
+        let w = Var::from_tensor(&random(&[4, 3, k, k], 41, DType::F64)).unwrap();
+        let b = Var::from_tensor(&random(&[4], 42, DType::F64)).unwrap();
+        let fused = conv2d_relu(&x, &w, &b, stride, pad).unwrap();
+        let reference = conv2d(&x, &w, &b, stride, pad).unwrap().relu().unwrap();
+        let r = random(fused.dims(), 43, DType::F64);
+        let a = fused.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let e = reference.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        assert_eq!(a, e, "forward k{k} s{stride} p{pad}");
+        assert!(a.iter().any(|&v| v == 0.0) && a.iter().any(|&v| v > 0.0));
+        let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for var in [&x, &w, &b] {
+            let a = g1
+                .get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            let e = g2
+                .get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            for (u, v) in a.iter().zip(&e) {
+                assert!((u - v).abs() < 1e-12, "k{k} s{stride} p{pad}: {u} vs {v}");
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType,
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType,
 };
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -243,7 +243,7 @@ fn matmul<T: WithDType>(
     }
 }
 
-fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom) -> Vec<T> {
+fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -> Vec<T> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let chunk = g.chunk();
     let parallelism = g.gemm_parallelism();
@@ -277,6 +277,14 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom) -> Vec<T> {
                     true,
                     parallelism,
                 );
+                if relu {
+                    // While the image's output is still in cache.
+                    for v in yb.iter_mut() {
+                        if *v < T::zero() {
+                            *v = T::zero();
+                        }
+                    }
+                }
             }
         });
     y
@@ -378,10 +386,12 @@ fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Re
     }
 }
 
-/// Forward convolution op on `(x [N,C,H,W], w [O,C,kh,kw], b [O])`.
+/// Forward convolution op on `(x [N,C,H,W], w [O,C,kh,kw], b [O])`, optionally followed by a
+/// fused ReLU (saves candle's separate ReLU passes and their backward over the activations).
 struct Conv2dOp {
     stride: usize,
     pad: usize,
+    relu: bool,
 }
 
 impl CustomOp3 for Conv2dOp {
@@ -413,12 +423,14 @@ impl CustomOp3 for Conv2dOp {
                 contiguous(ws, wl, "weight")?,
                 contiguous(bs, bl, "bias")?,
                 &g,
+                self.relu,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_forward::<f64>(
                 contiguous(xs, xl, "input")?,
                 contiguous(ws, wl, "weight")?,
                 contiguous(bs, bl, "bias")?,
                 &g,
+                self.relu,
             )),
             other => bail!("conv2d: dtype {:?} not supported (f32, f64)", other.dtype()),
         };
@@ -430,11 +442,15 @@ impl CustomOp3 for Conv2dOp {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let input_grad = x.track_op();
-        let grad = grad.contiguous()?;
+        let grad = if self.relu {
+            grad.contiguous()?.apply_op2_no_bwd(res, &ReluMaskOp)?
+        } else {
+            grad.contiguous()?
+        };
         let op = Conv2dBackwardOp {
             stride: self.stride,
             pad: self.pad,
@@ -519,6 +535,60 @@ impl CustomOp3 for Conv2dBackwardOp {
     }
 }
 
+/// `(dy, y) -> dy * (y > 0)`: the ReLU's backward from its output (PyTorch: no gradient at 0).
+struct ReluMaskOp;
+
+fn relu_mask<T: WithDType>(dy: &[T], y: &[T]) -> Vec<T> {
+    let mut out = vec![T::zero(); dy.len()];
+    out.par_chunks_mut(1 << 16)
+        .zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16)))
+        .for_each(|(o, (d, y))| {
+            for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
+                if y > T::zero() {
+                    *o = d;
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp2 for ReluMaskOp {
+    fn name(&self) -> &'static str {
+        "allconv-relu-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if gl.shape() != yl.shape() {
+            bail!(
+                "relu mask: gradient {:?} and output {:?} differ",
+                gl.shape(),
+                yl.shape()
+            )
+        }
+        let storage = match gs {
+            CpuStorage::F32(_) => CpuStorage::F32(relu_mask::<f32>(
+                contiguous(gs, gl, "gradient")?,
+                contiguous(ys, yl, "output")?,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(relu_mask::<f64>(
+                contiguous(gs, gl, "gradient")?,
+                contiguous(ys, yl, "output")?,
+            )),
+            other => bail!(
+                "relu mask: dtype {:?} not supported (f32, f64)",
+                other.dtype()
+            ),
+        };
+        Ok((storage, gl.shape().clone()))
+    }
+}
+
 fn storage_len(s: &CpuStorage) -> usize {
     match s {
         CpuStorage::F32(v) => v.len(),
@@ -539,16 +609,45 @@ pub fn conv2d(
     stride: usize,
     pad: usize,
 ) -> Result<Tensor> {
+    conv2d_impl(x, weight, bias, stride, pad, false)
+}
+
+/// `relu(conv2d(x, weight, bias, stride, pad))`, fused on the CPU (the backward pass masks the
+/// gradient with `output > 0`, as PyTorch's ReLU).
+pub fn conv2d_relu(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    pad: usize,
+) -> Result<Tensor> {
+    conv2d_impl(x, weight, bias, stride, pad, true)
+}
+
+fn conv2d_impl(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    pad: usize,
+    relu: bool,
+) -> Result<Tensor> {
     let fast = matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64);
     if fast {
         x.contiguous()?.apply_op3(
             &weight.contiguous()?,
             &bias.contiguous()?,
-            Conv2dOp { stride, pad },
+            Conv2dOp { stride, pad, relu },
         )
     } else {
         let out_channels = weight.dim(0)?;
-        x.conv2d(weight, pad, stride, 1, 1)?
-            .broadcast_add(&bias.reshape((1, out_channels, 1, 1))?)
+        let y = x
+            .conv2d(weight, pad, stride, 1, 1)?
+            .broadcast_add(&bias.reshape((1, out_channels, 1, 1))?)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
     }
 }

@@ -4,5 +4,5 @@
 mod conv;
 mod pool;
 
-pub use conv::conv2d;
+pub use conv::{conv2d, conv2d_relu};
 pub use pool::{max_pool2d, max_pool2d_padded, max_pool2d_reference};

@@ -1,0 +1,65 @@
+//! Times the convolution shapes of All-CNN-C (forward, and forward + backward) at batch 128 and
+//! prints GFLOP per CPU-second, a measure of GEMM efficiency that stays meaningful on a busy
+//! machine. `cargo run --release -p allconv-models --example conv_layers`.
+
+use allconv_models::ops::conv2d;
+use candle_core::{Device, Tensor, Var};
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn main() -> candle_core::Result<()> {
+    let batch = 128;
+    // (in, out, size, kernel, stride, pad)
+    let layers = [
+        (3, 96, 32, 3, 1, 1),
+        (96, 96, 32, 3, 1, 1),
+        (96, 96, 32, 3, 2, 1),
+        (96, 192, 16, 3, 1, 1),
+        (192, 192, 16, 3, 1, 1),
+        (192, 192, 16, 3, 2, 1),
+        (192, 192, 8, 3, 1, 0),
+        (192, 192, 6, 1, 1, 0),
+        (96, 192, 16, 5, 1, 2),
+    ];
+    let dev = Device::Cpu;
+    for (cin, cout, size, k, s, p) in layers {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, cin, size, size), &dev)?)?;
+        let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (cout, cin, k, k), &dev)?)?;
+        let b = Var::from_tensor(&Tensor::zeros(cout, candle_core::DType::F32, &dev)?)?;
+        let out = (size + 2 * p - k) / s + 1;
+        let macs = (batch * cout * out * out * cin * k * k) as f64;
+        let iters = 3;
+        conv2d(&x, &w, &b, s, p)?;
+        let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
+        for _ in 0..iters {
+            conv2d(&x, &w, &b, s, p)?;
+        }
+        let (fwd_wall, fwd_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
+        for _ in 0..iters {
+            conv2d(&x, &w, &b, s, p)?.sum_all()?.backward()?;
+        }
+        let (bwd_wall, bwd_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let gf = 2.0 * macs * iters as f64 / 1e9;
+        println!(
+            "{cin:>3}->{cout:>3} {size:>2}x{size:<2} k{k} s{s} p{p}: fwd {:6.1} ms {:5.1} GF/cpu-s | fwd+bwd {:6.1} ms {:5.1} GF/cpu-s",
+            fwd_wall * 1e3 / iters as f64,
+            gf / fwd_cpu.max(1e-9),
+            bwd_wall * 1e3 / iters as f64,
+            3.0 * gf / bwd_cpu.max(1e-9),
+        );
+    }
+    Ok(())
+}
