@@ -75,8 +75,29 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>, d: usize) -> Vec<f64> {
 
 #[test]
 fn whitened_covariance_is_c_times_inverse_of_c_plus_eps() {
-    let (n, d, eps) = (400, 6, 0.1);
-    let x = correlated(n, d, 5);
+    // n > d: eigendecomposition of the d x d covariance.
+    check_whitened_covariance(400, 6, 5);
+}
+
+#[test]
+fn whitened_covariance_is_right_with_fewer_vectors_than_dimensions() {
+    // n < d: the fit goes through the n x n Gram matrix; C has rank n - 1 = 6 of 12.
+    check_whitened_covariance(7, 12, 6);
+}
+
+#[test]
+fn w_is_symmetric_and_its_square_inverts_c_plus_eps() {
+    check_w_square(300, 5, 9);
+}
+
+#[test]
+fn w_from_few_vectors_is_symmetric_positive_and_its_square_inverts_c_plus_eps() {
+    check_w_square(5, 9, 10);
+}
+
+fn check_whitened_covariance(n: usize, d: usize, seed: u64) {
+    let eps = 0.1;
+    let x = correlated(n, d, seed);
     let c = covariance(&x, n, d);
     let mut c_eps = c.clone();
     for i in 0..d {
@@ -97,13 +118,12 @@ fn whitened_covariance_is_c_times_inverse_of_c_plus_eps() {
     }
     // The eigenvalues span both sides of eps, so the target is far from the identity.
     let trace: f64 = (0..d).map(|i| expected[i * d + i]).sum();
-    assert!(trace < d as f64 - 0.5, "trace {trace}");
+    assert!(trace < d.min(n) as f64 - 0.5, "trace {trace}");
 }
 
-#[test]
-fn w_is_symmetric_and_its_square_inverts_c_plus_eps() {
-    let (n, d, eps) = (300, 5, 0.1);
-    let x = correlated(n, d, 9);
+fn check_w_square(n: usize, d: usize, seed: u64) {
+    let eps = 0.1;
+    let x = correlated(n, d, seed);
     let c = covariance(&x, n, d);
     let zca = zca_fit(&x, n, d, eps).unwrap();
     let w: Vec<f64> = zca.w.iter().map(|&v| f64::from(v)).collect();
@@ -124,6 +144,16 @@ fn w_is_symmetric_and_its_square_inverts_c_plus_eps() {
             let identity = if i == j { 1.0 } else { 0.0 };
             assert!((v - identity).abs() < 1e-4, "({i},{j}): {v}");
         }
+    }
+    // Positive definite (the principal inverse square root, not another root): x^T W x > 0.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..20 {
+        let v: Vec<f64> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let q: f64 = (0..d)
+            .flat_map(|i| (0..d).map(move |j| (i, j)))
+            .map(|(i, j)| v[i] * w[i * d + j] * v[j])
+            .sum();
+        assert!(q > 0.0, "x^T W x = {q}");
     }
     // The fitted mean is the data mean.
     let mean0: f64 = x.chunks_exact(d).map(|r| f64::from(r[0])).sum::<f64>() / n as f64;
