@@ -53,9 +53,10 @@ pub struct DataConfig {
     pub gcn_scale: f64,
     /// Added to the eigenvalues before ZCA whitening (pylearn2: 0.1).
     pub zca_epsilon: f64,
-    /// Number of training images (the last ones) held out as the validation split; 0 for none.
+    /// Number of training images (the last ones, after `train_subset`) held out as the validation
+    /// split; 0 for none.
     pub validation: usize,
-    /// Use only the first N training images (after removing the validation split).
+    /// Use only the first N training images; the validation split is then taken from their end.
     pub train_subset: Option<usize>,
     /// Use only the first N test images.
     pub test_subset: Option<usize>,

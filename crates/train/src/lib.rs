@@ -4,6 +4,8 @@
 //! `metrics.csv`, `checkpoint/`, `result.json` and a lock, laid out as ARCHITECTURE.md specifies
 //! for the report.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod divergence;
