@@ -2,7 +2,7 @@
 //! prints GFLOP per CPU-second, a measure of GEMM efficiency that stays meaningful on a busy
 //! machine. `cargo run --release -p allconv-models --example conv_layers`.
 
-use allconv_models::ops::conv2d;
+use allconv_models::ops::conv2d_relu;
 use candle_core::{Device, Tensor, Var};
 
 /// User + system CPU seconds of this process so far (Linux `/proc/self/stat`).
@@ -20,9 +20,13 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> candle_core::Result<()> {
+    if std::env::var("TUNE").is_ok() {
+        println!("tune_allocator: {}", allconv_models::tune_allocator());
+    }
     let batch = 128;
     // (in, out, size, kernel, stride, pad)
     let layers = [
+        (3, 96, 32, 5, 1, 2),
         (3, 96, 32, 3, 1, 1),
         (96, 96, 32, 3, 1, 1),
         (96, 96, 32, 3, 2, 1),
@@ -34,31 +38,71 @@ fn main() -> candle_core::Result<()> {
         (96, 192, 16, 5, 1, 2),
     ];
     let dev = Device::Cpu;
-    for (cin, cout, size, k, s, p) in layers {
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, cin, size, size), &dev)?)?;
+    // ONLY=i restricts the run to layer i (for profiling).
+    let only: Option<usize> = std::env::var("ONLY").ok().and_then(|v| v.parse().ok());
+    for (index, (cin, cout, size, k, s, p)) in layers.into_iter().enumerate() {
+        if only.is_some_and(|o| o != index) {
+            continue;
+        }
+        // The network input needs no gradient (as in a network's first layer).
+        let x = Tensor::randn(0f32, 1.0, (batch, cin, size, size), &dev)?;
+        let x = if cin == 3 {
+            x
+        } else {
+            Var::from_tensor(&x)?.as_tensor().clone()
+        };
         let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (cout, cin, k, k), &dev)?)?;
         let b = Var::from_tensor(&Tensor::zeros(cout, candle_core::DType::F32, &dev)?)?;
         let out = (size + 2 * p - k) / s + 1;
         let macs = (batch * cout * out * out * cin * k * k) as f64;
         let iters = 3;
-        conv2d(&x, &w, &b, s, p)?;
+        conv2d_relu(&x, &w, &b, s, p)?;
         let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
         for _ in 0..iters {
-            conv2d(&x, &w, &b, s, p)?;
+            conv2d_relu(&x, &w, &b, s, p)?;
         }
         let (fwd_wall, fwd_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
         let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
         for _ in 0..iters {
-            conv2d(&x, &w, &b, s, p)?.sum_all()?.backward()?;
+            conv2d_relu(&x, &w, &b, s, p)?.sum_all()?.backward()?;
         }
         let (bwd_wall, bwd_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
         let gf = 2.0 * macs * iters as f64 / 1e9;
         println!(
-            "{cin:>3}->{cout:>3} {size:>2}x{size:<2} k{k} s{s} p{p}: fwd {:6.1} ms {:5.1} GF/cpu-s | fwd+bwd {:6.1} ms {:5.1} GF/cpu-s",
+            "{cin:>3}->{cout:>3} {size:>2}x{size:<2} k{k} s{s} p{p}: fwd {:6.1} ms {:6.1} cpu-ms {:5.1} GF/cpu-s | fwd+bwd {:6.1} ms {:6.1} cpu-ms {:5.1} GF/cpu-s",
             fwd_wall * 1e3 / iters as f64,
+            fwd_cpu * 1e3 / iters as f64,
             gf / fwd_cpu.max(1e-9),
             bwd_wall * 1e3 / iters as f64,
+            bwd_cpu * 1e3 / iters as f64,
             3.0 * gf / bwd_cpu.max(1e-9),
+        );
+    }
+    for (c, size) in [(96, 32), (192, 16)] {
+        if only.is_some() {
+            break;
+        }
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, c, size, size), &dev)?)?;
+        let iters = 3;
+        allconv_models::ops::max_pool2d_padded(&x)?;
+        let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
+        for _ in 0..iters {
+            allconv_models::ops::max_pool2d_padded(&x)?;
+        }
+        let (fwd_wall, fwd_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
+        for _ in 0..iters {
+            allconv_models::ops::max_pool2d_padded(&x)?
+                .sum_all()?
+                .backward()?;
+        }
+        let (bwd_wall, bwd_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        println!(
+            "max-pool {c}x{size}x{size}: fwd {:6.1} ms ({:6.1} cpu-ms) | fwd+bwd {:6.1} ms ({:6.1} cpu-ms)",
+            fwd_wall * 1e3 / iters as f64,
+            fwd_cpu * 1e3 / iters as f64,
+            bwd_wall * 1e3 / iters as f64,
+            bwd_cpu * 1e3 / iters as f64,
         );
     }
     Ok(())

@@ -279,15 +279,28 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -
                 );
                 if relu {
                     // While the image's output is still in cache.
+                    // An unconditional select (not a conditional store) so that it vectorises.
                     for v in yb.iter_mut() {
-                        if *v < T::zero() {
-                            *v = T::zero();
-                        }
+                        *v = if *v > T::zero() { *v } else { T::zero() };
                     }
                 }
             }
         });
     y
+}
+
+/// Sum with eight independent accumulators, so the adds pipeline (and vectorise) instead of
+/// waiting on one another.
+fn sum<T: WithDType>(values: &[T]) -> T {
+    let mut lanes = [T::zero(); 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::zero(), |acc, &v| acc + v);
+    lanes.iter().fold(tail, |acc, &v| acc + v)
 }
 
 /// Gradients `(dx, dw, db)` of the convolution; `dx` is empty unless `input_grad`.
@@ -335,7 +348,7 @@ fn conv_backward<T: WithDType>(
                 parallelism,
             );
             for (d, row) in db.iter_mut().zip(dyb.chunks_exact(l)) {
-                *d += row.iter().fold(T::zero(), |acc, &v| acc + v);
+                *d += sum(row);
             }
             if let Some(images) = dx_images.as_mut() {
                 let dxb = images.next().expect("one dx image per x image");
@@ -543,10 +556,9 @@ fn relu_mask<T: WithDType>(dy: &[T], y: &[T]) -> Vec<T> {
     out.par_chunks_mut(1 << 16)
         .zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16)))
         .for_each(|(o, (d, y))| {
+            // An unconditional select (not a conditional store) so that it vectorises.
             for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
-                if y > T::zero() {
-                    *o = d;
-                }
+                *o = if y > T::zero() { d } else { T::zero() };
             }
         });
     out
