@@ -9,6 +9,8 @@
 //! - [`ops`] holds the fast CPU convolution (im2col + GEMM, both directions) and the trainable
 //!   3x3/2 max-pool with padding that candle lacks.
 
+#![warn(missing_docs)]
+
 pub mod network;
 pub mod ops;
 pub mod spec;
