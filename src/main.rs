@@ -34,6 +34,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any tensor exists: lets glibc recycle the large activation buffers of a training
+    // step instead of mmapping (and page-faulting) them afresh every time.
+    allconv_models::tune_allocator();
     match Cli::parse().command {
         Command::Data(a) => cli::data::run(a),
         Command::Models(a) => cli::models::run(a),
