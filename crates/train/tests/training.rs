@@ -112,4 +112,29 @@ fn short_run_lowers_the_loss_and_writes_the_run_folder() {
     let again = run(&rc, &RunOptions::default()).unwrap();
     assert_eq!(again, result);
     assert_eq!(dir.read_metrics().unwrap().len(), 4);
+
+    // --init-from: a run started from these final weights begins where this one ended, far below
+    // the first epoch's loss of a fresh start.
+    let mut finetune = config.clone();
+    finetune.out.runs = tmp.path().join("finetune");
+    finetune.schedule.epochs = 1;
+    finetune.training.init_from = Some(dir.final_weights_path());
+    let ft = common::run_config(&finetune, "strided-cnn-a", 0.001);
+    run(&ft, &RunOptions::default()).unwrap();
+    let ft_rows = RunDir::new(ft.run_dir()).read_metrics().unwrap();
+    assert!(
+        ft_rows[0].train_loss < 0.7 * rows[0].train_loss
+            && ft_rows[0].train_loss < 1.2 * rows[3].train_loss,
+        "fine-tuning epoch loss {} vs fresh first epoch {} and last epoch {}",
+        ft_rows[0].train_loss,
+        rows[0].train_loss,
+        rows[3].train_loss
+    );
+    // Weights of another network are refused, naming the tensor.
+    let wrong = common::run_config(&finetune, "all-cnn-c", 0.001);
+    let err = run(&wrong, &RunOptions::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("weights.safetensors") && err.contains("conv1.weight"),
+        "{err}"
+    );
 }
