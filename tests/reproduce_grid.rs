@@ -4,6 +4,8 @@
 //! numbers of its metrics.csv. And `--emit-slurm`: the script passes `bash -n`, and running it by
 //! hand for one index trains exactly that grid point.
 
+#![cfg(unix)]
+
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
