@@ -168,7 +168,8 @@ fn gcn_zca_whitens_with_training_statistics_only() {
     // Fitted on the training part: its whitened mean is zero (up to f32 round-off)...
     let train_mean = mean_abs(&p.train.images);
     assert!(train_mean < 1e-4, "train mean {train_mean}");
-    // ...while the test set keeps its shift. Fitting on the test set would make this ~0 too.
+    // ...while the test set keeps its shift, over 100 times the training bound. Fitting on the
+    // test set would make this ~0 too.
     let test_mean = mean_abs(&p.test.images);
-    assert!(test_mean > 0.1, "test mean {test_mean}");
+    assert!(test_mean > 0.01, "test mean {test_mean}");
 }
