@@ -67,15 +67,7 @@ impl Sgd {
 
     /// An optimizer over every variable of a `VarMap`, by name.
     pub fn from_varmap(varmap: &candle_nn::VarMap, config: SgdConfig) -> Result<Self> {
-        let mut vars: Vec<(String, Var)> = varmap
-            .data()
-            .lock()
-            .expect("VarMap mutex poisoned")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        Self::from_named(vars, config)
+        Self::from_named(crate::checkpoint::named_vars(varmap), config)
     }
 
     /// The hyper-parameters.
