@@ -211,30 +211,31 @@ pub fn dropout(x: &Tensor, rate: f64, seed: u64, stream: u64) -> candle_core::Re
     let count = x.elem_count();
     let mask = match x.dtype() {
         DType::F64 => {
-            let m: Vec<f64> = (0..count)
-                .map(|_| {
-                    if u64::from(rng.next_u32()) < threshold {
-                        0.0
-                    } else {
-                        keep
-                    }
-                })
-                .collect();
+            let m = dropout_mask(&mut rng, count, threshold, keep);
             Tensor::from_vec(m, x.shape(), x.device())?
         }
         dtype => {
-            let keep = keep as f32;
-            let m: Vec<f32> = (0..count)
-                .map(|_| {
-                    if u64::from(rng.next_u32()) < threshold {
-                        0.0
-                    } else {
-                        keep
-                    }
-                })
-                .collect();
+            let m = dropout_mask(&mut rng, count, threshold, keep as f32);
             Tensor::from_vec(m, x.shape(), x.device())?.to_dtype(dtype)?
         }
     };
     x.mul(&mask)
+}
+
+/// `count` mask values: 0 where a uniform u32 falls below `threshold`, `keep` elsewhere.
+fn dropout_mask<T: candle_core::WithDType>(
+    rng: &mut ChaCha8Rng,
+    count: usize,
+    threshold: u64,
+    keep: T,
+) -> Vec<T> {
+    (0..count)
+        .map(|_| {
+            if u64::from(rng.next_u32()) < threshold {
+                T::zero()
+            } else {
+                keep
+            }
+        })
+        .collect()
 }
