@@ -172,6 +172,18 @@ fn single<T: Clone + std::fmt::Debug>(flag: &str, values: &[T], from: &str) -> a
     }
 }
 
+/// Test hook for deterministic interruption tests (`tests/reproduce_grid.rs`): with
+/// `ALLCONV_TEST_HOLD=<run folder>=<epochs>` in the environment, the run in that folder stops
+/// after that many epochs (checkpointed) and waits to be killed. Without it a test that signals a
+/// grid mid-run races the trainer, and on a fast machine the grid can finish first.
+fn test_hold(dir: &std::path::Path) -> Option<usize> {
+    let value = std::env::var("ALLCONV_TEST_HOLD").ok()?;
+    let (folder, epochs) = value.rsplit_once('=')?;
+    (std::path::Path::new(folder) == dir)
+        .then(|| epochs.parse().ok())
+        .flatten()
+}
+
 /// Runs `allconv train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.run_config()?;
@@ -187,6 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &config,
         &RunOptions {
             progress,
+            hold_after_epochs: test_hold(&dir),
             ..Default::default()
         },
     )

@@ -38,6 +38,9 @@ pub struct RunOptions {
     /// Test hook: return [`TrainError::Interrupted`] after this many epochs of this process (after
     /// their checkpoint), as if the process had been killed there.
     pub stop_after_epochs: Option<usize>,
+    /// Test hook: after this many epochs of this process (after their checkpoint), block until the
+    /// process is killed, so a test can interrupt a run at a known point instead of racing it.
+    pub hold_after_epochs: Option<usize>,
 }
 
 /// The dropout seed of one training step, a mix of run seed, epoch and step so every step draws
@@ -331,6 +334,11 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
             return Err(TrainError::Interrupted {
                 epochs_done: state.epoch,
             });
+        }
+        if options.hold_after_epochs == Some(epochs_this_process) && state.epoch < epochs {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
     }
     bar.finish_and_clear();
