@@ -450,6 +450,26 @@ impl CustomOp3 for Conv2dOp {
         Ok((storage, shape))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ws: &candle_core::CudaStorage,
+        wl: &Layout,
+        bs: &candle_core::CudaStorage,
+        bl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::conv_forward(
+            self.stride,
+            self.pad,
+            self.relu,
+            (xs, xl),
+            (ws, wl),
+            (bs, bl),
+        )
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -546,6 +566,26 @@ impl CustomOp3 for Conv2dBackwardOp {
         let len = storage_len(&storage);
         Ok((storage, Shape::from(len)))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ws: &candle_core::CudaStorage,
+        wl: &Layout,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::conv_backward(
+            self.stride,
+            self.pad,
+            self.input_grad,
+            (xs, xl),
+            (ws, wl),
+            (gs, gl),
+        )
+    }
 }
 
 /// `(dy, y) -> dy * (y > 0)`: the ReLU's backward from its output (PyTorch: no gradient at 0).
@@ -599,6 +639,27 @@ impl CustomOp2 for ReluMaskOp {
         };
         Ok((storage, gl.shape().clone()))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+        ys: &candle_core::CudaStorage,
+        yl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::relu_mask((gs, gl), (ys, yl))
+    }
+}
+
+/// Whether our ops run `x` (f32/f64 on the CPU; f32 on CUDA with the `cuda` feature), rather
+/// than the candle fallback.
+pub(crate) fn own_kernels(x: &Tensor) -> bool {
+    match x.device() {
+        Device::Cpu => matches!(x.dtype(), DType::F32 | DType::F64),
+        Device::Cuda(_) => cfg!(feature = "cuda") && x.dtype() == DType::F32,
+        _ => false,
+    }
 }
 
 fn storage_len(s: &CpuStorage) -> usize {
@@ -644,8 +705,7 @@ fn conv2d_impl(
     pad: usize,
     relu: bool,
 ) -> Result<Tensor> {
-    let fast = matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64);
-    if fast {
+    if own_kernels(x) {
         x.contiguous()?.apply_op3(
             &weight.contiguous()?,
             &bias.contiguous()?,

@@ -2,6 +2,8 @@
 //! and a padded, differentiable max-pool.
 
 mod conv;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod pool;
 
 pub use conv::{conv2d, conv2d_relu};

@@ -15,7 +15,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, WithDType,
+    bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType,
 };
 use rayon::prelude::*;
 
@@ -153,6 +153,15 @@ impl CustomOp1 for MaxPoolOp {
         };
         Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::max_pool_forward(self.kernel, self.stride, self.pad, (s, l))
+    }
 }
 
 /// Backward op on `(x, dy)`: recomputes each window's arg-max and adds `dy` there.
@@ -199,6 +208,17 @@ impl CustomOp2 for MaxPoolBackwardOp {
             ),
         };
         Ok((storage, xl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::max_pool_backward(self.kernel, self.stride, self.pad, (xs, xl), (gs, gl))
     }
 }
 
@@ -275,8 +295,7 @@ fn max_pool2d_composed(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> 
 /// On the CPU with f32 or f64 a custom op (backward sends each output gradient to the first
 /// arg-max of its window); elsewhere composed from candle ops.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    let fast = matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64);
-    if fast {
+    if super::conv::own_kernels(x) {
         x.contiguous()?.apply_op1(MaxPoolOp {
             kernel,
             stride,
