@@ -8,3 +8,21 @@ mod pool;
 
 pub use conv::{conv2d, conv2d_relu};
 pub use pool::{max_pool2d, max_pool2d_padded, max_pool2d_reference};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static TF32: AtomicBool = AtomicBool::new(false);
+
+/// Allows TF32 tensor-core math (10-bit mantissa products, fp32 accumulation) in the CUDA
+/// convolutions (cuDNN) and matrix products (cuBLAS); off by default, i.e. exact fp32. Has no
+/// effect on the CPU. Process-wide, like PyTorch's `torch.backends.{cudnn,cuda.matmul}.allow_tf32`.
+pub fn set_tf32(on: bool) {
+    TF32.store(on, Ordering::Relaxed);
+    #[cfg(feature = "cuda")]
+    candle_core::cuda::set_gemm_reduced_precision_f32(on);
+}
+
+/// Whether [`set_tf32`] allowed TF32 math.
+pub fn tf32() -> bool {
+    TF32.load(Ordering::Relaxed)
+}
