@@ -14,7 +14,7 @@ mod preprocess;
 mod stats;
 mod synthetic;
 
-pub use batch::{batch_count, batches, Batches, Order};
+pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
 pub use error::CifarError;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
 pub use format::{
