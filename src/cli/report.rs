@@ -195,6 +195,7 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
         add("git revision".into(), p.git_revision.clone());
         add("allconv version".into(), p.allconv_version.clone());
         add("device".into(), p.device.clone());
+        add("precision".into(), precision(&saved.config.training));
         add("data folder".into(), p.data_dir.display().to_string());
         for (file, md5) in &p.data_md5 {
             add(format!("md5 {file}"), md5.clone());
@@ -203,9 +204,30 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
     Ok((merge(settings), merge(provenance)))
 }
 
+/// The arithmetic a run used, as the report states it.
+fn precision(training: &allconv_train::config::TrainingConfig) -> String {
+    match (training.device, training.tf32) {
+        (allconv_train::config::DeviceKind::Cuda, true) => {
+            "fp32 weights, TF32 tensor-core math in convolutions and matrix products".into()
+        }
+        _ => "fp32 (TF32 off)".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_states_tf32_only_where_it_applied() {
+        let mut training = allconv_train::config::TrainingConfig::default();
+        assert_eq!(precision(&training), "fp32 (TF32 off)");
+        // TF32 asked for on the CPU: there are no tensor cores, the run was plain fp32.
+        training.tf32 = true;
+        assert_eq!(precision(&training), "fp32 (TF32 off)");
+        training.device = allconv_train::config::DeviceKind::Cuda;
+        assert!(precision(&training).contains("TF32 tensor-core math"));
+    }
 
     #[test]
     fn nested_settings_flatten_to_section_keys() {

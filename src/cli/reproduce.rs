@@ -72,6 +72,10 @@ pub struct Args {
     /// cpu or cuda, instead of `training.device` (`--emit-slurm` defaults to cuda).
     #[arg(long)]
     pub device: Option<DeviceKind>,
+    /// Allow TF32 tensor-core math on CUDA (`training.tf32: true`); recorded in each run's
+    /// config and stated in the report.
+    #[arg(long)]
+    pub tf32: bool,
     /// CIFAR-10 folder, instead of `data.dir` (fetched when its files are missing).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -116,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out: args.out.clone(),
             data_dir: args.data_dir.clone(),
             device,
+            tf32: args.tf32,
             ..Overrides::default()
         })
         .context("applying the command-line flags to the experiment")?;

@@ -81,6 +81,12 @@ pub struct Args {
     /// training.shuffle: false.
     #[arg(long)]
     no_shuffle: bool,
+    /// training.tf32: true (TF32 tensor-core math in CUDA convolutions and matrix products).
+    #[arg(long)]
+    tf32: bool,
+    /// training.loss_read_every: read the loss from the device every N steps.
+    #[arg(long)]
+    loss_read_every: Option<usize>,
     /// optim.momentum
     #[arg(long)]
     momentum: Option<f64>,
@@ -117,6 +123,8 @@ impl Args {
             init_from: self.init_from.clone(),
             no_dropout: self.no_dropout,
             no_shuffle: self.no_shuffle,
+            tf32: self.tf32,
+            loss_read_every: self.loss_read_every,
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             final_relu: self.final_relu,

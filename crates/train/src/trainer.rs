@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
-use allconv_cifar::{batch_count, batches, Order, Split};
+use allconv_cifar::{batch_count, DeviceSplit, Order};
 use allconv_models::{Mode, Network};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarMap};
@@ -57,37 +57,91 @@ pub fn dropout_seed(seed: u64, epoch: usize, step: usize) -> u64 {
 }
 
 /// Mean cross-entropy and accuracy (fraction) of `net` on `split` in evaluation mode (no dropout);
-/// `None` for an empty split.
+/// `None` for an empty split. The per-batch results stay on the device until one read at the end.
 pub fn evaluate(
     net: &Network,
-    split: &Split,
+    split: &DeviceSplit,
     batch_size: usize,
-    device: &Device,
 ) -> Result<Option<(f64, f64)>> {
     if split.is_empty() {
         return Ok(None);
     }
-    let mut loss_sum = 0.0;
-    let mut correct = 0u64;
-    for batch in batches(split, batch_size, Order::Sequential, true, device)? {
+    let mut pending = PendingSteps::default();
+    for batch in split.batches(batch_size, Order::Sequential, true)? {
         let (x, y) = batch?;
         let logits = net.forward(&x, Mode::Eval)?;
-        let b = y.dims1()?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
-        loss_sum += f64::from(loss) * b as f64;
-        correct += count_correct(&logits, &y)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        pending.push(&loss, &logits, &y)?;
+    }
+    let mut loss_sum = 0.0;
+    let mut correct = 0u64;
+    for step in pending.read()? {
+        loss_sum += step.loss * step.batch as f64;
+        correct += step.correct;
     }
     let n = split.len() as f64;
     Ok(Some((loss_sum / n, correct as f64 / n)))
 }
 
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<u64> {
-    let predicted = logits.argmax(1)?;
-    Ok(predicted
-        .eq(labels)?
-        .to_dtype(DType::U32)?
-        .sum_all()?
-        .to_scalar::<u32>()? as u64)
+/// Losses and correct counts of steps not yet read from the device.
+///
+/// Why: `to_scalar` waits for the device to finish all queued work; doing it every step keeps a
+/// GPU idle while the host prepares the next one. The tensors are detached so they do not keep
+/// the step's autograd graph (all its activations) alive.
+#[derive(Default)]
+struct PendingSteps {
+    losses: Vec<Tensor>,
+    correct: Vec<Tensor>,
+    batches: Vec<usize>,
+}
+
+/// One step's numbers, read back.
+struct StepResult {
+    loss: f64,
+    correct: u64,
+    batch: usize,
+}
+
+impl PendingSteps {
+    fn push(&mut self, loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<()> {
+        self.losses.push(loss.detach());
+        let correct = logits
+            .detach()
+            .argmax(1)?
+            .eq(labels)?
+            .to_dtype(DType::U32)?
+            .sum_all()?;
+        self.correct.push(correct);
+        self.batches.push(labels.dims1()?);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Reads every pending step (one transfer each for losses and counts) and clears.
+    fn read(&mut self) -> Result<Vec<StepResult>> {
+        if self.batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let losses: Vec<f32> = Tensor::stack(&self.losses, 0)?.to_vec1()?;
+        let correct: Vec<u32> = Tensor::stack(&self.correct, 0)?.to_vec1()?;
+        let steps = losses
+            .into_iter()
+            .zip(correct)
+            .zip(&self.batches)
+            .map(|((loss, correct), &batch)| StepResult {
+                loss: f64::from(loss),
+                correct: u64::from(correct),
+                batch,
+            })
+            .collect();
+        self.losses.clear();
+        self.correct.clear();
+        self.batches.clear();
+        Ok(steps)
+    }
 }
 
 /// Trains one run into its folder (`config.run_dir()`), resuming from its checkpoint if there is
@@ -147,6 +201,13 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
         )));
     }
 
+    // Uploaded once: every batch is then gathered on the device (see `DeviceSplit`).
+    let train = DeviceSplit::new(&data.train, &device)?;
+    let validation = DeviceSplit::new(&data.validation, &device)?;
+    let test = DeviceSplit::new(&data.test, &device)?;
+    drop(data);
+    allconv_models::ops::set_tf32(exp.training.tf32);
+
     let varmap = VarMap::new();
     let net = Network::new(&spec, &varmap, &device, config.seed)?;
     let mut sgd = Sgd::from_varmap(
@@ -202,7 +263,7 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
     };
     let epochs = exp.schedule.epochs;
     let batch_size = exp.training.batch_size;
-    let steps_per_epoch = batch_count(data.train.len(), batch_size, exp.training.keep_last_batch);
+    let steps_per_epoch = batch_count(train.len(), batch_size, exp.training.keep_last_batch);
     let bar = say.bar(
         (epochs * steps_per_epoch) as u64,
         (state.epoch * steps_per_epoch) as u64,
@@ -242,13 +303,10 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
         let mut loss_sum = 0.0;
         let mut correct = 0u64;
         let mut seen = 0usize;
-        let iter = batches(
-            &data.train,
-            batch_size,
-            order,
-            exp.training.keep_last_batch,
-            &device,
-        )?;
+        let mut pending = PendingSteps::default();
+        let read_every = exp.training.loss_read_every;
+        let iter = train.batches(batch_size, order, exp.training.keep_last_batch)?;
+        let last_step = iter.len();
         for (step, batch) in iter.enumerate() {
             let (x, y) = batch?;
             let mode = if exp.training.dropout {
@@ -260,18 +318,28 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
             };
             let logits = net.forward(&x, mode)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let loss_value = f64::from(loss.to_scalar::<f32>()?);
-            if let Some(reason) = divergence::non_finite_loss(loss_value, epoch + 1, step + 1) {
-                diverged = Some(reason);
+            sgd.backward_step(&loss)?;
+            pending.push(&loss, &logits, &y)?;
+            bar.inc(1);
+            if pending.len() < read_every && step + 1 < last_step {
+                continue;
+            }
+            let first_step = step + 1 - pending.len();
+            for (i, result) in pending.read()?.into_iter().enumerate() {
+                if let Some(reason) =
+                    divergence::non_finite_loss(result.loss, epoch + 1, first_step + i + 1)
+                {
+                    diverged = Some(reason);
+                    break;
+                }
+                loss_sum += result.loss * result.batch as f64;
+                correct += result.correct;
+                seen += result.batch;
+            }
+            if diverged.is_some() {
                 break;
             }
-            sgd.backward_step(&loss)?;
-            let b = y.dims1()?;
-            loss_sum += loss_value * b as f64;
-            correct += count_correct(&logits, &y)?;
-            seen += b;
             let elapsed = started.elapsed().as_secs_f64();
-            bar.inc(1);
             bar.set_message(format!(
                 "epoch {}/{} loss {:.4} acc {:.1}% {:.0} img/s",
                 epoch + 1,
@@ -293,8 +361,8 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
         let evaluate_now = last || (epoch + 1) % exp.training.eval_every == 0;
         let (val, test) = if evaluate_now {
             (
-                evaluate(&net, &data.validation, batch_size, &device)?,
-                evaluate(&net, &data.test, batch_size, &device)?,
+                evaluate(&net, &validation, batch_size)?,
+                evaluate(&net, &test, batch_size)?,
             )
         } else {
             (None, None)
