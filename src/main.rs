@@ -26,7 +26,8 @@ enum Command {
     /// Measure forward and training throughput (images/second) per model.
     Bench(cli::bench::Args),
     /// Train one grid point (one model, one learning rate, one seed) into its run folder.
-    Train(cli::train::Args),
+    /// (Boxed: its many flags would make every variant as large.)
+    Train(Box<cli::train::Args>),
     /// Run the whole grid of a config, then write the report.
     Reproduce(cli::reproduce::Args),
     /// Write report.md, report.csv and curves from run folders.
@@ -41,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Data(a) => cli::data::run(a),
         Command::Models(a) => cli::models::run(a),
         Command::Bench(a) => cli::bench::run(a),
-        Command::Train(a) => cli::train::run(a),
+        Command::Train(a) => cli::train::run(*a),
         Command::Reproduce(a) => cli::reproduce::run(a),
         Command::Report(a) => cli::report::run(a),
     }
