@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
@@ -14,8 +14,8 @@ use crate::{ops, ModelError};
 pub enum Mode {
     /// Evaluation: no dropout, deterministic.
     Eval,
-    /// Training: dropout masks drawn from a ChaCha8 RNG seeded with `dropout_seed` (one stream
-    /// per dropout layer), so the same seed gives the same masks on every run and device.
+    /// Training: dropout masks hashed from `dropout_seed` (one stream per dropout layer, see
+    /// [`ops::Dropout`]), so the same seed gives the same masks on every run and device.
     Train {
         /// Seed of this forward pass's dropout masks (e.g. derived from run seed and step).
         dropout_seed: u64,
@@ -197,45 +197,9 @@ impl Network {
     }
 }
 
-/// Inverted dropout: zero each element with probability `rate`, scale the rest by
-/// `1 / (1 - rate)`. The mask comes from ChaCha8 seeded with `seed`, stream `stream`.
+/// Inverted dropout: zero each element with probability `rate` (in `[0, 1)`), scale the rest by
+/// `1 / (1 - rate)`. The mask is a hash of `(seed, stream, element index)`, the same on every
+/// device ([`ops::Dropout`]); the backward pass regenerates it. `rate` 0 returns `x`.
 pub fn dropout(x: &Tensor, rate: f64, seed: u64, stream: u64) -> candle_core::Result<Tensor> {
-    if rate <= 0.0 {
-        return Ok(x.clone());
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream);
-    // Drop when a uniform u32 falls below rate * 2^32.
-    let threshold = (rate * 4_294_967_296.0) as u64;
-    let keep = 1.0 / (1.0 - rate);
-    let count = x.elem_count();
-    let mask = match x.dtype() {
-        DType::F64 => {
-            let m = dropout_mask(&mut rng, count, threshold, keep);
-            Tensor::from_vec(m, x.shape(), x.device())?
-        }
-        dtype => {
-            let m = dropout_mask(&mut rng, count, threshold, keep as f32);
-            Tensor::from_vec(m, x.shape(), x.device())?.to_dtype(dtype)?
-        }
-    };
-    x.mul(&mask)
-}
-
-/// `count` mask values: 0 where a uniform u32 falls below `threshold`, `keep` elsewhere.
-fn dropout_mask<T: candle_core::WithDType>(
-    rng: &mut ChaCha8Rng,
-    count: usize,
-    threshold: u64,
-    keep: T,
-) -> Vec<T> {
-    (0..count)
-        .map(|_| {
-            if u64::from(rng.next_u32()) < threshold {
-                T::zero()
-            } else {
-                keep
-            }
-        })
-        .collect()
+    ops::dropout(x, rate, seed, stream)
 }

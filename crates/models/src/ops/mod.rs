@@ -1,13 +1,18 @@
 //! Tensor operations that candle lacks or does slowly on the CPU: an im2col + GEMM convolution
-//! and a padded, differentiable max-pool.
+//! and a padded, differentiable max-pool; plus dropout with a device-independent mask and a
+//! fused in-place SGD step.
 
 mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod dropout;
 mod pool;
+mod sgd;
 
 pub use conv::{conv2d, conv2d_relu};
+pub use dropout::{dropout, dropout_bits, Dropout};
 pub use pool::{max_pool2d, max_pool2d_padded, max_pool2d_reference};
+pub use sgd::sgd_step;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

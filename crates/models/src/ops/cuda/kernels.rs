@@ -1,32 +1,313 @@
-//! Our own CUDA kernels (scaffold: to be written).
+//! Our own CUDA kernels (`kernels.cu`, compiled to PTX by build.rs): padded max-pool forward and
+//! backward, ReLU mask, dropout and the fused SGD step. Each launcher checks its inputs, applies
+//! the layouts' start offsets and launches one kernel on candle's stream; the kernels themselves
+//! are documented in `kernels.cu`.
 
-use candle_core::{bail, CudaStorage, Layout, Result, Shape};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaDType, WrapErr};
+use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
+
+/// The PTX of `kernels.cu`; the driver JIT-compiles it for the card on first use.
+const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/allconv_kernels.ptx"));
+/// The module name under which candle caches the loaded PTX per device.
+const MODULE: &str = "allconv_kernels";
+const BLOCK: u32 = 256;
+
+/// One thread per element (the kernels loop with a grid stride, so the cap is only a limit on
+/// the number of blocks, not on what gets computed).
+fn config(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 30) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The elements of a contiguous tensor (its start offset applied), or a clear error.
+fn view<'a, T: CudaDType>(
+    s: &'a CudaStorage,
+    l: &Layout,
+    op: &str,
+    what: &str,
+) -> Result<CudaView<'a, T>> {
+    let Some((start, end)) = l.contiguous_offsets() else {
+        bail!("{op}: the {what} must be contiguous")
+    };
+    Ok(slice(s, op, what)?.slice(start..end))
+}
+
+fn slice<'a, T: CudaDType>(s: &'a CudaStorage, op: &str, what: &str) -> Result<&'a CudaSlice<T>> {
+    match s.as_cuda_slice::<T>() {
+        Ok(v) => Ok(v),
+        Err(_) => bail!(
+            "{op}: the {what} is {:?}, this kernel takes {:?}",
+            s.dtype(),
+            std::any::type_name::<T>()
+        ),
+    }
+}
+
+/// Pool geometry with the same checks as the CPU op; `(planes, h, w, out_h, out_w)`.
+fn pool_geometry(
+    l: &Layout,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<(usize, usize, usize, usize, usize)> {
+    let (n, c, h, w) = l.shape().dims4()?;
+    if stride == 0 || kernel == 0 || 2 * pad > kernel {
+        bail!("max_pool2d: kernel {kernel} stride {stride} pad {pad}: pad must be <= kernel/2")
+    }
+    if h + 2 * pad < kernel || w + 2 * pad < kernel {
+        bail!("max_pool2d: kernel {kernel} pad {pad} does not fit input {h}x{w}")
+    }
+    // The kernels index within a (padded) plane with 32-bit ints.
+    let padded = (h + 2 * pad).checked_mul(w + 2 * pad);
+    if padded.is_none_or(|p| p > i32::MAX as usize) || stride > i32::MAX as usize / 2 {
+        bail!("max_pool2d: input plane {h}x{w} (kernel {kernel}, stride {stride}) too large for the CUDA kernel")
+    }
+    Ok((
+        n * c,
+        h,
+        w,
+        (h + 2 * pad - kernel) / stride + 1,
+        (w + 2 * pad - kernel) / stride + 1,
+    ))
+}
+
+fn f32_only(s: &CudaStorage, op: &str) -> Result<()> {
+    if s.dtype() != DType::F32 {
+        bail!("{op}: dtype {:?} not supported on CUDA (f32)", s.dtype())
+    }
+    Ok(())
+}
 
 /// Padded max-pool forward, same contract as the CPU `MaxPoolOp`.
 pub(crate) fn max_pool_forward(
-    _kernel: usize,
-    _stride: usize,
-    _pad: usize,
-    _x: (&CudaStorage, &Layout),
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    (xs, xl): (&CudaStorage, &Layout),
 ) -> Result<(CudaStorage, Shape)> {
-    bail!("max_pool2d: the CUDA kernel is not written yet")
+    const OP: &str = "max_pool2d";
+    f32_only(xs, OP)?;
+    let (planes, h, w, out_h, out_w) = pool_geometry(xl, kernel, stride, pad)?;
+    let (n, c, _, _) = xl.shape().dims4()?;
+    let x = view::<f32>(xs, xl, OP, "input")?;
+    let dev = &xs.device;
+    let count = planes * out_h * out_w;
+    // SAFETY: the kernel writes every one of the `count` elements.
+    let y = unsafe { dev.alloc::<f32>(count)? };
+    if count > 0 {
+        let func = dev.get_or_load_custom_func("allconv_max_pool_fwd_f32", MODULE, PTX)?;
+        let mut b = func.builder();
+        let (planes, dims) = (
+            planes as u64,
+            [h, w, out_h, out_w, kernel, stride, pad].map(|d| d as i32),
+        );
+        b.arg(&x).arg(&y).arg(&planes);
+        for d in &dims {
+            b.arg(d);
+        }
+        // SAFETY: argument types and order match the kernel's signature; `x` holds
+        // planes*h*w elements and `y` planes*out_h*out_w.
+        unsafe { b.launch(config(count)) }.w()?;
+    }
+    Ok((
+        CudaStorage::wrap_cuda_slice(y, dev.clone()),
+        Shape::from((n, c, out_h, out_w)),
+    ))
 }
 
 /// Max-pool backward (gradient to the first arg-max), same contract as `MaxPoolBackwardOp`.
 pub(crate) fn max_pool_backward(
-    _kernel: usize,
-    _stride: usize,
-    _pad: usize,
-    _x: (&CudaStorage, &Layout),
-    _dy: (&CudaStorage, &Layout),
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    (xs, xl): (&CudaStorage, &Layout),
+    (gs, gl): (&CudaStorage, &Layout),
 ) -> Result<(CudaStorage, Shape)> {
-    bail!("max_pool2d backward: the CUDA kernel is not written yet")
+    const OP: &str = "max_pool2d backward";
+    f32_only(xs, OP)?;
+    let (planes, h, w, out_h, out_w) = pool_geometry(xl, kernel, stride, pad)?;
+    let (n, c, _, _) = xl.shape().dims4()?;
+    if gl.shape().dims() != [n, c, out_h, out_w] {
+        bail!(
+            "{OP}: gradient shape {:?} does not match the output [{n}, {c}, {out_h}, {out_w}]",
+            gl.shape()
+        )
+    }
+    let x = view::<f32>(xs, xl, OP, "input")?;
+    let dy = view::<f32>(gs, gl, OP, "gradient")?;
+    let dev = &xs.device;
+    let count = planes * h * w;
+    // SAFETY: one thread per input element writes it.
+    let dx = unsafe { dev.alloc::<f32>(count)? };
+    if count > 0 {
+        let func = dev.get_or_load_custom_func("allconv_max_pool_bwd_f32", MODULE, PTX)?;
+        let mut b = func.builder();
+        let (planes, dims) = (
+            planes as u64,
+            [h, w, out_h, out_w, kernel, stride, pad].map(|d| d as i32),
+        );
+        b.arg(&x).arg(&dy).arg(&dx).arg(&planes);
+        for d in &dims {
+            b.arg(d);
+        }
+        // SAFETY: as in the forward; `dy` holds planes*out_h*out_w elements, `dx` planes*h*w.
+        unsafe { b.launch(config(count)) }.w()?;
+    }
+    Ok((
+        CudaStorage::wrap_cuda_slice(dx, dev.clone()),
+        xl.shape().clone(),
+    ))
 }
 
 /// `dy * (y > 0)`, same contract as the CPU `ReluMaskOp`.
 pub(crate) fn relu_mask(
-    _dy: (&CudaStorage, &Layout),
-    _y: (&CudaStorage, &Layout),
+    (gs, gl): (&CudaStorage, &Layout),
+    (ys, yl): (&CudaStorage, &Layout),
 ) -> Result<(CudaStorage, Shape)> {
-    bail!("relu mask: the CUDA kernel is not written yet")
+    const OP: &str = "relu mask";
+    f32_only(gs, OP)?;
+    if gl.shape() != yl.shape() {
+        bail!(
+            "{OP}: gradient {:?} and output {:?} differ",
+            gl.shape(),
+            yl.shape()
+        )
+    }
+    let dy = view::<f32>(gs, gl, OP, "gradient")?;
+    let y = view::<f32>(ys, yl, OP, "output")?;
+    let dev = &gs.device;
+    let count = gl.shape().elem_count();
+    // SAFETY: the kernel writes every element.
+    let out = unsafe { dev.alloc::<f32>(count)? };
+    if count > 0 {
+        let func = dev.get_or_load_custom_func("allconv_relu_mask_f32", MODULE, PTX)?;
+        let mut b = func.builder();
+        let n = count as u64;
+        b.arg(&dy).arg(&y).arg(&out).arg(&n);
+        // SAFETY: matches the kernel's signature; all three buffers hold `count` elements.
+        unsafe { b.launch(config(count)) }.w()?;
+    }
+    Ok((
+        CudaStorage::wrap_cuda_slice(out, dev.clone()),
+        gl.shape().clone(),
+    ))
+}
+
+/// Dropout of a contiguous f32/f64 tensor with the host-derived `key` and `threshold` (see
+/// `ops/dropout.rs`); kept elements are multiplied by `scale` rounded to the dtype.
+pub(crate) fn dropout(
+    (xs, xl): (&CudaStorage, &Layout),
+    key: u64,
+    threshold: u64,
+    scale: f64,
+) -> Result<CudaStorage> {
+    const OP: &str = "dropout";
+    let dev = &xs.device;
+    let count = xl.shape().elem_count();
+    let n = count as u64;
+    match xs.dtype() {
+        DType::F32 => {
+            let x = view::<f32>(xs, xl, OP, "input")?;
+            // SAFETY: the kernel writes every element.
+            let y = unsafe { dev.alloc::<f32>(count)? };
+            if count > 0 {
+                let func = dev.get_or_load_custom_func("allconv_dropout_f32", MODULE, PTX)?;
+                let mut b = func.builder();
+                let scale = scale as f32;
+                b.arg(&x)
+                    .arg(&y)
+                    .arg(&n)
+                    .arg(&key)
+                    .arg(&threshold)
+                    .arg(&scale);
+                // SAFETY: matches the kernel's signature; both buffers hold `count` elements.
+                unsafe { b.launch(config(count)) }.w()?;
+            }
+            Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
+        }
+        DType::F64 => {
+            let x = view::<f64>(xs, xl, OP, "input")?;
+            // SAFETY: the kernel writes every element.
+            let y = unsafe { dev.alloc::<f64>(count)? };
+            if count > 0 {
+                let func = dev.get_or_load_custom_func("allconv_dropout_f64", MODULE, PTX)?;
+                let mut b = func.builder();
+                b.arg(&x)
+                    .arg(&y)
+                    .arg(&n)
+                    .arg(&key)
+                    .arg(&threshold)
+                    .arg(&scale);
+                // SAFETY: as for f32.
+                unsafe { b.launch(config(count)) }.w()?;
+            }
+            Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
+        }
+        other => bail!("{OP}: dtype {other:?} not supported on CUDA (f32, f64)"),
+    }
+}
+
+/// The fused SGD step on contiguous `w`, `v` (written in place) and `g` of one dtype (f32 or
+/// f64); see `ops/sgd.rs` for the formula.
+pub(crate) fn sgd_step(
+    (ws, wl): (&mut CudaStorage, &Layout),
+    (vs, vl): (&mut CudaStorage, &Layout),
+    (gs, gl): (&CudaStorage, &Layout),
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+) -> Result<()> {
+    const OP: &str = "sgd_step";
+    let range = |l: &Layout, what: &str| match l.contiguous_offsets() {
+        Some(r) => Ok(r),
+        None => bail!("{OP}: the {what} must be contiguous"),
+    };
+    let (w0, w1) = range(wl, "parameter")?;
+    let (v0, v1) = range(vl, "momentum buffer")?;
+    let count = w1 - w0;
+    if v1 - v0 != count || gl.shape().elem_count() != count {
+        bail!("{OP}: parameter, momentum buffer and gradient differ in size")
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    let dev = ws.device.clone();
+    let n = count as u64;
+    let decay = i32::from(weight_decay != 0.0);
+    let dtypes = (ws.dtype(), vs.dtype(), gs.dtype());
+    match dtypes {
+        (DType::F32, DType::F32, DType::F32) => {
+            let g = view::<f32>(gs, gl, OP, "gradient")?;
+            let mut w = ws.as_cuda_slice_mut::<f32>()?.slice_mut(w0..w1);
+            let mut v = vs.as_cuda_slice_mut::<f32>()?.slice_mut(v0..v1);
+            let func = dev.get_or_load_custom_func("allconv_sgd_f32", MODULE, PTX)?;
+            let mut b = func.builder();
+            let (lr, momentum, wd) = (lr as f32, momentum as f32, weight_decay as f32);
+            b.arg(&mut w).arg(&mut v).arg(&g).arg(&n);
+            b.arg(&lr).arg(&momentum).arg(&wd).arg(&decay);
+            // SAFETY: matches the kernel's signature; the three views hold `count` elements
+            // and `w`, `v` are distinct allocations (checked by `sgd_step`).
+            unsafe { b.launch(config(count)) }.w()?;
+        }
+        (DType::F64, DType::F64, DType::F64) => {
+            let g = view::<f64>(gs, gl, OP, "gradient")?;
+            let mut w = ws.as_cuda_slice_mut::<f64>()?.slice_mut(w0..w1);
+            let mut v = vs.as_cuda_slice_mut::<f64>()?.slice_mut(v0..v1);
+            let func = dev.get_or_load_custom_func("allconv_sgd_f64", MODULE, PTX)?;
+            let mut b = func.builder();
+            b.arg(&mut w).arg(&mut v).arg(&g).arg(&n);
+            b.arg(&lr).arg(&momentum).arg(&weight_decay).arg(&decay);
+            // SAFETY: as for f32.
+            unsafe { b.launch(config(count)) }.w()?;
+        }
+        (w, v, g) => bail!(
+            "{OP}: parameter {w:?}, momentum buffer {v:?}, gradient {g:?}: expected all f32 or all f64 on CUDA"
+        ),
+    }
+    Ok(())
 }

@@ -8,4 +8,4 @@ mod cudnn;
 mod kernels;
 
 pub(crate) use cudnn::{conv_backward, conv_forward};
-pub(crate) use kernels::{max_pool_backward, max_pool_forward, relu_mask};
+pub(crate) use kernels::{dropout, max_pool_backward, max_pool_forward, relu_mask, sgd_step};
