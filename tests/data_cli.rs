@@ -73,3 +73,48 @@ fn fetch_refuses_to_touch_a_folder_that_is_not_the_official_data() {
     );
     assert_eq!(allconv_cifar::checksums(&dir).unwrap(), before);
 }
+
+#[test]
+fn subset_keeps_the_first_records_of_every_file_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, to) = (tmp.path().join("cifar"), tmp.path().join("small"));
+    allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
+    let out = Command::new(BIN)
+        .args(["data", "subset", "--per-file", "3", "--test", "4", "--dir"])
+        .arg(&dir)
+        .arg("--to")
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each output file is the first records (3,073 bytes each) of its source file.
+    for name in allconv_cifar::TRAIN_FILES {
+        let source = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(
+            std::fs::read(to.join(name)).unwrap(),
+            source[..3 * 3073],
+            "{name}"
+        );
+    }
+    let test = std::fs::read(dir.join(allconv_cifar::TEST_FILE)).unwrap();
+    assert_eq!(
+        std::fs::read(to.join(allconv_cifar::TEST_FILE)).unwrap(),
+        test[..4 * 3073]
+    );
+
+    // More than a file holds: refused, naming the limit.
+    let out = Command::new(BIN)
+        .args(["data", "subset", "--per-file", "11", "--test", "4", "--dir"])
+        .arg(&dir)
+        .arg("--to")
+        .arg(tmp.path().join("too-big"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected 1..=10 images"), "{err}");
+}

@@ -23,6 +23,22 @@ enum DataCommand {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Write a smaller CIFAR-10 folder (first N images of each training file, first M test
+    /// images) in the same layout, e.g. to carry data to a machine without network.
+    Subset {
+        /// Source folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Target folder (created).
+        #[arg(long)]
+        to: PathBuf,
+        /// Images taken from each of the five training files.
+        #[arg(long)]
+        per_file: usize,
+        /// Test images taken.
+        #[arg(long)]
+        test: usize,
+    },
     /// Print md5 status, label counts and the per-channel mean/std of the training images.
     Stats {
         /// Data folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
@@ -34,6 +50,27 @@ enum DataCommand {
 /// Runs `allconv data`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
+        DataCommand::Subset {
+            dir,
+            to,
+            per_file,
+            test,
+        } => {
+            let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
+            let data = allconv_cifar::load_dir(&dir)
+                .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
+            let subset = data
+                .subset(per_file, test)
+                .with_context(|| format!("taking a subset of {}", dir.display()))?;
+            allconv_cifar::write_split_dir(&to, &subset)
+                .with_context(|| format!("writing the subset into {}", to.display()))?;
+            println!(
+                "{}: {} training images ({per_file} from each file), {test} test images",
+                to.display(),
+                subset.train.len()
+            );
+            Ok(())
+        }
         DataCommand::Fetch { dir, no_progress } => {
             let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
             let opts = FetchOptions {

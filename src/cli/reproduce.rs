@@ -32,6 +32,8 @@ pub enum Preset {
     Paper,
     /// `configs/paper-val.yaml`: the paper's grid with a validation split held out.
     PaperVal,
+    /// `configs/gpu-smoke.yaml`: 2 models, 4 epochs, a 10,000-image subset, on CUDA.
+    GpuSmoke,
 }
 
 impl Preset {
@@ -41,6 +43,7 @@ impl Preset {
             Preset::Quick => "configs/quick.yaml",
             Preset::Paper => "configs/paper.yaml",
             Preset::PaperVal => "configs/paper-val.yaml",
+            Preset::GpuSmoke => "configs/gpu-smoke.yaml",
         })
     }
 }
@@ -51,7 +54,7 @@ pub struct Args {
     /// Experiment file (YAML); default: the preset's file, else `configs/paper.yaml`.
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
-    /// A named experiment: quick (CPU, minutes), paper, paper-val.
+    /// A named experiment: quick (CPU, minutes), paper, paper-val, gpu-smoke (CUDA, minutes).
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// Grid points trained at once (each is its own process; several small runs share a GPU).
@@ -147,7 +150,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    ensure_data(&experiment.data.resolved_dir())?;
+    let data_dir = experiment.data.resolved_dir();
+    if args.preset == Some(Preset::GpuSmoke) && args.data_dir.is_none() {
+        ensure_smoke_subset(&data_dir)?;
+    } else {
+        ensure_data(&data_dir)?;
+    }
     let runs = experiment.out.runs.clone();
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
     let grid_path = super::report::grid_file_path(&runs);
@@ -180,17 +188,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Fetches CIFAR-10 into `dir` unless all six batch files are there. Existing files are left
 /// to the trainer to validate (a test may train on a synthetic set in the same layout).
 fn ensure_data(dir: &Path) -> anyhow::Result<()> {
-    let complete = allconv_cifar::TRAIN_FILES
-        .iter()
-        .chain(std::iter::once(&allconv_cifar::TEST_FILE))
-        .all(|f| dir.join(f).is_file());
-    if complete {
+    if has_all_files(dir) {
         return Ok(());
     }
     eprintln!("CIFAR-10 is not in {}: fetching it", dir.display());
     allconv_cifar::fetch(dir, &allconv_cifar::FetchOptions::default())
         .with_context(|| format!("fetching CIFAR-10 into {}", dir.display()))?;
     Ok(())
+}
+
+/// Images from each training file, and test images, of the `gpu-smoke` preset's subset.
+const SMOKE_PER_FILE: usize = 2000;
+const SMOKE_TEST: usize = 2000;
+
+/// Makes the `gpu-smoke` subset in `dir` from the full data set (fetched if missing) unless
+/// `dir` holds all six files already (e.g. carried to a GPU machine that has no network).
+fn ensure_smoke_subset(dir: &Path) -> anyhow::Result<()> {
+    if has_all_files(dir) {
+        return Ok(());
+    }
+    let full = allconv_cifar::default_data_dir();
+    ensure_data(&full)?;
+    eprintln!(
+        "making the gpu-smoke subset in {} ({SMOKE_PER_FILE} images from each training file of {}, {SMOKE_TEST} test images)",
+        dir.display(),
+        full.display()
+    );
+    let data = allconv_cifar::load_dir(&full)
+        .with_context(|| format!("reading CIFAR-10 from {}", full.display()))?;
+    let subset = data.subset(SMOKE_PER_FILE, SMOKE_TEST)?;
+    allconv_cifar::write_split_dir(dir, &subset)
+        .with_context(|| format!("writing the gpu-smoke subset into {}", dir.display()))
+}
+
+fn has_all_files(dir: &Path) -> bool {
+    allconv_cifar::TRAIN_FILES
+        .iter()
+        .chain(std::iter::once(&allconv_cifar::TEST_FILE))
+        .all(|f| dir.join(f).is_file())
 }
 
 /// What happened to the grid.

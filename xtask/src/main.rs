@@ -12,7 +12,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str = "usage:
-  cargo xtask reproduce [--cuda] [--config FILE | --preset quick|paper|paper-val] [--jobs N]
+  cargo xtask reproduce [--cuda] [--config FILE | --preset quick|paper|paper-val|gpu-smoke] [--jobs N]
                         [--models A,B] [--lrs X,Y] [--seeds S,T] [--out DIR] [--device cpu|cuda]
                         [--data-dir DIR] [--emit-slurm DIR]
   cargo xtask report [--runs DIR] [--out DIR]

@@ -115,6 +115,44 @@ pub struct Cifar10 {
     pub test: RawSplit,
 }
 
+impl Cifar10 {
+    /// A smaller data set in the same layout: the first `per_train_file` images of each of the
+    /// five training files and the first `test` test images. For checks that must carry their
+    /// data (a GPU machine without network); the classes stay roughly balanced because every
+    /// official file is shuffled.
+    pub fn subset(&self, per_train_file: usize, test: usize) -> Result<Cifar10> {
+        let files = TRAIN_FILES.len();
+        let file_len = self.train.len() / files;
+        if self.train.len() % files != 0 || per_train_file == 0 || per_train_file > file_len {
+            return Err(CifarError::InvalidOption {
+                option: "per_train_file",
+                reason: format!(
+                    "expected 1..={file_len} images from each of the {files} training files                      ({} training images), got {per_train_file}",
+                    self.train.len()
+                ),
+            });
+        }
+        if test == 0 || test > self.test.len() {
+            return Err(CifarError::InvalidOption {
+                option: "test",
+                reason: format!("expected 1..={} test images, got {test}", self.test.len()),
+            });
+        }
+        let mut train = RawSplit::default();
+        for k in 0..files {
+            let part = self
+                .train
+                .slice(k * file_len..k * file_len + per_train_file);
+            train.images.extend_from_slice(&part.images);
+            train.labels.extend_from_slice(&part.labels);
+        }
+        Ok(Cifar10 {
+            train,
+            test: self.test.slice(0..test),
+        })
+    }
+}
+
 /// `$ALLCONV_DATA` if set and not empty, else `data/cifar-10-batches-bin` (relative to the
 /// working directory).
 pub fn default_data_dir() -> PathBuf {

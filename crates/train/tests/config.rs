@@ -173,6 +173,20 @@ fn shipped_configs_load_and_describe_the_protocols() {
     assert!(quick.data.train_subset.unwrap() <= 10_000);
     assert!(quick.schedule.epochs <= 20);
     assert!(quick.grid.models.contains(&"all-cnn-c".to_string()));
+
+    // gpu-smoke: small enough to carry (10,000 + 2,000 images = 36.9 MB of records), on CUDA,
+    // exact fp32, and the exact model pair it promises.
+    let smoke = ExperimentConfig::load(&root.join("configs/gpu-smoke.yaml")).unwrap();
+    assert_eq!(
+        smoke.training.device,
+        allconv_train::config::DeviceKind::Cuda
+    );
+    assert!(!smoke.training.tf32);
+    assert_eq!(smoke.grid.models, ["all-cnn-c", "model-c"]);
+    assert!(smoke.schedule.epochs <= 5);
+    // The paper's runs read the loss from the GPU every 50 steps; exact fp32 by default.
+    assert_eq!(paper.training.loss_read_every, 50);
+    assert!(!paper.training.tf32);
 }
 
 #[test]
