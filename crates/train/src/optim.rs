@@ -28,7 +28,8 @@ struct Param {
 }
 
 /// Stochastic gradient descent with momentum and L2 weight decay in PyTorch/Caffe semantics:
-/// `v = m*v + g + wd*w; w -= lr*v`, one velocity buffer per parameter.
+/// `v = m*v + g + wd*w; w -= lr*v`, one velocity buffer per parameter, both updated in place by
+/// one fused pass per parameter ([`allconv_models::ops::sgd_step`]).
 ///
 /// candle-nn's own `SGD` has no momentum and no weight decay, hence this type. Buffers are keyed by
 /// parameter *name* (a `VarMap`'s iteration order differs between processes), so they can be saved
@@ -80,7 +81,9 @@ impl Sgd {
         self.params.iter().map(|p| p.name.as_str()).collect()
     }
 
-    /// The velocity buffers by parameter name.
+    /// The velocity buffers by parameter name. They share storage with the optimizer's own
+    /// buffers, which [`candle_nn::Optimizer::step`] updates in place: copy them to keep a
+    /// snapshot across a step.
     pub fn momentum_buffers(&self) -> BTreeMap<String, Tensor> {
         self.params
             .iter()
@@ -114,7 +117,13 @@ impl Sgd {
                     p.var.dims()
                 )));
             }
-            p.velocity = buf.to_device(p.var.device())?.to_dtype(p.var.dtype())?;
+            // A copy of its own: the steps update it in place, and must not write into the
+            // caller's tensor (or into storage that a view shares).
+            p.velocity = buf
+                .to_device(p.var.device())?
+                .to_dtype(p.var.dtype())?
+                .contiguous()?
+                .copy()?;
         }
         Ok(())
     }
@@ -162,19 +171,20 @@ impl candle_nn::Optimizer for Sgd {
             weight_decay,
             ..
         } = self.config;
-        for p in &mut self.params {
+        for p in &self.params {
             let Some(grad) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let weights = p.var.as_tensor().detach();
-            let direction = if p.decay && weight_decay != 0.0 {
-                (grad + weights.affine(weight_decay, 0.0)?)?
-            } else {
-                grad.clone()
-            };
-            let velocity = (p.velocity.affine(momentum, 0.0)? + direction)?;
-            p.var.set(&(weights - velocity.affine(lr, 0.0)?)?)?;
-            p.velocity = velocity;
+            let weight_decay = if p.decay { weight_decay } else { 0.0 };
+            // One fused in-place pass (one kernel on CUDA) over weights and velocity.
+            allconv_models::ops::sgd_step(
+                p.var.as_tensor(),
+                &p.velocity,
+                grad,
+                lr,
+                momentum,
+                weight_decay,
+            )?;
         }
         Ok(())
     }
