@@ -87,9 +87,23 @@ fn bench_prints_a_positive_rate_per_model() {
         .lines()
         .find(|l| l.starts_with("strided-cnn-a"))
         .unwrap_or_else(|| panic!("no row in\n{text}"));
-    // name, parameters (839242 per PAPER.md), forward rate, training rate.
+    // name, precision (fp32 only on the CPU), parameters (839242 per PAPER.md), eval rate
+    // (+ per-CPU-second rate), training rate.
     let fields: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(fields[1], "839242");
-    let forward: f64 = fields[2].parse().unwrap();
+    assert_eq!(fields[1], "fp32");
+    assert_eq!(fields[2], "839242");
+    let forward: f64 = fields[3].parse().unwrap();
     assert!(forward > 0.0, "{row}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("strided-cnn"))
+            .count(),
+        1
+    );
+
+    // TF32 is a CUDA mode: asking for it on the CPU is refused with the reason.
+    let out = allconv(&["bench", "--models", "strided-cnn-a", "--precision", "tf32"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TF32 exists only on CUDA"), "{err}");
 }

@@ -1,14 +1,18 @@
 //! `allconv bench`: forward and training-step throughput per model.
 //!
-//! The training step is forward (train mode, dropout on) + cross-entropy + backward + a plain
-//! SGD update `w -= lr * g` of every weight, the work of one step of the real trainer without
-//! momentum and weight decay.
+//! The training step is the trainer's: forward (train mode, dropout on) + cross-entropy +
+//! backward + the SGD update with momentum 0.9 and weight decay 0.001 (PyTorch's benchmark does
+//! the same with `torch.optim.SGD`). On CUDA nothing is read back inside the timed loop: the
+//! device is synchronised once at the end, as a real training loop that reads its loss only
+//! every N steps.
 
 use std::time::Instant;
 
 use allconv_models::{spec, Mode, ModelOptions, Network, MODEL_NAMES};
+use allconv_train::optim::{Sgd, SgdConfig};
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
+use candle_nn::Optimizer;
 use candle_nn::VarMap;
 
 /// Flags of `allconv bench`.
@@ -26,6 +30,19 @@ pub struct Args {
     /// `cpu`, or `cuda` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Arithmetic to measure, comma-separated: fp32 (exact), tf32 (tensor-core math in CUDA
+    /// convolutions and matrix products). Default: fp32 on the CPU, both on CUDA.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    precision: Vec<Precision>,
+}
+
+/// The arithmetic of a measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Precision {
+    /// Exact fp32.
+    Fp32,
+    /// TF32 tensor-core math in CUDA convolutions and matrix products.
+    Tf32,
 }
 
 /// Runs `allconv bench`.
@@ -51,71 +68,93 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|name| spec(name, &options).with_context(|| format!("--models: '{name}'")))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    let precisions = match (args.precision.is_empty(), &device) {
+        (false, _) => args.precision.clone(),
+        (true, Device::Cpu) => vec![Precision::Fp32],
+        (true, _) => vec![Precision::Fp32, Precision::Tf32],
+    };
+    if device.is_cpu() && precisions.contains(&Precision::Tf32) {
+        anyhow::bail!("--precision tf32: TF32 exists only on CUDA; use --device cuda");
+    }
+
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "device {}, batch {}, {} timed iterations, f32, {threads} CPU threads",
+        "device {}, batch {}, {} timed iterations, {threads} CPU threads",
         args.device, args.batch, args.iters
     );
     println!(
-        "{:<16} {:>12} {:>24} {:>24}",
-        "model", "parameters", "forward img/s", "fwd+bwd+SGD img/s"
+        "{:<16} {:>9} {:>12} {:>24} {:>24}",
+        "model", "precision", "parameters", "eval img/s", "train img/s"
     );
     let images = Tensor::randn(0f32, 1.0, (args.batch, 3, 32, 32), &device)?;
     let labels: Vec<u32> = (0..args.batch as u32).map(|i| i % 10).collect();
     let labels = Tensor::from_vec(labels, args.batch, &device)?;
     for s in &specs {
-        let varmap = VarMap::new();
-        let net = Network::new(s, &varmap, &device, 0)?;
-        let vars = varmap.all_vars();
-
-        let forward = |_: usize| -> anyhow::Result<()> {
-            let logits = net.forward(&images, Mode::Eval)?;
-            // Reading one value forces the computation on asynchronous devices.
-            logits.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-            Ok(())
-        };
-        let step = |i: usize| -> anyhow::Result<()> {
-            let logits = net.forward(
-                &images,
-                Mode::Train {
-                    dropout_seed: i as u64,
+        for &precision in &precisions {
+            allconv_models::ops::set_tf32(precision == Precision::Tf32);
+            let varmap = VarMap::new();
+            let net = Network::new(s, &varmap, &device, 0)?;
+            let mut sgd = Sgd::from_varmap(
+                &varmap,
+                SgdConfig {
+                    lr: 0.01,
+                    momentum: 0.9,
+                    weight_decay: 0.001,
+                    weight_decay_bias: true,
                 },
             )?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-            let grads = loss.backward()?;
-            for var in &vars {
-                if let Some(g) = grads.get(var.as_tensor()) {
-                    var.set(&(var.as_tensor() - (g * 0.01)?)?)?;
-                }
-            }
-            loss.to_scalar::<f32>()?;
-            Ok(())
-        };
-        let forward_rate = images_per_second(args.batch, args.iters, &forward)?;
-        let step_rate = images_per_second(args.batch, args.iters, &step)?;
-        println!(
-            "{:<16} {:>12} {:>24} {:>24}",
-            s.name,
-            s.parameter_count(),
-            forward_rate.to_string(),
-            step_rate.to_string()
-        );
+
+            let forward = |_: usize| -> anyhow::Result<()> {
+                net.forward(&images, Mode::Eval)?;
+                Ok(())
+            };
+            let mut step = |i: usize| -> anyhow::Result<()> {
+                let logits = net.forward(
+                    &images,
+                    Mode::Train {
+                        dropout_seed: i as u64,
+                    },
+                )?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+                sgd.backward_step(&loss)?;
+                Ok(())
+            };
+            let forward_rate = images_per_second(&device, args.batch, args.iters, forward)?;
+            let step_rate = images_per_second(&device, args.batch, args.iters, &mut step)?;
+            println!(
+                "{:<16} {:>9} {:>12} {:>24} {:>24}",
+                s.name,
+                format!("{precision:?}").to_ascii_lowercase(),
+                s.parameter_count(),
+                forward_rate.to_string(),
+                step_rate.to_string()
+            );
+        }
     }
+    allconv_models::ops::set_tf32(false);
     Ok(())
 }
 
-/// Images per wall-clock second and per CPU-second of `work` over `iters` timed calls after one
-/// warm-up call.
+/// Images per wall-clock second and per CPU-second of `work` over `iters` timed calls after
+/// warm-up calls (one on the CPU; three on CUDA, where the first calls also choose the cuDNN
+/// algorithms and fill the allocator). The device is synchronised before the clock starts and
+/// before it stops, so queued GPU work is counted.
 fn images_per_second(
+    device: &Device,
     batch: usize,
     iters: usize,
-    work: &dyn Fn(usize) -> anyhow::Result<()>,
+    mut work: impl FnMut(usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<Rate> {
-    work(0)?;
-    let (start, cpu_start) = (Instant::now(), cpu_seconds());
-    for i in 1..=iters {
+    let warm_up = if device.is_cpu() { 1 } else { 3 };
+    for i in 0..warm_up {
         work(i)?;
     }
+    device.synchronize()?;
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
+    for i in 0..iters {
+        work(warm_up + i)?;
+    }
+    device.synchronize()?;
     let images = (batch * iters) as f64;
     Ok(Rate {
         wall: images / start.elapsed().as_secs_f64(),
