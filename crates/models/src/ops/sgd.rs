@@ -13,7 +13,7 @@ use std::cell::Cell;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Result, Tensor, WithDType,
+    bail, CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Result, Tensor, WithDType,
 };
 use rayon::prelude::*;
 
@@ -84,11 +84,7 @@ pub fn sgd_step(
         weight_decay,
     };
     let fused = matches!(w.dtype(), DType::F32 | DType::F64)
-        && match w.device() {
-            Device::Cpu => true,
-            Device::Cuda(_) => cfg!(feature = "cuda"),
-            _ => false,
-        };
+        && (w.device().is_cpu() || (cfg!(feature = "cuda") && w.device().is_cuda()));
     if !fused {
         return composed(w, v, g, hyper);
     }

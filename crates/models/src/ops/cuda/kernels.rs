@@ -3,6 +3,7 @@
 //! the layouts' start offsets and launches one kernel on candle's stream; the kernels themselves
 //! are documented in `kernels.cu`.
 
+use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
@@ -41,7 +42,7 @@ fn slice<'a, T: CudaDType>(s: &'a CudaStorage, op: &str, what: &str) -> Result<&
     match s.as_cuda_slice::<T>() {
         Ok(v) => Ok(v),
         Err(_) => bail!(
-            "{op}: the {what} is {:?}, this kernel takes {:?}",
+            "{op}: the {what} is {:?}, this kernel takes {}",
             s.dtype(),
             std::any::type_name::<T>()
         ),
