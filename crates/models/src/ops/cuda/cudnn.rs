@@ -132,9 +132,13 @@ impl Key {
         [self.n, self.o, self.out_h(), self.out_w()]
     }
 
-    /// Whether any tensor is empty (cuDNN rejects zero-sized descriptors).
-    fn empty(&self) -> bool {
-        self.x_len() == 0 || self.w_len() == 0
+    /// Refuses a zero-size kernel or channel count with a non-empty output, which cuDNN cannot
+    /// describe (an empty output is handled before: its gradients are empty sums, [`zeros`]).
+    fn check_kernel(&self, op: &str) -> Result<()> {
+        if self.w_len() == 0 {
+            bail!("{op}: {self}: the CUDA path needs at least one channel and a non-empty kernel")
+        }
+        Ok(())
     }
 }
 
@@ -706,13 +710,12 @@ fn choose<P: Perf>(
         .max()
         .unwrap_or(0);
 
-    let timed = if find_bytes == 0 {
+    let mut timed = if find_bytes == 0 {
         None
     } else {
         // SAFETY: scratch memory, only written by cuDNN.
         unsafe { stream.alloc::<u8>(find_bytes) }.ok()
     };
-    let mut timed = timed;
     if find_bytes == 0 || timed.is_some() {
         let (ws, ws_len, guard) = raw_mut(&mut timed, stream);
         let mut results = vec![zeroed; capacity];
@@ -827,9 +830,10 @@ pub(crate) fn conv_forward(
     let b = input(bs, bl, OP, "bias")?;
     let dev = &xs.device;
     let shape = Shape::from_dims(&key.y_dims());
-    if key.y_len() == 0 || key.empty() {
+    if key.y_len() == 0 {
         return zeros(dev, key.y_len(), shape);
     }
+    key.check_kernel(OP)?;
     let y = with_state(dev, |state| {
         let DeviceState {
             plans,
@@ -1052,9 +1056,10 @@ pub(crate) fn conv_backward(
     let (nw, nb) = (key.w_len(), key.o);
     let total = nx + nw + nb;
     let shape = Shape::from(total);
-    if key.y_len() == 0 || key.empty() {
+    if key.y_len() == 0 {
         return zeros(dev, total, shape);
     }
+    key.check_kernel(OP)?;
     let f32_bytes = std::mem::size_of::<f32>();
     let out = with_state(dev, |state| {
         let DeviceState {
@@ -1085,11 +1090,13 @@ pub(crate) fn conv_backward(
             let db_at = dw_at + (nw * f32_bytes) as u64;
             // dw and db sit at arbitrary offsets of `out`; if either is misaligned for cuDNN's
             // vectorised kernels they are computed in a fresh buffer and copied over.
+            // In that buffer db starts at the aligned offset `nw_padded`.
             let aligned = dw_at % ALIGN as u64 == 0 && db_at % ALIGN as u64 == 0;
+            let nw_padded = nw.next_multiple_of(ALIGN / f32_bytes);
             if !aligned {
                 // SAFETY: fully written by cuDNN (beta = 0) before being copied.
                 scratch = Some(
-                    unsafe { stream.alloc::<f32>(nw + nb) }.map_err(driver_error(
+                    unsafe { stream.alloc::<f32>(nw_padded + nb) }.map_err(driver_error(
                         OP,
                         "allocating the gradient buffer",
                         &key,
@@ -1103,8 +1110,10 @@ pub(crate) fn conv_backward(
                 }
                 None => (None, None),
             };
-            let dw_ptr = scratch_p.unwrap_or(dw_at);
-            let db_ptr = dw_ptr + (nw * f32_bytes) as u64;
+            let (dw_ptr, db_ptr) = match scratch_p {
+                Some(p) => (p, p + (nw_padded * f32_bytes) as u64),
+                None => (dw_at, db_at),
+            };
             let (dxp, dwp, dbp) = (
                 dx_ptr as *mut c_void,
                 dw_ptr as *mut c_void,
@@ -1294,18 +1303,24 @@ pub(crate) fn conv_backward(
                 )
             };
             check(OP, "backward bias", &key, s)?;
-            if let Some(src) = scratch_p {
-                // SAFETY: both ranges hold nw + nb f32 inside live buffers; same stream, so
-                // the copy runs after the kernels that wrote `scratch`.
-                unsafe {
-                    cudarc::driver::result::memcpy_dtod_async(
-                        dw_at,
-                        src,
-                        (nw + nb) * f32_bytes,
-                        stream.cu_stream(),
-                    )
+            if scratch_p.is_some() {
+                for (dst, src, len) in [(dw_at, dw_ptr, nw), (db_at, db_ptr, nb)] {
+                    // SAFETY: both ranges hold `len` f32 inside live buffers (`out`, `scratch`);
+                    // same stream, so the copy runs after the kernels that wrote `scratch`.
+                    unsafe {
+                        cudarc::driver::result::memcpy_dtod_async(
+                            dst,
+                            src,
+                            len * f32_bytes,
+                            stream.cu_stream(),
+                        )
+                    }
+                    .map_err(driver_error(
+                        OP,
+                        "copying the weight gradient",
+                        &key,
+                    ))?;
                 }
-                .map_err(driver_error(OP, "copying the weight gradient", &key))?;
             }
         }
         // Freed in stream order, after the copy above.
