@@ -1,19 +1,53 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (no Rust there), from the repository root, with .device/ carried
-# (see scripts/prepare-gpu-check.sh). Prints: the card, the CPU-vs-CUDA one-step check of the 12
-# networks, allconv's throughput and PyTorch's on the same card. Builds nothing.
+# (see scripts/prepare-gpu-check.sh). Builds nothing. Prints, in order:
+#   1. the card; 2. correctness: every CUDA test binary (cuDNN convolutions, our kernels, one
+#   training step of all 12 networks, CPU vs CUDA); 3. allconv bench (fp32 and TF32) and
+#   PyTorch's on the same card, with the ratio; 4. total throughput of N = 1, 2, 4 concurrent
+#   All-CNN-C trainings on the card; 5. `allconv reproduce --preset gpu-smoke` end to end.
+# Budget: about 8 minutes; every step has its own timeout so one failure does not eat the rest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 source .device/on-device.sh
-xz -dc .device/allconv.xz > /tmp/allconv && chmod +x /tmp/allconv
-xz -dc .device/cuda_vs_cpu.xz > /tmp/cuda_vs_cpu && chmod +x /tmp/cuda_vs_cpu
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-echo "== correctness: one training step (dropout off), CPU vs CUDA, all 12 networks =="
-timeout 240 /tmp/cuda_vs_cpu --nocapture || echo "!! correctness check failed (exit $?)"
-echo "== allconv bench --device cuda (batch 128, fp32) =="
-timeout 150 /tmp/allconv bench --device cuda --models model-a,model-c,all-cnn-c --batch 128 --iters 20 \
-  || echo "!! allconv bench failed (exit $?)"
-echo "== PyTorch on the same card (batch 128) =="
-timeout 150 /opt/torch/.venv/bin/python scripts/bench_pytorch.py --device cuda \
-  --models model-a model-c all-cnn-c --iters 50 --tf32 both || echo "!! PyTorch bench failed (exit $?)"
+bin=/tmp/allconv-check && mkdir -p $bin
+xz -dc .device/allconv.xz > $bin/allconv && chmod +x $bin/allconv
+for t in .device/test-*.xz; do
+  name=$(basename "$t" .xz); xz -dc "$t" > "$bin/$name" && chmod +x "$bin/$name"
+done
+out=${OUT:-/tmp/allconv-out} && mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/card.txt"
+
+echo "== 1. correctness: CUDA vs CPU (cuDNN convolutions, kernels, one step of all 12 networks) =="
+for t in "$bin"/test-*; do
+  echo "-- $(basename "$t")"
+  timeout 180 "$t" --test-threads=1 2>&1 | tail -25 || echo "!! $(basename "$t") failed (exit $?)"
+done
+
+echo "== 2. throughput, batch 128: allconv (fp32, TF32) and PyTorch eager on the same card =="
+timeout 150 $bin/allconv bench --device cuda --models model-a,model-c,all-cnn-c --iters 30 \
+  | tee "$out/allconv-bench.txt" || echo "!! allconv bench failed (exit $?)"
+timeout 120 /opt/torch/.venv/bin/python scripts/bench_pytorch.py --device cuda \
+  --models model-a model-c all-cnn-c --iters 50 --tf32 both | tee "$out/torch-bench.csv" \
+  || echo "!! PyTorch bench failed (exit $?)"
+timeout 60 /opt/torch/.venv/bin/python scripts/bench_pytorch.py --device cuda \
+  --models all-cnn-c --iters 50 --tf32 on --channels-last | tail -n +3 | tee -a "$out/torch-bench.csv"
+/opt/torch/.venv/bin/python .device/gpu_ratio.py "$out/allconv-bench.txt" "$out/torch-bench.csv" \
+  || echo "!! ratio table failed"
+
+echo "== 3. several runs per GPU: total All-CNN-C training img/s of N concurrent processes (TF32) =="
+for n in 1 2 4; do
+  for i in $(seq "$n"); do
+    timeout 120 $bin/allconv bench --device cuda --models all-cnn-c --precision tf32 --iters 200 \
+      > "$out/jobs-$n-$i.txt" 2>&1 &
+  done
+  wait
+  awk -v n="$n" '/^all-cnn-c/ { s += $NF ~ /cpu-s/ ? $(NF-1) : $NF; k++ }
+    END { printf "jobs %d: %d processes reported, total train %.0f img/s\n", n, k, s }' "$out"/jobs-"$n"-*.txt
+done
+
+echo "== 4. allconv reproduce --preset gpu-smoke (2 models, 4 epochs, 5,000 images) =="
+mkdir -p data && xz -dc .device/cifar-10-smoke.tar.xz | tar -C data -xf -
+timeout 240 $bin/allconv reproduce --preset gpu-smoke --jobs 2 --out "$out/gpu-smoke" \
+  || echo "!! gpu-smoke failed (exit $?)"
+[ -f "$out/gpu-smoke/report/report.md" ] && sed -n 1,60p "$out/gpu-smoke/report/report.md"

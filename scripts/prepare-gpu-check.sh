@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
 # Builds, here (no GPU needed), everything scripts/gpu-check.sh runs on a lent GPU machine, into
-# .device/ (listed in .git/info/exclude; carry it with the device tool's `carry: [".device"]`).
-#   bash scripts/prepare-gpu-check.sh && (device) bash scripts/gpu-check.sh
+# .device/ (listed in .git/info/exclude): the CUDA build of allconv, the CUDA test binaries of
+# allconv-models (tests/cuda_*.rs), the gpu-smoke data subset, and on-device.sh; all .xz.
+# Then carry it with the device tool: run(command="bash scripts/gpu-check.sh", carry=[".device"]).
+#   bash scripts/prepare-gpu-check.sh        # ~10-25 min on 2 cores the first time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '.device/' .git/info/exclude 2>/dev/null || echo '.device/' >> .git/info/exclude
 cargo fetch
+rm -rf .device && mkdir -p .device
+
+# The gpu-smoke subset (5,000 training + 1,000 test images), made with the CPU build.
+smoke=data/cifar-10-smoke
+if [ ! -f "$smoke/test_batch.bin" ]; then
+  cargo run --quiet -p allconv -- data fetch --no-progress
+  cargo run --quiet -p allconv -- data subset --per-file 1000 --test 1000 --to "$smoke"
+fi
+tar -C data -cf - cifar-10-smoke | xz -T2 -6 > .device/cifar-10-smoke.tar.xz
+
 # shellcheck disable=SC1091
 source ../shared/cuda/env.sh
 cargo build --release --features cuda -p allconv
-test_bin=$(cargo test --release --features cuda -p allconv-models --test cuda_vs_cpu --no-run --message-format=json 2>/dev/null \
-  | sed -n 's/.*"executable":"\([^"]*cuda_vs_cpu[^"]*\)".*/\1/p' | tail -1)
-[ -n "$test_bin" ] || { echo "could not find the cuda_vs_cpu test binary" >&2; exit 1; }
-mkdir -p .device
 strip -o .device/allconv target/release/allconv
-strip -o .device/cuda_vs_cpu "$test_bin"
-xz -T2 -6 -f .device/allconv .device/cuda_vs_cpu
-cp ../shared/cuda/on-device.sh .device/
+cargo test --release --features cuda -p allconv-models --no-run --message-format=json 2>/dev/null \
+  | sed -n 's/.*"executable":"\([^"]*\/cuda_[a-z0-9_]*-[0-9a-f]*\)".*/\1/p' | sort -u > .device/tests.txt
+[ -s .device/tests.txt ] || { echo "no cuda_* test binaries found" >&2; exit 1; }
+while read -r bin; do
+  name=$(basename "$bin" | sed 's/-[0-9a-f]*$//')
+  strip -o ".device/test-$name" "$bin"
+done < .device/tests.txt
+rm .device/tests.txt
+xz -T2 -6 -f .device/allconv .device/test-*
+cp ../shared/cuda/on-device.sh scripts/gpu_ratio.py .device/
 ls -l .device
+du -cb .device/* | tail -1 | awk '{ printf "carry total %.1f MiB (limit 64)\n", $1 / 1048576 }'

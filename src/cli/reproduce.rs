@@ -32,7 +32,7 @@ pub enum Preset {
     Paper,
     /// `configs/paper-val.yaml`: the paper's grid with a validation split held out.
     PaperVal,
-    /// `configs/gpu-smoke.yaml`: 2 models, 4 epochs, a 10,000-image subset, on CUDA.
+    /// `configs/gpu-smoke.yaml`: 2 models, 4 epochs, a 5,000-image subset, on CUDA.
     GpuSmoke,
 }
 
@@ -198,8 +198,8 @@ fn ensure_data(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Images from each training file, and test images, of the `gpu-smoke` preset's subset.
-const SMOKE_PER_FILE: usize = 2000;
-const SMOKE_TEST: usize = 2000;
+const SMOKE_PER_FILE: usize = 1000;
+const SMOKE_TEST: usize = 1000;
 
 /// Makes the `gpu-smoke` subset in `dir` from the full data set (fetched if missing) unless
 /// `dir` holds all six files already (e.g. carried to a GPU machine that has no network).

@@ -174,7 +174,7 @@ fn shipped_configs_load_and_describe_the_protocols() {
     assert!(quick.schedule.epochs <= 20);
     assert!(quick.grid.models.contains(&"all-cnn-c".to_string()));
 
-    // gpu-smoke: small enough to carry (10,000 + 2,000 images = 36.9 MB of records), on CUDA,
+    // gpu-smoke: small enough to carry (5,000 + 1,000 images = 18.4 MB of records), on CUDA,
     // exact fp32, and the exact model pair it promises.
     let smoke = ExperimentConfig::load(&root.join("configs/gpu-smoke.yaml")).unwrap();
     assert_eq!(
