@@ -22,12 +22,12 @@
 //! `cudnnGet*_v7` heuristics' first fitting algorithm is used instead.
 //!
 //! Fusion: with ReLU the forward pass is one `cudnnConvolutionBiasActivationForward` call
-//! (`relu(conv(x, w) + 0 * z + b)`, with `z = y`, zero-filled so that nothing undefined is ever
-//! multiplied by zero). cuDNN supports that call with ReLU for every algorithm; only the identity
+//! (`relu(conv(x, w) + 0 * z + b)`, with `z` a zero buffer kept per plan, so that nothing
+//! undefined is ever multiplied by zero). cuDNN supports that call with ReLU for every algorithm; only the identity
 //! activation is limited to IMPLICIT_PRECOMP_GEMM, so without ReLU the forward pass is the
 //! convolution followed by `cudnnAddTensor` for the bias (any algorithm, no zero fill). Should the
 //! fused call be refused for a shape, that plan falls back to convolution, bias and activation
-//! as three calls. The ReLU's backward mask is applied before [`conv_backward`] (`ReluMaskOp`).
+//! as three calls ([`cudnn_plans`] says so). The ReLU's backward mask is applied before [`conv_backward`] (`ReluMaskOp`).
 //!
 //! Precision: exact fp32 (`CUDNN_FMA_MATH`, which also keeps cuDNN from using TF32 on its own
 //! for fp32 data on Ampere and newer) unless [`crate::ops::set_tf32`] allowed TF32; then the
@@ -511,6 +511,12 @@ struct Plan {
     bwd_filter: Option<Choice<sys::cudnnConvolutionBwdFilterAlgo_t>>,
     /// Cleared if cuDNN refuses the fused convolution + bias + ReLU call for this geometry.
     fused_relu: bool,
+    /// Why it was refused (for [`cudnn_plans`]).
+    fused_refusal: Option<sys::cudnnStatus_t>,
+    /// The fused call's `z` (`y`-shaped, all zeros, scaled by 0), allocated on first use. A
+    /// buffer of its own rather than `z = y`: y is uninitialised, and 0 * NaN would be NaN if
+    /// cuDNN reads z; one zero fill per shape instead of one per call.
+    zeros: Option<CudaSlice<f32>>,
 }
 
 impl Plan {
@@ -529,6 +535,8 @@ impl Plan {
             bwd_data: None,
             bwd_filter: None,
             fused_relu: true,
+            fused_refusal: None,
+            zeros: None,
         })
     }
 }
@@ -609,11 +617,9 @@ pub fn cudnn_plans() -> Vec<String> {
                 format!(
                     "{key}: forward {}{}; backward data {}; backward filter {}",
                     show(plan.fwd.map(|c| c.to_string())),
-                    if plan.fused_relu {
-                        ""
-                    } else {
-                        " (ReLU not fused)"
-                    },
+                    plan.fused_refusal
+                        .map(|s| format!(" (ReLU not fused: {s:?})"))
+                        .unwrap_or_default(),
                     show(plan.bwd_data.map(|c| c.to_string())),
                     show(plan.bwd_filter.map(|c| c.to_string())),
                 )
@@ -844,13 +850,9 @@ pub(crate) fn conv_forward(
         let stream: &Arc<CudaStream> = stream;
         let h = handle.0;
         let plan = plan(plans, &key, OP)?;
-        // The fused call reads `z = y` (scaled by 0), so its y must hold no NaN garbage.
-        let mut y = if relu && plan.fused_relu {
-            dev.alloc_zeros::<f32>(key.y_len())?
-        } else {
-            // SAFETY: with beta = 0 cuDNN writes every element of y without reading it.
-            unsafe { dev.alloc::<f32>(key.y_len())? }
-        };
+        // SAFETY: every path below writes all of y without reading it (beta = 0, or the fused
+        // call, whose z is the plan's separate zero buffer).
+        let mut y = unsafe { dev.alloc::<f32>(key.y_len())? };
         let (xp, _gx) = x.device_ptr(stream);
         let (wp, _gw) = w.device_ptr(stream);
         let (bp, _gb) = b.device_ptr(stream);
@@ -924,14 +926,6 @@ pub(crate) fn conv_forward(
                 (OP, "forward", &key),
             )?;
             plan.fwd = Some(choice);
-            if relu && plan.fused_relu {
-                // Timing wrote convolution results into y; the fused call wants it zero again.
-                stream.memset_zeros(&mut y).map_err(driver_error(
-                    OP,
-                    "zeroing the output",
-                    &key,
-                ))?;
-            }
         }
         let choice = plan.fwd.expect("chosen above");
         ensure_workspace(workspace, stream, choice.workspace, OP, &key)?;
@@ -941,8 +935,17 @@ pub(crate) fn conv_forward(
             let yp = yp as *mut c_void;
             let mut done = false;
             if relu && plan.fused_relu {
-                // SAFETY: descriptors match the buffers (x, w, b and y = z, of this plan's
-                // shapes); alpha2 = 0 with a zero-filled z; the workspace holds at least
+                if plan.zeros.is_none() {
+                    plan.zeros = Some(
+                        stream
+                            .alloc_zeros::<f32>(key.y_len())
+                            .map_err(driver_error(OP, "allocating the zero z", &key))?,
+                    );
+                }
+                let z = plan.zeros.as_ref().expect("allocated above");
+                let (zp, _gz) = z.device_ptr(stream);
+                // SAFETY: descriptors match the buffers (x, w, b, y and z of this plan's
+                // shapes); alpha2 = 0 with an all-zero z; the workspace holds at least
                 // `choice.workspace` bytes.
                 let s = unsafe {
                     sys::cudnnConvolutionBiasActivationForward(
@@ -958,7 +961,7 @@ pub(crate) fn conv_forward(
                         ws_len,
                         scalar(&ZERO),
                         plan.y.0,
-                        yp,
+                        zp as *const c_void,
                         plan.bias.0,
                         bp,
                         plan.relu.0,
@@ -966,11 +969,17 @@ pub(crate) fn conv_forward(
                         yp,
                     )
                 };
-                match s {
-                    sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => done = true,
-                    // Remembered, so later calls of this shape skip the zero fill and retry.
-                    sys::cudnnStatus_t::CUDNN_STATUS_NOT_SUPPORTED => plan.fused_relu = false,
-                    other => return Err(cudnn_error(OP, "fused forward", &key, other)),
+                if s == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
+                    done = true;
+                } else {
+                    // cuDNN documents NOT_SUPPORTED for algorithm/activation combinations it
+                    // cannot fuse. Any refusal falls back to the three calls below, which
+                    // report a genuine problem themselves; remembered, so later calls of this
+                    // shape skip the retry.
+                    drop(_gz);
+                    plan.fused_relu = false;
+                    plan.fused_refusal = Some(s);
+                    plan.zeros = None;
                 }
             }
             if !done {
