@@ -2,7 +2,7 @@
 //! and bias gradient, for the ops' CUDA side.
 //!
 //! Why not candle's own cuDNN path: it creates descriptors, asks for an algorithm and allocates a
-//! workspace on every call, which made it ~3x slower than im2col here. This module keeps all of
+//! workspace on every call (issue 6 measured it ~3x slower than im2col). This module keeps all of
 //! that per thread (cuDNN handles are neither `Send` nor `Sync`) and per CUDA device:
 //!
 //! - one cuDNN handle bound to candle's stream of that device, so our calls are ordered with
@@ -13,27 +13,28 @@
 //! - one workspace buffer, grown to the largest need of any chosen algorithm.
 //!
 //! Algorithm choice (once per plan and direction): `cudnnFind*AlgorithmEx` times every algorithm
-//! whose workspace fits [`WORKSPACE_LIMIT`] on the real buffers of that first call, the same
-//! choice PyTorch makes with `cudnn.benchmark = True` (which its reference numbers used). Among
-//! the results we take the fastest, except that a deterministic algorithm within
-//! [`DETERMINISTIC_SLACK`] of it is preferred: the backward passes' atomic-add algorithms make
-//! runs irreproducible, and a few percent of one kernel is a cheap price for repeatable runs.
-//! If timing fails (it needs the device to itself, e.g. not under stream capture) the
-//! `cudnnGet*_v7` heuristics' first fitting algorithm is used instead.
+//! whose workspace fits [`WORKSPACE_LIMIT`] on the real buffers of that first call, the approach
+//! of PyTorch's `cudnn.benchmark = True` (which its reference numbers used). Among the results we
+//! take the fastest, except that a deterministic algorithm within [`DETERMINISTIC_SLACK`] of it is
+//! preferred: the backward passes' atomic-add algorithms make runs irreproducible, and a few
+//! percent of one kernel is a cheap price for repeatable runs. If timing is impossible (no memory
+//! for its workspace, or cuDNN refuses) the first fitting algorithm of the `cudnnGet*_v7`
+//! heuristics is used instead. [`cudnn_plans`] lists what was chosen.
 //!
 //! Fusion: with ReLU the forward pass is one `cudnnConvolutionBiasActivationForward` call
 //! (`relu(conv(x, w) + 0 * z + b)`, with `z` a zero buffer kept per plan, so that nothing
-//! undefined is ever multiplied by zero). cuDNN supports that call with ReLU for every algorithm; only the identity
-//! activation is limited to IMPLICIT_PRECOMP_GEMM, so without ReLU the forward pass is the
-//! convolution followed by `cudnnAddTensor` for the bias (any algorithm, no zero fill). Should the
-//! fused call be refused for a shape, that plan falls back to convolution, bias and activation
-//! as three calls ([`cudnn_plans`] says so). The ReLU's backward mask is applied before [`conv_backward`] (`ReluMaskOp`).
+//! undefined is ever multiplied by zero). cuDNN documents the identity activation as limited to
+//! IMPLICIT_PRECOMP_GEMM, not ReLU, so without ReLU the forward pass is the convolution with the
+//! timed algorithm followed by `cudnnAddTensor` for the bias. Should cuDNN refuse the fused call
+//! for a shape, that plan falls back to convolution, bias and activation as three calls
+//! ([`cudnn_plans`] says so). The ReLU's backward mask is applied before [`conv_backward`]
+//! (`ReluMaskOp`), which therefore sees the masked output gradient.
 //!
 //! Precision: exact fp32 (`CUDNN_FMA_MATH`, which also keeps cuDNN from using TF32 on its own
-//! for fp32 data on Ampere and newer) unless [`crate::ops::set_tf32`] allowed TF32; then the
-//! convolutions are described with `CUDNN_DEFAULT_MATH` (tensor cores with TF32 allowed, no
-//! down-conversion to fp16) and every direction runs with the math type its timing chose, as
-//! PyTorch does.
+//! for fp32 data on Ampere and newer, as `CUDNN_DEFAULT_MATH` may) unless
+//! [`crate::ops::set_tf32`] allowed TF32; then the convolutions are described with
+//! `CUDNN_DEFAULT_MATH` (tensor cores with TF32 allowed, no down-conversion to fp16) and every
+//! direction runs with the math type its timing chose, as PyTorch does.
 
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
@@ -48,16 +49,16 @@ use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
 use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, CudaStream, CudaView, DevicePtr, DevicePtrMut};
 
-/// Largest workspace an algorithm may ask for. The networks' biggest layer (batch 128, 192
-/// channels at 32x32) needs well under this for every fast algorithm; the cap only keeps the
-/// FFT variants from claiming gigabytes next to other training processes on the same card.
+/// Largest workspace an algorithm may ask for: a cap (not a measurement) that keeps the FFT
+/// variants from claiming gigabytes next to other training processes on the same card.
 const WORKSPACE_LIMIT: usize = 512 << 20;
 
 /// A deterministic algorithm is preferred if it is at most this factor slower than the fastest.
 const DETERMINISTIC_SLACK: f32 = 1.10;
 
-/// cuDNN's output pointers must be aligned to at least this many bytes for its vectorised
-/// kernels; the weight and bias gradients sit at arbitrary offsets of one output buffer.
+/// Alignment (bytes, enough for 16-byte vector accesses) that the weight and bias gradient
+/// pointers get: they sit at arbitrary offsets of one output buffer, and we do not rely on every
+/// cuDNN kernel accepting a pointer that is only 4-byte aligned.
 const ALIGN: usize = 16;
 
 /// One convolution geometry; the cache key of a [`Plan`] (per device).
@@ -750,7 +751,8 @@ fn choose<P: Perf>(
         .map(|p| (p, Source::Heuristic))
         .ok_or_else(|| {
             candle_core::Error::Msg(format!(
-                "{op}: cuDNN has no usable {step} algorithm for {key} within a {WORKSPACE_LIMIT} B workspace"
+                "{op}: cuDNN has no usable {step} algorithm for {key} within a workspace of \
+                 {WORKSPACE_LIMIT} B"
             ))
             .bt()
         })
