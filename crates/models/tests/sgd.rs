@@ -41,7 +41,7 @@ fn two_steps_without_weight_decay_by_hand() {
     for dtype in [DType::F32, DType::F64, DType::BF16] {
         // BF16 has no fused op and takes the candle-ops path: the same hand values (all need
         // at most 6 significant bits).
-        let w = t(&[1.0, -2.0]).to_dtype(dtype).unwrap();
+        let w = Var::from_tensor(&t(&[1.0, -2.0]).to_dtype(dtype).unwrap()).unwrap();
         let v = t(&[0.0, 0.0]).to_dtype(dtype).unwrap();
         let g = t(&[0.5, 0.25]).to_dtype(dtype).unwrap();
         sgd_step(&w, &v, &g, 0.5, 0.5, 0.0).unwrap();

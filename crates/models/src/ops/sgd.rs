@@ -100,6 +100,8 @@ fn storage_address(t: &Tensor) -> usize {
 
 /// The same update as candle ops, written back with `slice_set`.
 fn composed(w: &Tensor, v: &Tensor, g: &Tensor, h: Hyper) -> Result<()> {
+    // Detached so that no backprop graph is built on the parameter.
+    let (w, v, g) = (&w.detach(), &v.detach(), &g.detach());
     let direction = if h.weight_decay != 0.0 {
         (g + w.affine(h.weight_decay, 0.0)?)?
     } else {

@@ -63,9 +63,10 @@ fn pool_geometry(
     if h + 2 * pad < kernel || w + 2 * pad < kernel {
         bail!("max_pool2d: kernel {kernel} pad {pad} does not fit input {h}x{w}")
     }
-    // The kernels index within a (padded) plane with 32-bit ints.
+    // The kernels index within a (padded) plane, and add strides to coordinates, in 32-bit ints.
+    let limit = i32::MAX as usize;
     let padded = (h + 2 * pad).checked_mul(w + 2 * pad);
-    if padded.is_none_or(|p| p > i32::MAX as usize) || stride > i32::MAX as usize / 2 {
+    if padded.is_none_or(|p| p > limit) || h + w + 4 * pad + stride > limit {
         bail!("max_pool2d: input plane {h}x{w} (kernel {kernel}, stride {stride}) too large for the CUDA kernel")
     }
     Ok((
