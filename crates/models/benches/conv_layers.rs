@@ -79,8 +79,8 @@ fn cpu_seconds() -> Option<f64> {
     Some(total as f64 * 1e-9)
 }
 
-/// Medians of `reps` wall-clock and CPU timings of `f`, in seconds, after one warm-up call. On
-/// a machine shared with other work the CPU time is the steadier of the two.
+/// Minimum of `reps` wall-clock and CPU timings of `f`, in seconds, after one warm-up call: on a
+/// machine shared with other work, interference only ever adds time.
 fn time(
     reps: usize,
     mut f: impl FnMut() -> candle_core::Result<()>,
@@ -97,11 +97,8 @@ fn time(
                 .map_or(f64::NAN, |(e, s)| e - s),
         );
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[reps / 2]
-    };
-    Ok((median(&mut wall), median(&mut cpu)))
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok((min(&wall), min(&cpu)))
 }
 
 fn main() -> candle_core::Result<()> {
@@ -113,7 +110,7 @@ fn main() -> candle_core::Result<()> {
     allconv_models::tune_allocator();
     let dev = Device::Cpu;
     println!(
-        "batch {BATCH}, f32, {} rayon threads; median of 7; ms per batch wall / CPU (GFLOP/s \
+        "batch {BATCH}, f32, {} rayon threads; best of 7; ms per batch wall / CPU (GFLOP/s \
          from wall)",
         rayon::current_num_threads()
     );

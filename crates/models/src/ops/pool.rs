@@ -53,6 +53,28 @@ impl PoolGeom {
         })
     }
 
+    /// Input range `[start, end)` of window `o` along an axis of `size` elements (padding cut
+    /// off: padded positions are never the maximum).
+    fn span(&self, o: usize, size: usize) -> (usize, usize) {
+        let start = (o * self.stride).saturating_sub(self.pad);
+        // kernel >= 2 * pad (checked in `new`), so this does not underflow.
+        let end = (o * self.stride + self.kernel - self.pad).min(size);
+        (start, end)
+    }
+
+    /// Outputs `[first, end)` along an axis of `size` elements whose windows lie wholly inside
+    /// the input (no padding, no clipping).
+    fn interior(&self, size: usize, out: usize) -> (usize, usize) {
+        let first = self.pad.div_ceil(self.stride);
+        // o * stride - pad + kernel <= size
+        let end = if size + self.pad >= self.kernel {
+            ((size + self.pad - self.kernel) / self.stride + 1).min(out)
+        } else {
+            0
+        };
+        (first.min(end), end)
+    }
+
     /// Input index (within one plane) of the maximum of output window `(oy, ox)`.
     fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
         let y0 = (oy * self.stride).saturating_sub(self.pad);
@@ -80,6 +102,56 @@ impl PoolGeom {
     }
 }
 
+/// The paper's (and the common) window size, which gets unrolled loops.
+const K3: usize = 3;
+
+/// Whether `v` replaces the running maximum `best` of a window: strictly greater (ties keep the
+/// first), or the first NaN (a NaN counts as the maximum).
+#[inline(always)]
+fn beats<T: WithDType>(v: T, best: T) -> bool {
+    // `x != x` is NaN; `|` and `&`, not `||` and `&&`, so that this stays free of branches.
+    #[allow(clippy::eq_op)]
+    let first_nan = (v != v) & (best == best);
+    (v > best) | first_nan
+}
+
+/// The larger of `best` and `v` in the sense of [`beats`].
+#[inline(always)]
+fn nan_max<T: WithDType>(best: T, v: T) -> T {
+    if beats(v, best) {
+        v
+    } else {
+        best
+    }
+}
+
+/// Max-pools one plane `xp [H, W]` into `yp [out_h, out_w]`, using `rows [W]` as scratch.
+fn pool_plane<T: WithDType>(xp: &[T], yp: &mut [T], rows: &mut [T], g: &PoolGeom) {
+    let w = g.width;
+    for (oy, out) in yp.chunks_exact_mut(g.out_w).enumerate() {
+        // The column-wise maximum of the window's rows first (contiguous, vectorises), then
+        // the horizontal windows over it: max is associative, so the value is the same.
+        let (y0, y1) = g.span(oy, g.height);
+        rows.copy_from_slice(&xp[y0 * w..(y0 + 1) * w]);
+        for y in y0 + 1..y1 {
+            for (r, &v) in rows.iter_mut().zip(&xp[y * w..(y + 1) * w]) {
+                *r = nan_max(*r, v);
+            }
+        }
+        let (ix0, ix1) = g.interior(w, g.out_w);
+        for (ox, o) in out.iter_mut().enumerate() {
+            let (x0, x1) = g.span(ox, w);
+            *o = if g.kernel == K3 && (ix0..ix1).contains(&ox) {
+                nan_max(nan_max(rows[x0], rows[x0 + 1]), rows[x0 + 2])
+            } else {
+                rows[x0 + 1..x1]
+                    .iter()
+                    .fold(rows[x0], |m, &v| nan_max(m, v))
+            };
+        }
+    }
+}
+
 fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
     let data = T::cpu_storage_as_slice(s)?;
     match l.contiguous_offsets() {
@@ -88,16 +160,21 @@ fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]
     }
 }
 
+/// Planes per parallel task: enough work to amortise rayon's scheduling.
+const PLANES_PER_TASK: usize = 16;
+
 fn pool_forward<T: WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
     let (in_plane, out_plane) = (g.height * g.width, g.out_h * g.out_w);
     let mut y = vec![T::zero(); g.planes * out_plane];
-    y.par_chunks_mut(out_plane)
-        .zip(x.par_chunks(in_plane))
-        .for_each(|(yp, xp)| {
-            for oy in 0..g.out_h {
-                for ox in 0..g.out_w {
-                    yp[oy * g.out_w + ox] = xp[g.argmax(xp, oy, ox)];
-                }
+    y.par_chunks_mut(PLANES_PER_TASK * out_plane)
+        .zip(x.par_chunks(PLANES_PER_TASK * in_plane))
+        .for_each(|(ys, xs)| {
+            let mut rows = vec![T::zero(); g.width];
+            for (yp, xp) in ys
+                .chunks_exact_mut(out_plane)
+                .zip(xs.chunks_exact(in_plane))
+            {
+                pool_plane(xp, yp, &mut rows, g);
             }
         });
     y
@@ -323,4 +400,90 @@ pub fn max_pool2d_reference(
     pad: usize,
 ) -> Result<Tensor> {
     max_pool2d_composed(x, kernel, stride, pad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values from {-2, -1, 0, 1, 2} (many ties) with some NaNs, from a small LCG.
+    fn values(n: usize, seed: u64, nan_every: u64) -> Vec<f64> {
+        let mut state = seed.wrapping_mul(6364136223846793005) | 1;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if (state >> 33) % nan_every == 0 {
+                    f64::NAN
+                } else {
+                    ((state >> 40) % 5) as f64 - 2.0
+                }
+            })
+            .collect()
+    }
+
+    /// PyTorch's rule, one window element at a time: the first NaN, else the first maximum in
+    /// row-major window order, padding excluded. Returns the input index within the plane.
+    fn first_argmax(plane: &[f64], g: &PoolGeom, oy: usize, ox: usize) -> usize {
+        let mut best: Option<usize> = None;
+        for ky in 0..g.kernel {
+            for kx in 0..g.kernel {
+                let (y, x) = (oy * g.stride + ky, ox * g.stride + kx);
+                if y < g.pad || x < g.pad || y - g.pad >= g.height || x - g.pad >= g.width {
+                    continue;
+                }
+                let i = (y - g.pad) * g.width + (x - g.pad);
+                match best {
+                    Some(b) if plane[b].is_nan() => {}
+                    Some(b) if !(plane[i] > plane[b]) && !plane[i].is_nan() => {}
+                    _ => best = Some(i),
+                }
+            }
+        }
+        best.expect("every window holds a real element")
+    }
+
+    #[test]
+    fn values_and_gradient_routing_equal_the_window_scan() {
+        for (kernel, stride, pad) in [(3, 2, 1), (3, 1, 1), (2, 2, 0), (3, 3, 0), (2, 1, 1)] {
+            for (h, w) in [(9, 7), (8, 8), (5, 6)] {
+                let planes = 20;
+                let g = PoolGeom {
+                    planes,
+                    height: h,
+                    width: w,
+                    kernel,
+                    stride,
+                    pad,
+                    out_h: (h + 2 * pad - kernel) / stride + 1,
+                    out_w: (w + 2 * pad - kernel) / stride + 1,
+                };
+                let case = format!("k{kernel} s{stride} p{pad} {h}x{w}");
+                let x = values(planes * h * w, 7, 23);
+                let out_plane = g.out_h * g.out_w;
+                let dy: Vec<f64> = (0..planes * out_plane).map(|i| 1.0 + i as f64).collect();
+                let (mut y, mut dx) = (Vec::new(), vec![0.0; x.len()]);
+                for p in 0..planes {
+                    let plane = &x[p * h * w..(p + 1) * h * w];
+                    for oy in 0..g.out_h {
+                        for ox in 0..g.out_w {
+                            let i = first_argmax(plane, &g, oy, ox);
+                            y.push(plane[i]);
+                            dx[p * h * w + i] += dy[p * out_plane + oy * g.out_w + ox];
+                        }
+                    }
+                }
+                let got = pool_forward(&x, &g);
+                for (i, (a, e)) in got.iter().zip(&y).enumerate() {
+                    assert!(
+                        a == e || (a.is_nan() && e.is_nan()),
+                        "{case} y[{i}]: {a} vs {e}"
+                    );
+                }
+                assert_eq!(got.len(), y.len(), "{case}");
+                assert_eq!(pool_backward(&x, &dy, &g), dx, "{case}");
+            }
+        }
+    }
 }
