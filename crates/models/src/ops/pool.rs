@@ -434,10 +434,12 @@ mod tests {
                     continue;
                 }
                 let i = (y - g.pad) * g.width + (x - g.pad);
-                match best {
-                    Some(b) if plane[b].is_nan() => {}
-                    Some(b) if !(plane[i] > plane[b]) && !plane[i].is_nan() => {}
-                    _ => best = Some(i),
+                let replace = match best {
+                    None => true,
+                    Some(b) => !plane[b].is_nan() && (plane[i].is_nan() || plane[i] > plane[b]),
+                };
+                if replace {
+                    best = Some(i);
                 }
             }
         }
