@@ -18,6 +18,7 @@ use candle_core::{
 };
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Column count that [`Geom::group`] aims for in every GEMM.
 const GROUP_COLUMNS: usize = 256;
@@ -158,10 +159,9 @@ fn im2col<T: WithDType>(image: &[T], cols: &mut [T], ld: usize, g: &Geom) {
     }
 }
 
-/// Adds a column matrix (rows `ld` elements apart) back into one image: the adjoint of
-/// [`im2col`]; `image` is zeroed first.
+/// Adds a column matrix (rows `ld` elements apart) into one image: the adjoint of [`im2col`]
+/// when `image` starts at zero.
 fn col2im<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom) {
-    image.fill(T::zero());
     let (l, ow) = (g.l(), g.out_w);
     let mut rows = (0..g.k()).map(|r| r * ld);
     for c in 0..g.in_channels {
@@ -199,6 +199,33 @@ fn gather<T: WithDType>(images: &[&[T]], rows: usize, l: usize, dst: &mut [T]) {
             dst[r * n + i * l..][..l].copy_from_slice(&image[r * l..][..l]);
         }
     }
+}
+
+/// An uninitialised vector of `len` elements, to be filled in parallel by the threads that use
+/// it (`vec![0; len]` would zero it serially on the calling thread, with the others idle, and
+/// pull the memory through the cache once more).
+pub(crate) fn uninit<T>(len: usize) -> Vec<MaybeUninit<T>> {
+    let mut v = Vec::with_capacity(len);
+    v.resize_with(len, MaybeUninit::uninit);
+    v
+}
+
+/// Zero-fills `slots` and returns them as initialised values.
+pub(crate) fn zeroed<T: WithDType>(slots: &mut [MaybeUninit<T>]) -> &mut [T] {
+    slots.fill(MaybeUninit::new(T::zero()));
+    // SAFETY: every element was initialised just above, and MaybeUninit<T> has T's layout.
+    unsafe { &mut *(slots as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// The vector of values behind `v`.
+///
+/// # Safety
+/// Every element of `v` must have been initialised.
+pub(crate) unsafe fn assume_init<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: same allocation, length and capacity; MaybeUninit<T> has T's layout; the caller
+    // guarantees initialisation.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
 }
 
 /// Row-major matrix operand for [`matmul`]: pointer and (row stride, column stride).
@@ -286,7 +313,7 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let (chunk, group) = (g.chunk(), g.group());
     let parallelism = g.gemm_parallelism();
-    let mut y = vec![T::zero(); g.batch * g.out_len()];
+    let mut y = uninit::<T>(g.batch * g.out_len());
     y.par_chunks_mut(chunk * g.out_len())
         .zip(x.par_chunks(chunk * g.in_len()))
         .for_each(|(y_chunk, x_chunk)| {
@@ -301,6 +328,8 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -
                 .chunks_mut(group * g.out_len())
                 .zip(x_chunk.chunks(group * g.in_len()))
             {
+                // Zeroed here, in cache, just before the GEMM overwrites it.
+                let y_group = zeroed(y_group);
                 let images: Vec<&[T]> = x_group.chunks_exact(g.in_len()).collect();
                 let n = images.len() * l;
                 let cols_ref: &[T] = if g.pointwise() && images.len() == 1 {
@@ -346,7 +375,8 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -
                 }
             }
         });
-    y
+    // SAFETY: the chunks cover `y`, and every group of every chunk went through `zeroed`.
+    unsafe { assume_init(y) }
 }
 
 /// Sum with eight independent accumulators, so the adds pipeline (and vectorise) instead of
@@ -363,19 +393,15 @@ fn sum<T: WithDType>(values: &[T]) -> T {
     lanes.iter().fold(tail, |acc, &v| acc + v)
 }
 
-/// Gradients `(dx, dw, db)` of the convolution; `dx` is empty unless `input_grad`.
-fn conv_backward<T: WithDType>(
-    x: &[T],
-    w: &[T],
-    dy: &[T],
-    g: &Geom,
-    input_grad: bool,
-) -> (Vec<T>, Vec<T>, Vec<T>) {
+/// Gradients of the convolution, concatenated: `[dx (only if input_grad); dw; db]`.
+fn conv_backward<T: WithDType>(x: &[T], w: &[T], dy: &[T], g: &Geom, input_grad: bool) -> Vec<T> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let (chunk, group) = (g.chunk(), g.group());
     let parallelism = g.gemm_parallelism();
-    let mut dx = vec![T::zero(); if input_grad { g.batch * g.in_len() } else { 0 }];
-    let work = |dx_chunk: Option<&mut [T]>, x_chunk: &[T], dy_chunk: &[T]| {
+    let dx_len = if input_grad { g.batch * g.in_len() } else { 0 };
+    let mut out = uninit::<T>(dx_len + o * k + o);
+    let (dx, tail) = out.split_at_mut(dx_len);
+    let work = |dx_chunk: Option<&mut [MaybeUninit<T>]>, x_chunk: &[T], dy_chunk: &[T]| {
         let n = group * l;
         let mut dw = vec![T::zero(); o * k];
         let mut db = vec![T::zero(); o];
@@ -422,7 +448,7 @@ fn conv_backward<T: WithDType>(
                 *d += sum(row);
             }
             if let Some(groups) = dx_groups.as_mut() {
-                let dx_group = groups.next().expect("one dx group per x group");
+                let dx_group = zeroed(groups.next().expect("one dx group per x group"));
                 // dcols [K, n] = W^T [K, O] x dY [O, n]
                 let target: &mut [T] = if direct { dx_group } else { &mut dcols };
                 matmul(
@@ -466,7 +492,12 @@ fn conv_backward<T: WithDType>(
         dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += *b);
         db.iter_mut().zip(&pb).for_each(|(a, b)| *a += *b);
     }
-    (dx, dw, db)
+    for (slot, &v) in tail.iter_mut().zip(dw.iter().chain(&db)) {
+        slot.write(v);
+    }
+    // SAFETY: `dx` is covered by the chunks, whose every group went through `zeroed`; `tail`
+    // (o * k + o elements) was written just above from dw (o * k) and db (o).
+    unsafe { assume_init(out) }
 }
 
 /// The contiguous elements of a CPU tensor argument.
@@ -614,17 +645,13 @@ impl CustomOp3 for Conv2dBackwardOp {
             (ws, wl): (&CpuStorage, &Layout),
             (gs, gl): (&CpuStorage, &Layout),
         ) -> Result<Vec<T>> {
-            let (mut dx, dw, db) = conv_backward::<T>(
+            Ok(conv_backward::<T>(
                 contiguous(xs, xl, "input")?,
                 contiguous(ws, wl, "weight")?,
                 contiguous(gs, gl, "output gradient")?,
                 g,
                 op.input_grad,
-            );
-            dx.reserve_exact(dw.len() + db.len());
-            dx.extend_from_slice(&dw);
-            dx.extend_from_slice(&db);
-            Ok(dx)
+            ))
         }
         let expected = [g.batch, g.out_channels, g.out_h, g.out_w];
         if gl.shape().dims() != expected {
@@ -671,16 +698,17 @@ impl CustomOp3 for Conv2dBackwardOp {
 struct ReluMaskOp;
 
 fn relu_mask<T: WithDType>(dy: &[T], y: &[T]) -> Vec<T> {
-    let mut out = vec![T::zero(); dy.len()];
+    let mut out = uninit::<T>(dy.len());
     out.par_chunks_mut(1 << 16)
         .zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16)))
         .for_each(|(o, (d, y))| {
             // An unconditional select (not a conditional store) so that it vectorises.
             for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
-                *o = if y > T::zero() { d } else { T::zero() };
+                o.write(if y > T::zero() { d } else { T::zero() });
             }
         });
-    out
+    // SAFETY: the chunks cover `out` and write every element (dy and y have its length).
+    unsafe { assume_init(out) }
 }
 
 impl CustomOp2 for ReluMaskOp {
@@ -910,13 +938,10 @@ mod tests {
                     assert_close(&case, &conv_forward(&x, &w, &b, &g, false), &y);
                     let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
                     assert_close(&case, &conv_forward(&x, &w, &b, &g, true), &relu);
-                    let (gx, gw, gb) = conv_backward(&x, &w, &dy, &g, true);
-                    assert_close(&format!("{case} dx"), &gx, &dx);
-                    assert_close(&format!("{case} dw"), &gw, &dw);
-                    assert_close(&format!("{case} db"), &gb, &db);
-                    let (gx, gw, _) = conv_backward(&x, &w, &dy, &g, false);
-                    assert!(gx.is_empty(), "{case}: dx without input_grad");
-                    assert_close(&format!("{case} dw"), &gw, &dw);
+                    let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
+                    assert_close(&case, &conv_backward(&x, &w, &dy, &g, true), &all);
+                    let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
+                    assert_close(&case, &conv_backward(&x, &w, &dy, &g, false), &params);
                 });
             }
         }

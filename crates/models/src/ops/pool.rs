@@ -19,6 +19,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::conv::{assume_init, uninit, zeroed};
+
 #[derive(Debug, Clone, Copy)]
 struct PoolGeom {
     planes: usize,
@@ -165,10 +167,11 @@ const PLANES_PER_TASK: usize = 16;
 
 fn pool_forward<T: WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
     let (in_plane, out_plane) = (g.height * g.width, g.out_h * g.out_w);
-    let mut y = vec![T::zero(); g.planes * out_plane];
+    let mut y = uninit::<T>(g.planes * out_plane);
     y.par_chunks_mut(PLANES_PER_TASK * out_plane)
         .zip(x.par_chunks(PLANES_PER_TASK * in_plane))
         .for_each(|(ys, xs)| {
+            let ys = zeroed(ys);
             let mut rows = vec![T::zero(); g.width];
             for (yp, xp) in ys
                 .chunks_exact_mut(out_plane)
@@ -177,23 +180,26 @@ fn pool_forward<T: WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
                 pool_plane(xp, yp, &mut rows, g);
             }
         });
-    y
+    // SAFETY: the chunks cover `y` and each went through `zeroed`.
+    unsafe { assume_init(y) }
 }
 
 fn pool_backward<T: WithDType>(x: &[T], dy: &[T], g: &PoolGeom) -> Vec<T> {
     let (in_plane, out_plane) = (g.height * g.width, g.out_h * g.out_w);
-    let mut dx = vec![T::zero(); x.len()];
+    let mut dx = uninit::<T>(x.len());
     dx.par_chunks_mut(in_plane)
         .zip(x.par_chunks(in_plane))
         .zip(dy.par_chunks(out_plane))
         .for_each(|((dxp, xp), dyp)| {
+            let dxp = zeroed(dxp);
             for oy in 0..g.out_h {
                 for ox in 0..g.out_w {
                     dxp[g.argmax(xp, oy, ox)] += dyp[oy * g.out_w + ox];
                 }
             }
         });
-    dx
+    // SAFETY: the planes cover `dx` and each went through `zeroed`.
+    unsafe { assume_init(dx) }
 }
 
 /// Forward op on `x [N, C, H, W]`.
