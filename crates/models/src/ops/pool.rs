@@ -15,7 +15,8 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType,
+    bail, CpuStorage, CustomOp1, CustomOp2, Device, Layout, Result, Shape, Storage, Tensor,
+    WithDType,
 };
 use rayon::prelude::*;
 
@@ -162,6 +163,136 @@ fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]
     }
 }
 
+/// The paper's pool (3x3 window, stride 2, padding 1) on even-sized planes, a whole plane at a
+/// time in long vectorisable loops.
+///
+/// The input is split by row and column parity into four grids, `grid[p][q][oy + 1][ox + 1] =
+/// x[2 oy + p][2 ox + q]`, with a leading row and column of -inf standing for the padding. Then
+/// window element `(r, c)` of every output is a shifted copy of one grid (input row
+/// `2 oy - 1 + r` is an odd row of output row `oy - 1` for r = 0, an even row of `oy` for r = 1,
+/// an odd row of `oy` for r = 2; columns alike), so each of the nine window positions is one
+/// loop over the whole plane.
+struct Pool3s2<T> {
+    /// Four grids of `(out_h + 1) x (out_w + 1)` cells; parity `(p, q)` is grid `2 p + q`.
+    grids: Vec<T>,
+    /// Per cell: the window maximum, and (backward pass) the window position of the first
+    /// maximum, as a `T` so that it moves in the same vector lanes.
+    best: Vec<T>,
+    code: Vec<T>,
+    /// Grid width `out_w + 1` and cells per grid.
+    gw: usize,
+    cells: usize,
+}
+
+impl<T: WithDType> Pool3s2<T> {
+    fn applies(g: &PoolGeom) -> bool {
+        (g.kernel, g.stride, g.pad) == (3, 2, 1) && g.height % 2 == 0 && g.width % 2 == 0
+    }
+
+    fn new(g: &PoolGeom) -> Self {
+        let (gw, cells) = (g.out_w + 1, (g.out_h + 1) * (g.out_w + 1));
+        Self {
+            grids: vec![T::from_f64(f64::NEG_INFINITY); 4 * cells],
+            best: vec![T::zero(); cells],
+            code: vec![T::zero(); cells],
+            gw,
+            cells,
+        }
+    }
+
+    /// First output cell `(1, 1)` and the number of cells from there to the end. The pad
+    /// column's cells in between compute garbage, never read.
+    fn span(&self) -> (usize, usize) {
+        (self.gw + 1, self.cells - self.gw - 1)
+    }
+
+    /// Window element `position = 3 r + c` of the `n` cells from `first`.
+    fn run(&self, position: usize, first: usize, n: usize) -> &[T] {
+        let (r, c) = (position / 3, position % 3);
+        // r, c = 0: odd rows/columns of the previous output; 1: even of this one; 2: odd of
+        // this one.
+        let grid = 2 * usize::from(r != 1) + usize::from(c != 1);
+        let start = grid * self.cells + first - usize::from(r == 0) * self.gw - usize::from(c == 0);
+        &self.grids[start..start + n]
+    }
+
+    /// Fills the grids from one plane `[H, W]`.
+    fn fill(&mut self, xp: &[T], g: &PoolGeom) {
+        let (gw, cells) = (self.gw, self.cells);
+        for (y, row) in xp.chunks_exact(g.width).enumerate() {
+            // Grids 2p (even columns) and 2p + 1 (odd columns) of row parity p.
+            let (even, odd) = self.grids[2 * (y % 2) * cells..].split_at_mut(cells);
+            let start = (y / 2 + 1) * gw + 1;
+            let (even, odd) = (&mut even[start..start + g.out_w], &mut odd[start..]);
+            // One pass over pairs, which vectorises as a deinterleave.
+            for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+        }
+    }
+
+    /// Fills the grids from one plane `[H, W]` and `best` with every window's maximum.
+    fn maxima(&mut self, xp: &[T], g: &PoolGeom) {
+        self.fill(xp, g);
+        let (first, n) = self.span();
+        let mut best = std::mem::take(&mut self.best);
+        best[first..].copy_from_slice(self.run(0, first, n));
+        for position in 1..9 {
+            for (b, &v) in best[first..].iter_mut().zip(self.run(position, first, n)) {
+                *b = nan_max(*b, v);
+            }
+        }
+        self.best = best;
+    }
+
+    fn forward(&mut self, xp: &[T], yp: &mut [T], g: &PoolGeom) {
+        self.maxima(xp, g);
+        for (oy, out) in yp.chunks_exact_mut(g.out_w).enumerate() {
+            let start = (oy + 1) * self.gw + 1;
+            out.copy_from_slice(&self.best[start..start + g.out_w]);
+        }
+    }
+
+    /// Adds `dyp` to the first maximum of every window of `xp`, whose maxima (the forward
+    /// output) are `yp`; `dxp` must start at zero.
+    fn backward(&mut self, xp: &[T], yp: &[T], dyp: &[T], dxp: &mut [T], g: &PoolGeom) {
+        self.fill(xp, g);
+        for (oy, out) in yp.chunks_exact(g.out_w).enumerate() {
+            let start = (oy + 1) * self.gw + 1;
+            self.best[start..start + g.out_w].copy_from_slice(out);
+        }
+        let (first, n) = self.span();
+        let mut code = std::mem::take(&mut self.code);
+        // Backwards through the window, so that the last match kept is the first in order.
+        for position in (0..9).rev() {
+            let p = T::from_f64(position as f64);
+            let cells = code[first..].iter_mut().zip(&self.best[first..]);
+            for ((k, &m), &v) in cells.zip(self.run(position, first, n)) {
+                // `x != x` is NaN: a NaN maximum is the first NaN.
+                #[allow(clippy::eq_op)]
+                let hit = (v == m) | ((v != v) & (m != m));
+                *k = if hit { p } else { *k };
+            }
+        }
+        let neg_inf = T::from_f64(f64::NEG_INFINITY);
+        for (oy, dy_row) in dyp.chunks_exact(g.out_w).enumerate() {
+            for (ox, &d) in dy_row.iter().enumerate() {
+                let cell = (oy + 1) * self.gw + ox + 1;
+                // A border window whose maximum is -inf might have matched the -inf padding.
+                let at = if (oy == 0 || ox == 0) && self.best[cell] == neg_inf {
+                    g.argmax(xp, oy, ox)
+                } else {
+                    let position = code[cell].to_f64() as usize;
+                    (2 * oy + position / 3 - 1) * g.width + 2 * ox + position % 3 - 1
+                };
+                dxp[at] += d;
+            }
+        }
+        self.code = code;
+    }
+}
+
 /// Planes per parallel task: enough work to amortise rayon's scheduling.
 const PLANES_PER_TASK: usize = 16;
 
@@ -173,32 +304,55 @@ fn pool_forward<T: WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
         .for_each(|(ys, xs)| {
             let ys = zeroed(ys);
             let mut rows = vec![T::zero(); g.width];
+            let mut fast = Pool3s2::<T>::applies(g).then(|| Pool3s2::new(g));
             for (yp, xp) in ys
                 .chunks_exact_mut(out_plane)
                 .zip(xs.chunks_exact(in_plane))
             {
-                pool_plane(xp, yp, &mut rows, g);
+                match fast.as_mut() {
+                    Some(f) => f.forward(xp, yp, g),
+                    None => pool_plane(xp, yp, &mut rows, g),
+                }
             }
         });
     // SAFETY: the chunks cover `y` and each went through `zeroed`.
     unsafe { assume_init(y) }
 }
 
-fn pool_backward<T: WithDType>(x: &[T], dy: &[T], g: &PoolGeom) -> Vec<T> {
+/// `y` is the forward output when available (it saves recomputing the window maxima).
+fn pool_backward<T: WithDType>(x: &[T], y: Option<&[T]>, dy: &[T], g: &PoolGeom) -> Vec<T> {
     let (in_plane, out_plane) = (g.height * g.width, g.out_h * g.out_w);
     let mut dx = uninit::<T>(x.len());
-    dx.par_chunks_mut(in_plane)
-        .zip(x.par_chunks(in_plane))
-        .zip(dy.par_chunks(out_plane))
-        .for_each(|((dxp, xp), dyp)| {
-            let dxp = zeroed(dxp);
-            for oy in 0..g.out_h {
-                for ox in 0..g.out_w {
-                    dxp[g.argmax(xp, oy, ox)] += dyp[oy * g.out_w + ox];
+    let fast = Pool3s2::<T>::applies(g).then_some(y).flatten();
+    dx.par_chunks_mut(PLANES_PER_TASK * in_plane)
+        .zip(x.par_chunks(PLANES_PER_TASK * in_plane))
+        .zip(dy.par_chunks(PLANES_PER_TASK * out_plane))
+        .enumerate()
+        .for_each(|(task, ((dxs, xs), dys))| {
+            let dxs = zeroed(dxs);
+            let planes = dxs
+                .chunks_exact_mut(in_plane)
+                .zip(xs.chunks_exact(in_plane))
+                .zip(dys.chunks_exact(out_plane));
+            if let Some(y) = fast {
+                let ys = y[task * PLANES_PER_TASK * out_plane..].chunks_exact(out_plane);
+                let mut pool = Pool3s2::new(g);
+                for (((dxp, xp), dyp), yp) in planes.zip(ys) {
+                    pool.backward(xp, yp, dyp, dxp, g);
+                }
+            } else {
+                // The scalar scan, whose (mostly well predicted) branches let the comparisons
+                // overlap (a select would make each wait for the previous one).
+                for ((dxp, xp), dyp) in planes {
+                    for oy in 0..g.out_h {
+                        for ox in 0..g.out_w {
+                            dxp[g.argmax(xp, oy, ox)] += dyp[oy * g.out_w + ox];
+                        }
+                    }
                 }
             }
         });
-    // SAFETY: the planes cover `dx` and each went through `zeroed`.
+    // SAFETY: the chunks cover `dx` and each went through `zeroed`.
     unsafe { assume_init(dx) }
 }
 
@@ -228,11 +382,12 @@ impl CustomOp1 for MaxPoolOp {
         Ok((storage, Shape::from((n, c, g.out_h, g.out_w))))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let op = MaxPoolBackwardOp {
             kernel: self.kernel,
             stride: self.stride,
             pad: self.pad,
+            output: matches!(res.device(), Device::Cpu).then(|| res.clone()),
         };
         Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
     }
@@ -252,6 +407,9 @@ struct MaxPoolBackwardOp {
     kernel: usize,
     stride: usize,
     pad: usize,
+    /// The forward output, on the CPU: the window maxima, which the CPU kernel then need not
+    /// recompute.
+    output: Option<Tensor>,
 }
 
 impl CustomOp2 for MaxPoolBackwardOp {
@@ -274,14 +432,24 @@ impl CustomOp2 for MaxPoolBackwardOp {
                 gl.shape()
             )
         }
+        let output = self.output.as_ref().map(|y| y.storage_and_layout());
+        let ys = match &output {
+            Some((storage, yl)) if yl.shape() == gl.shape() => match &**storage {
+                Storage::Cpu(ys) => Some((ys, *yl)),
+                _ => None,
+            },
+            _ => None,
+        };
         let storage = match xs {
             CpuStorage::F32(_) => CpuStorage::F32(pool_backward::<f32>(
                 contiguous(xs, xl)?,
+                ys.map(|(s, l)| contiguous(s, l)).transpose()?,
                 contiguous(gs, gl)?,
                 &g,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(pool_backward::<f64>(
                 contiguous(xs, xl)?,
+                ys.map(|(s, l)| contiguous(s, l)).transpose()?,
                 contiguous(gs, gl)?,
                 &g,
             )),
@@ -467,30 +635,44 @@ mod tests {
                     out_h: (h + 2 * pad - kernel) / stride + 1,
                     out_w: (w + 2 * pad - kernel) / stride + 1,
                 };
-                let case = format!("k{kernel} s{stride} p{pad} {h}x{w}");
-                let x = values(planes * h * w, 7, 23);
-                let out_plane = g.out_h * g.out_w;
-                let dy: Vec<f64> = (0..planes * out_plane).map(|i| 1.0 + i as f64).collect();
-                let (mut y, mut dx) = (Vec::new(), vec![0.0; x.len()]);
-                for p in 0..planes {
-                    let plane = &x[p * h * w..(p + 1) * h * w];
-                    for oy in 0..g.out_h {
-                        for ox in 0..g.out_w {
-                            let i = first_argmax(plane, &g, oy, ox);
-                            y.push(plane[i]);
-                            dx[p * h * w + i] += dy[p * out_plane + oy * g.out_w + ox];
+                for inputs in 0..2 {
+                    let case = format!("k{kernel} s{stride} p{pad} {h}x{w} input {inputs}");
+                    let mut x = values(planes * h * w, 7, 23);
+                    if inputs == 1 {
+                        // -inf everywhere but a few places: windows whose maximum is -inf, which
+                        // must still go to a real element, never to the (-inf) padding.
+                        for (i, v) in x.iter_mut().enumerate() {
+                            if i % 29 != 0 {
+                                *v = f64::NEG_INFINITY;
+                            }
                         }
                     }
+                    let out_plane = g.out_h * g.out_w;
+                    let dy: Vec<f64> = (0..planes * out_plane).map(|i| 1.0 + i as f64).collect();
+                    let (mut y, mut dx) = (Vec::new(), vec![0.0; x.len()]);
+                    for p in 0..planes {
+                        let plane = &x[p * h * w..(p + 1) * h * w];
+                        for oy in 0..g.out_h {
+                            for ox in 0..g.out_w {
+                                let i = first_argmax(plane, &g, oy, ox);
+                                y.push(plane[i]);
+                                dx[p * h * w + i] += dy[p * out_plane + oy * g.out_w + ox];
+                            }
+                        }
+                    }
+                    let got = pool_forward(&x, &g);
+                    for (i, (a, e)) in got.iter().zip(&y).enumerate() {
+                        assert!(
+                            a == e || (a.is_nan() && e.is_nan()),
+                            "{case} y[{i}]: {a} vs {e}"
+                        );
+                    }
+                    assert_eq!(got.len(), y.len(), "{case}");
+                    // Without the forward output (the scalar scan), and with it (`Pool3s2` where
+                    // it applies).
+                    assert_eq!(pool_backward(&x, None, &dy, &g), dx, "{case}");
+                    assert_eq!(pool_backward(&x, Some(&got), &dy, &g), dx, "{case} given y");
                 }
-                let got = pool_forward(&x, &g);
-                for (i, (a, e)) in got.iter().zip(&y).enumerate() {
-                    assert!(
-                        a == e || (a.is_nan() && e.is_nan()),
-                        "{case} y[{i}]: {a} vs {e}"
-                    );
-                }
-                assert_eq!(got.len(), y.len(), "{case}");
-                assert_eq!(pool_backward(&x, &dy, &g), dx, "{case}");
             }
         }
     }
