@@ -14,7 +14,8 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType,
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor,
+    WithDType,
 };
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -197,6 +198,27 @@ fn gather<T: WithDType>(images: &[&[T]], rows: usize, l: usize, dst: &mut [T]) {
     for r in 0..rows {
         for (i, image) in images.iter().enumerate() {
             dst[r * n + i * l..][..l].copy_from_slice(&image[r * l..][..l]);
+        }
+    }
+}
+
+/// [`gather`] of output gradients, zero wherever the matching ReLU output (`outputs`, one
+/// `[rows, l]` per image) is not positive, as PyTorch's ReLU backward (no gradient at 0).
+fn gather_relu_masked<T: WithDType>(
+    grads: &[&[T]],
+    outputs: &[&[T]],
+    rows: usize,
+    l: usize,
+    dst: &mut [T],
+) {
+    let n = grads.len() * l;
+    for r in 0..rows {
+        for (i, (g, y)) in grads.iter().zip(outputs).enumerate() {
+            let d = &mut dst[r * n + i * l..][..l];
+            // An unconditional select (not a conditional store) so that it vectorises.
+            for ((d, &g), &y) in d.iter_mut().zip(&g[r * l..][..l]).zip(&y[r * l..][..l]) {
+                *d = if y > T::zero() { g } else { T::zero() };
+            }
         }
     }
 }
@@ -393,22 +415,35 @@ fn sum<T: WithDType>(values: &[T]) -> T {
     lanes.iter().fold(tail, |acc, &v| acc + v)
 }
 
-/// Gradients of the convolution, concatenated: `[dx (only if input_grad); dw; db]`.
-fn conv_backward<T: WithDType>(x: &[T], w: &[T], dy: &[T], g: &Geom, input_grad: bool) -> Vec<T> {
+/// Gradients of the convolution, concatenated: `[dx (only if input_grad); dw; db]`. With
+/// `relu_output` (the output of a fused ReLU), `dy` counts only where that output is positive.
+fn conv_backward<T: WithDType>(
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    relu_output: Option<&[T]>,
+    g: &Geom,
+    input_grad: bool,
+) -> Vec<T> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let (chunk, group) = (g.chunk(), g.group());
     let parallelism = g.gemm_parallelism();
     let dx_len = if input_grad { g.batch * g.in_len() } else { 0 };
     let mut out = uninit::<T>(dx_len + o * k + o);
     let (dx, tail) = out.split_at_mut(dx_len);
-    let work = |dx_chunk: Option<&mut [MaybeUninit<T>]>, x_chunk: &[T], dy_chunk: &[T]| {
+    let work = |dx_chunk: Option<&mut [MaybeUninit<T>]>,
+                x_chunk: &[T],
+                dy_chunk: &[T],
+                y_chunk: Option<&[T]>| {
         let n = group * l;
         let mut dw = vec![T::zero(); o * k];
         let mut db = vec![T::zero(); o];
         let direct = g.pointwise() && group == 1;
         let mut cols = vec![T::zero(); if direct { 0 } else { k * n }];
         let mut dcols = vec![T::zero(); if direct || !input_grad { 0 } else { k * n }];
-        let mut grouped_dy = vec![T::zero(); if group > 1 { o * n } else { 0 }];
+        let staged = group > 1 || y_chunk.is_some();
+        let mut grouped_dy = vec![T::zero(); if staged { o * n } else { 0 }];
+        let mut y_groups = y_chunk.map(|y| y.chunks(group * g.out_len()));
         let mut dx_groups = dx_chunk.map(|d| d.chunks_mut(group * g.in_len()));
         for (x_group, dy_group) in x_chunk
             .chunks(group * g.in_len())
@@ -428,12 +463,21 @@ fn conv_backward<T: WithDType>(x: &[T], w: &[T], dy: &[T], g: &Geom, input_grad:
                 }
                 &cols
             };
-            let dy_ref: &[T] = if count == 1 {
+            let y_group = y_groups
+                .as_mut()
+                .map(|y| y.next().expect("one y group per dy group"));
+            let dy_ref: &[T] = if !staged {
                 dy_group
             } else {
                 let grads: Vec<&[T]> = dy_group.chunks_exact(g.out_len()).collect();
-                gather(&grads, o, l, &mut grouped_dy);
-                &grouped_dy
+                match y_group {
+                    Some(y_group) => {
+                        let outputs: Vec<&[T]> = y_group.chunks_exact(g.out_len()).collect();
+                        gather_relu_masked(&grads, &outputs, o, l, &mut grouped_dy);
+                    }
+                    None => gather(&grads, o, l, &mut grouped_dy),
+                }
+                &grouped_dy[..o * n]
             };
             // dW [O, K] += dY [O, n] x cols^T [n, K]
             matmul(
@@ -474,16 +518,21 @@ fn conv_backward<T: WithDType>(x: &[T], w: &[T], dy: &[T], g: &Geom, input_grad:
         }
         (dw, db)
     };
+    let y_chunk = |i: usize| relu_output.and_then(|y| y.chunks(chunk * g.out_len()).nth(i));
     let partials: Vec<(Vec<T>, Vec<T>)> = if input_grad {
         dx.par_chunks_mut(chunk * g.in_len())
             .zip(x.par_chunks(chunk * g.in_len()))
             .zip(dy.par_chunks(chunk * g.out_len()))
-            .map(|((dx_chunk, x_chunk), dy_chunk)| work(Some(dx_chunk), x_chunk, dy_chunk))
+            .enumerate()
+            .map(|(i, ((dx_chunk, x_chunk), dy_chunk))| {
+                work(Some(dx_chunk), x_chunk, dy_chunk, y_chunk(i))
+            })
             .collect()
     } else {
         x.par_chunks(chunk * g.in_len())
             .zip(dy.par_chunks(chunk * g.out_len()))
-            .map(|(x_chunk, dy_chunk)| work(None, x_chunk, dy_chunk))
+            .enumerate()
+            .map(|(i, (x_chunk, dy_chunk))| work(None, x_chunk, dy_chunk, y_chunk(i)))
             .collect()
     };
     let mut partials = partials.into_iter();
@@ -589,7 +638,10 @@ impl CustomOp3 for Conv2dOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let input_grad = x.track_op();
-        let grad = if self.relu {
+        // On the CPU the backward op masks the gradient itself, image by image while it is in
+        // cache, instead of a separate pass that writes a masked copy of the whole gradient.
+        let cpu = matches!(res.device(), Device::Cpu);
+        let grad = if self.relu && !cpu {
             grad.contiguous()?.apply_op2_no_bwd(res, &ReluMaskOp)?
         } else {
             grad.contiguous()?
@@ -598,6 +650,7 @@ impl CustomOp3 for Conv2dOp {
             stride: self.stride,
             pad: self.pad,
             input_grad,
+            relu_output: (self.relu && cpu).then(|| res.clone()),
         };
         // One op computes all three gradients (they share the column matrices); its output is
         // their concatenation, split here without copying.
@@ -621,6 +674,8 @@ struct Conv2dBackwardOp {
     stride: usize,
     pad: usize,
     input_grad: bool,
+    /// The output of a fused ReLU (CPU only): the gradient counts where it is positive.
+    relu_output: Option<Tensor>,
 }
 
 impl CustomOp3 for Conv2dBackwardOp {
@@ -645,10 +700,21 @@ impl CustomOp3 for Conv2dBackwardOp {
             (ws, wl): (&CpuStorage, &Layout),
             (gs, gl): (&CpuStorage, &Layout),
         ) -> Result<Vec<T>> {
+            let relu_output = op.relu_output.as_ref().map(|y| y.storage_and_layout());
+            let y = match &relu_output {
+                Some((storage, yl)) => match &**storage {
+                    Storage::Cpu(ys) if yl.shape() == gl.shape() => {
+                        Some(contiguous(ys, yl, "relu output")?)
+                    }
+                    _ => bail!("conv2d backward: the ReLU output must be a CPU tensor like dy"),
+                },
+                None => None,
+            };
             Ok(conv_backward::<T>(
                 contiguous(xs, xl, "input")?,
                 contiguous(ws, wl, "weight")?,
                 contiguous(gs, gl, "output gradient")?,
+                y,
                 g,
                 op.input_grad,
             ))
@@ -939,9 +1005,19 @@ mod tests {
                     let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
                     assert_close(&case, &conv_forward(&x, &w, &b, &g, true), &relu);
                     let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
-                    assert_close(&case, &conv_backward(&x, &w, &dy, &g, true), &all);
+                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, true), &all);
                     let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
-                    assert_close(&case, &conv_backward(&x, &w, &dy, &g, false), &params);
+                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, false), &params);
+                    // With a fused ReLU: the gradient only where the output is positive.
+                    let masked: Vec<f64> = dy
+                        .iter()
+                        .zip(&y)
+                        .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
+                        .collect();
+                    let (_, mx, mw, mb) = direct(&x, &w, &b, &masked, &g);
+                    let all: Vec<f64> = mx.iter().chain(&mw).chain(&mb).copied().collect();
+                    let got = conv_backward(&x, &w, &dy, Some(&relu), &g, true);
+                    assert_close(&format!("{case} relu"), &got, &all);
                 });
             }
         }
