@@ -7,10 +7,17 @@
 //! (the `gemm` crate, which candle's matmul also uses) and two memory rearrangements.
 //!
 //! Layout choice: the batch is split into one contiguous chunk per rayon thread and every image
-//! is one single-threaded GEMM, writing NCHW directly (no transposes). The columns of one image
+//! is one single-threaded GEMM, writing NCHW directly (no transposes). Images with few output
+//! positions (6x6, 8x8) go several to one GEMM, side by side, so that it has at least
+//! [`GROUP_COLUMNS`] columns; their outputs are copied back to NCHW. The columns of one group
 //! are reused from cache and never kept for the backward pass (it recomputes them), so memory
-//! stays at one `C*kh*kw x Ho*Wo` buffer per thread instead of the whole batch. Per-thread weight
-//! gradients are summed in chunk order, so results do not depend on thread scheduling.
+//! stays at one `C*kh*kw x columns` buffer per thread instead of the whole batch. Per-thread
+//! weight gradients are summed in chunk order, so results do not depend on thread scheduling
+//! (only on the thread count, which sets the chunks and groups).
+//!
+//! With a fused ReLU the backward op masks the output gradient itself, while copying a group's
+//! gradient into its GEMM operand, instead of a separate pass over the whole gradient. Outputs
+//! are allocated uninitialised and zeroed by the thread that fills them, never serially.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
