@@ -197,6 +197,9 @@ fn ensure_data(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a grid waits for a run folder's lock held by a trainer that may be exiting.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Images from each training file, and test images, of the `gpu-smoke` preset's subset.
 const SMOKE_PER_FILE: usize = 1000;
 const SMOKE_TEST: usize = 1000;
@@ -365,6 +368,10 @@ fn run_grid(
             };
             std::fs::create_dir_all(&run_dir)
                 .with_context(|| format!("creating {}", run_dir.display()))?;
+            // A trainer of a grid stopped a moment ago may still be exiting: give it a few
+            // seconds to release the run's lock rather than report the run as locked. A live
+            // holder keeps it and the child reports that.
+            RunDir::new(&run_dir).wait_unlocked(LOCK_GRACE);
             let log_path = run_dir.join("train.log");
             let mut log = OpenOptions::new()
                 .create(true)

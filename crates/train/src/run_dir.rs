@@ -20,9 +20,6 @@ pub struct RunDir {
     root: PathBuf,
 }
 
-/// How long [`RunDir::lock`] waits for a holder that may be exiting before it refuses.
-pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-
 impl RunDir {
     /// The run folder at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -57,27 +54,30 @@ impl RunDir {
         self.root.join("lock")
     }
 
-    /// Takes the folder's exclusive lock (creating the folder), or fails with
-    /// [`TrainError::Locked`] when another process holds it for longer than [`LOCK_GRACE`]. The
-    /// lock is an `flock`, released by the operating system when the holder exits or is killed,
-    /// so no stale lock survives a crash.
+    /// Waits up to `grace` for no process to hold the folder's lock; returns whether it is free.
+    /// The lock is not kept.
     ///
-    /// Why the grace period: a run restarted right after Ctrl-C can find its killed predecessor
-    /// still exiting (and holding the lock) for a moment; a live holder trains for hours, so
-    /// waiting a few seconds before refusing costs nothing.
-    pub fn lock(&self) -> Result<RunLock> {
+    /// Why: a grid restarted right after Ctrl-C can find its killed predecessor's trainer still
+    /// exiting (and holding the lock) for a moment; `allconv reproduce` waits briefly before
+    /// starting a run there instead of reporting it as locked. [`RunDir::lock`] itself never
+    /// waits, so a second trainer on a live run is refused at once.
+    pub fn wait_unlocked(&self, grace: std::time::Duration) -> bool {
         let started = std::time::Instant::now();
         loop {
-            match self.try_lock() {
-                Err(TrainError::Locked { .. }) if started.elapsed() < LOCK_GRACE => {
+            match self.lock() {
+                Ok(_released_at_once) => return true,
+                Err(TrainError::Locked { .. }) if started.elapsed() < grace => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                other => return other,
+                Err(_) => return false,
             }
         }
     }
 
-    fn try_lock(&self) -> Result<RunLock> {
+    /// Takes the folder's exclusive lock (creating the folder), or fails with
+    /// [`TrainError::Locked`] when another process holds it. The lock is an `flock`, released by
+    /// the operating system when the holder exits or is killed, so no stale lock survives a crash.
+    pub fn lock(&self) -> Result<RunLock> {
         std::fs::create_dir_all(&self.root).at(&self.root)?;
         let path = self.lock_path();
         let mut file = OpenOptions::new()
