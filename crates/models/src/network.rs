@@ -161,7 +161,26 @@ impl Network {
     pub fn forward(&self, x: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         let mut dropout_index = 0u64;
-        for layer in &self.layers {
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            // A pool followed by dropout runs as one op (same values and gradients, one graph
+            // node fewer: see `ops::max_pool2d_dropout`).
+            if let (
+                Layer::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                },
+                Some(Layer::Dropout { rate }),
+                Mode::Train { dropout_seed },
+            ) = (layer, layers.peek(), mode)
+            {
+                dropout_index += 1;
+                let dropout = ops::Dropout::new(*rate, dropout_seed, dropout_index)?;
+                h = ops::max_pool2d_dropout(&h, *kernel, *stride, *pad, dropout)?;
+                layers.next();
+                continue;
+            }
             h = match layer {
                 Layer::Dropout { rate } => {
                     dropout_index += 1;

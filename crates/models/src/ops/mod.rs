@@ -13,7 +13,7 @@ pub use conv::{conv2d, conv2d_relu};
 #[cfg(feature = "cuda")]
 pub use cuda::{cudnn_cache_len, cudnn_plans};
 pub use dropout::{dropout, dropout_bits, Dropout};
-pub use pool::{max_pool2d, max_pool2d_padded, max_pool2d_reference};
+pub use pool::{max_pool2d, max_pool2d_dropout, max_pool2d_padded, max_pool2d_reference};
 pub use sgd::sgd_step;
 
 use std::sync::atomic::{AtomicBool, Ordering};

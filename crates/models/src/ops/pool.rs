@@ -15,12 +15,13 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, Device, Layout, Result, Shape, Storage, Tensor,
+    bail, CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Storage, Tensor,
     WithDType,
 };
 use rayon::prelude::*;
 
 use super::conv::{assume_init, uninit, zeroed};
+use super::Dropout;
 
 #[derive(Debug, Clone, Copy)]
 struct PoolGeom {
@@ -557,6 +558,78 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Resul
             bail!("max_pool2d: kernel {kernel} stride {stride} pad {pad}: pad must be <= kernel/2")
         }
         max_pool2d_composed(x, kernel, stride, pad)
+    }
+}
+
+/// Max-pooling followed by inverted dropout, `dropout(max_pool2d(x, kernel, stride, pad))`, the
+/// same values and gradients as the two ops one after the other.
+///
+/// Why fused: on the CPU (f32, f64) the pair is one graph node whose backward masks the output
+/// gradient and pools it back in one go, so the pooled tensor is never a graph node; candle's
+/// backward would otherwise allocate a zeroed gradient for it and add the dropout's gradient
+/// into it, two whole passes over the tensor per step. Elsewhere the two ops unfused.
+pub fn max_pool2d_dropout(
+    x: &Tensor,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dropout: Dropout,
+) -> Result<Tensor> {
+    let cpu_float =
+        matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64);
+    if !cpu_float || dropout.rate == 0.0 {
+        let pooled = max_pool2d(x, kernel, stride, pad)?;
+        return super::dropout(&pooled, dropout.rate, dropout.seed, dropout.stream);
+    }
+    let pool = MaxPoolOp {
+        kernel,
+        stride,
+        pad,
+    };
+    let x = x.contiguous()?;
+    // Outside the graph: the fused op's backward routes the gradient to `x` itself.
+    let pooled = x.apply_op1_no_bwd(&pool)?;
+    x.apply_op2(&pooled, PoolDropoutOp { pool, dropout })
+}
+
+/// The fused op on `(x, pooled)` with `pooled = max_pool2d(x)` computed beforehand: forward is
+/// the dropout of `pooled`; backward gives `x` the pool gradient of the masked output gradient
+/// and `pooled` nothing (it is not a graph node).
+struct PoolDropoutOp {
+    pool: MaxPoolOp,
+    dropout: Dropout,
+}
+
+impl CustomOp2 for PoolDropoutOp {
+    fn name(&self) -> &'static str {
+        "allconv-max-pool2d-dropout"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _xs: &CpuStorage,
+        _xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.dropout.cpu_fwd(ps, pl)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        pooled: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let masked = grad.contiguous()?.apply_op1_no_bwd(&self.dropout)?;
+        let op = MaxPoolBackwardOp {
+            kernel: self.pool.kernel,
+            stride: self.pool.stride,
+            pad: self.pool.pad,
+            output: Some(pooled.clone()),
+        };
+        Ok((Some(x.apply_op2_no_bwd(&masked, &op)?), None))
     }
 }
 
