@@ -20,8 +20,10 @@ tar -C data -cf - cifar-10-smoke | xz -T2 -6 > .device/cifar-10-smoke.tar.xz
 
 # shellcheck disable=SC1091
 source ../shared/cuda/env.sh
+# The CUDA build has its own target folder (as in .ci/run), so the CPU build is left alone.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 cargo build --release --features cuda -p allconv
-strip -o .device/allconv target/release/allconv
+strip -o .device/allconv "$CARGO_TARGET_DIR/release/allconv"
 cargo test --release --features cuda -p allconv-models --no-run --message-format=json 2>/dev/null \
   | sed -n 's/.*"executable":"\([^"]*\/cuda_[a-z0-9_]*-[0-9a-f]*\)".*/\1/p' | sort -u > .device/tests.txt
 [ -s .device/tests.txt ] || { echo "no cuda_* test binaries found" >&2; exit 1; }
