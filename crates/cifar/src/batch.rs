@@ -52,6 +52,32 @@ pub fn batch_count(n: usize, batch_size: usize, keep_last: bool) -> usize {
     }
 }
 
+/// The number of images that batches of `batch_size` visit out of `n` (all with `keep_last`,
+/// else only whole batches); refuses a batch size of 0.
+fn batched_end(n: usize, batch_size: usize, keep_last: bool) -> Result<usize> {
+    if batch_size == 0 {
+        return Err(CifarError::InvalidOption {
+            option: "batch_size",
+            reason: "must be at least 1".to_string(),
+        });
+    }
+    Ok(batch_count(n, batch_size, keep_last)
+        .saturating_mul(batch_size)
+        .min(n))
+}
+
+/// Refuses a split whose image bytes do not match its labels; `what` names it in the error.
+fn check_consistent(split: &Split, what: &str) -> Result<()> {
+    if split.images.len() != split.labels.len() * IMAGE_BYTES {
+        return Err(CifarError::Inconsistent {
+            what: what.to_string(),
+            images: split.images.len(),
+            labels: split.labels.len(),
+        });
+    }
+    Ok(())
+}
+
 /// Iterator over `(images f32 [B,3,32,32], labels u32 [B])` on a device; see [`batches`].
 pub struct Batches<'a> {
     split: &'a Split,
@@ -71,23 +97,9 @@ pub fn batches<'a>(
     keep_last: bool,
     device: &Device,
 ) -> Result<Batches<'a>> {
-    if batch_size == 0 {
-        return Err(CifarError::InvalidOption {
-            option: "batch_size",
-            reason: "must be at least 1".to_string(),
-        });
-    }
-    if split.images.len() != split.labels.len() * IMAGE_BYTES {
-        return Err(CifarError::Inconsistent {
-            what: "batched split".to_string(),
-            images: split.images.len(),
-            labels: split.labels.len(),
-        });
-    }
+    check_consistent(split, "batched split")?;
     let n = split.len();
-    let end = batch_count(n, batch_size, keep_last)
-        .saturating_mul(batch_size)
-        .min(n);
+    let end = batched_end(n, batch_size, keep_last)?;
     Ok(Batches {
         split,
         order: order.permutation(n),
@@ -148,13 +160,7 @@ pub struct DeviceSplit {
 impl DeviceSplit {
     /// Uploads `split` to `device`.
     pub fn new(split: &Split, device: &Device) -> Result<Self> {
-        if split.images.len() != split.labels.len() * IMAGE_BYTES {
-            return Err(CifarError::Inconsistent {
-                what: "split uploaded to the device".to_string(),
-                images: split.images.len(),
-                labels: split.labels.len(),
-            });
-        }
+        check_consistent(split, "split uploaded to the device")?;
         let n = split.len();
         let images = Tensor::from_slice(&split.images, (n, 3, 32, 32), device)?;
         let labels: Vec<u32> = split.labels.iter().map(|&l| u32::from(l)).collect();
@@ -179,16 +185,8 @@ impl DeviceSplit {
         order: Order,
         keep_last: bool,
     ) -> Result<DeviceBatches<'_>> {
-        if batch_size == 0 {
-            return Err(CifarError::InvalidOption {
-                option: "batch_size",
-                reason: "must be at least 1".to_string(),
-            });
-        }
         let n = self.len();
-        let end = batch_count(n, batch_size, keep_last)
-            .saturating_mul(batch_size)
-            .min(n);
+        let end = batched_end(n, batch_size, keep_last)?;
         // Sequential batches are plain views; only a shuffled order needs the gather.
         let order = match order {
             Order::Sequential => None,
