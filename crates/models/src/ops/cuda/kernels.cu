@@ -2,7 +2,7 @@
 // kernels.rs. Each one has the same contract (and, where stated, the same floating-point
 // operations in the same order) as the CPU code it mirrors:
 //
-//   max_pool_fwd   ops/pool.rs MaxPoolOp           padded max, -inf padding, NaN wins
+//   max_pool_fwd   ops/pool.rs MaxPoolOp           padded max, -inf padding, NaN wins (f32, f64)
 //   max_pool_bwd   ops/pool.rs MaxPoolBackwardOp   gradient to the first arg-max, summed in
 //                                                  increasing output index (bit-identical)
 //   relu_mask      ops/conv.rs ReluMaskOp          dy * (y > 0)
@@ -15,7 +15,9 @@
 // which the compiler never contracts, so it stays exact whatever the flags.
 //
 // All pointers point at the tensor's first element (the host applies the layout's start
-// offset). Every kernel is a grid-stride loop over 64-bit indices, so any grid size is correct.
+// offset). Every kernel is a grid-stride loop over 64-bit indices, so any grid size is correct;
+// none uses shared memory, __syncthreads or atomics, which lets tests/cuda_kernels_on_host.rs
+// compile this file as host C++ (tests/cuda_host/shim.h) and check it against the CPU ops.
 
 typedef unsigned long long u64;
 typedef unsigned int u32;
@@ -114,6 +116,19 @@ extern "C" __global__ void allconv_max_pool_bwd_f32(const float* x, const float*
                                                     u64 planes, int height, int width, int out_h,
                                                     int out_w, int kernel, int stride, int pad) {
     max_pool_bwd<float>(x, dy, dx, planes, height, width, out_h, out_w, kernel, stride, pad);
+}
+
+extern "C" __global__ void allconv_max_pool_fwd_f64(const double* x, double* y, u64 planes,
+                                                    int height, int width, int out_h, int out_w,
+                                                    int kernel, int stride, int pad) {
+    max_pool_fwd<double>(x, y, planes, height, width, out_h, out_w, kernel, stride, pad);
+}
+
+extern "C" __global__ void allconv_max_pool_bwd_f64(const double* x, const double* dy,
+                                                    double* dx, u64 planes, int height, int width,
+                                                    int out_h, int out_w, int kernel, int stride,
+                                                    int pad) {
+    max_pool_bwd<double>(x, dy, dx, planes, height, width, out_h, out_w, kernel, stride, pad);
 }
 
 // ---------------------------------------------------------------------------------------------

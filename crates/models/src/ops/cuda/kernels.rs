@@ -4,7 +4,9 @@
 //! are documented in `kernels.cu`.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
+};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
 
@@ -85,24 +87,38 @@ fn f32_only(s: &CudaStorage, op: &str) -> Result<()> {
     Ok(())
 }
 
-/// Padded max-pool forward, same contract as the CPU `MaxPoolOp`.
+/// Padded max-pool forward, same contract as the CPU `MaxPoolOp` (f32 and f64, as there; f64
+/// CUDA tensors reach it only where `max_pool2d` routes them here, which `own_kernels` in
+/// `ops/conv.rs` decides).
 pub(crate) fn max_pool_forward(
     kernel: usize,
     stride: usize,
     pad: usize,
     (xs, xl): (&CudaStorage, &Layout),
 ) -> Result<(CudaStorage, Shape)> {
+    let geometry = (kernel, stride, pad);
+    match xs.dtype() {
+        DType::F32 => pool_forward::<f32>("allconv_max_pool_fwd_f32", geometry, (xs, xl)),
+        DType::F64 => pool_forward::<f64>("allconv_max_pool_fwd_f64", geometry, (xs, xl)),
+        other => bail!("max_pool2d: dtype {other:?} not supported on CUDA (f32, f64)"),
+    }
+}
+
+fn pool_forward<T: CudaDType + DeviceRepr>(
+    name: &str,
+    (kernel, stride, pad): (usize, usize, usize),
+    (xs, xl): (&CudaStorage, &Layout),
+) -> Result<(CudaStorage, Shape)> {
     const OP: &str = "max_pool2d";
-    f32_only(xs, OP)?;
     let (planes, h, w, out_h, out_w) = pool_geometry(xl, kernel, stride, pad)?;
     let (n, c, _, _) = xl.shape().dims4()?;
-    let x = view::<f32>(xs, xl, OP, "input")?;
+    let x = view::<T>(xs, xl, OP, "input")?;
     let dev = &xs.device;
     let count = planes * out_h * out_w;
     // SAFETY: the kernel writes every one of the `count` elements.
-    let y = unsafe { dev.alloc::<f32>(count)? };
+    let y = unsafe { dev.alloc::<T>(count)? };
     if count > 0 {
-        let func = dev.get_or_load_custom_func("allconv_max_pool_fwd_f32", MODULE, PTX)?;
+        let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
         let mut b = func.builder();
         let (planes, dims) = (
             planes as u64,
@@ -112,26 +128,40 @@ pub(crate) fn max_pool_forward(
         for d in &dims {
             b.arg(d);
         }
-        // SAFETY: argument types and order match the kernel's signature; `x` holds
-        // planes*h*w elements and `y` planes*out_h*out_w.
+        // SAFETY: argument types and order match the kernel's signature (`T` is the kernel's
+        // element type); `x` holds planes*h*w elements and `y` planes*out_h*out_w.
         unsafe { b.launch(config(count)) }.w()?;
     }
     Ok((
-        CudaStorage::wrap_cuda_slice(y, dev.clone()),
+        T::wrap_cuda_slice(y, dev.clone()),
         Shape::from((n, c, out_h, out_w)),
     ))
 }
 
-/// Max-pool backward (gradient to the first arg-max), same contract as `MaxPoolBackwardOp`.
+/// Max-pool backward (gradient to the first arg-max), same contract as `MaxPoolBackwardOp`
+/// (f32 and f64; `x` and the gradient of one dtype).
 pub(crate) fn max_pool_backward(
     kernel: usize,
     stride: usize,
     pad: usize,
+    x: (&CudaStorage, &Layout),
+    grad: (&CudaStorage, &Layout),
+) -> Result<(CudaStorage, Shape)> {
+    let geometry = (kernel, stride, pad);
+    match x.0.dtype() {
+        DType::F32 => pool_backward::<f32>("allconv_max_pool_bwd_f32", geometry, x, grad),
+        DType::F64 => pool_backward::<f64>("allconv_max_pool_bwd_f64", geometry, x, grad),
+        other => bail!("max_pool2d backward: dtype {other:?} not supported on CUDA (f32, f64)"),
+    }
+}
+
+fn pool_backward<T: CudaDType + DeviceRepr>(
+    name: &str,
+    (kernel, stride, pad): (usize, usize, usize),
     (xs, xl): (&CudaStorage, &Layout),
     (gs, gl): (&CudaStorage, &Layout),
 ) -> Result<(CudaStorage, Shape)> {
     const OP: &str = "max_pool2d backward";
-    f32_only(xs, OP)?;
     let (planes, h, w, out_h, out_w) = pool_geometry(xl, kernel, stride, pad)?;
     let (n, c, _, _) = xl.shape().dims4()?;
     if gl.shape().dims() != [n, c, out_h, out_w] {
@@ -140,14 +170,14 @@ pub(crate) fn max_pool_backward(
             gl.shape()
         )
     }
-    let x = view::<f32>(xs, xl, OP, "input")?;
-    let dy = view::<f32>(gs, gl, OP, "gradient")?;
+    let x = view::<T>(xs, xl, OP, "input")?;
+    let dy = view::<T>(gs, gl, OP, "gradient")?;
     let dev = &xs.device;
     let count = planes * h * w;
     // SAFETY: one thread per input element writes it.
-    let dx = unsafe { dev.alloc::<f32>(count)? };
+    let dx = unsafe { dev.alloc::<T>(count)? };
     if count > 0 {
-        let func = dev.get_or_load_custom_func("allconv_max_pool_bwd_f32", MODULE, PTX)?;
+        let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
         let mut b = func.builder();
         let (planes, dims) = (
             planes as u64,
@@ -160,10 +190,7 @@ pub(crate) fn max_pool_backward(
         // SAFETY: as in the forward; `dy` holds planes*out_h*out_w elements, `dx` planes*h*w.
         unsafe { b.launch(config(count)) }.w()?;
     }
-    Ok((
-        CudaStorage::wrap_cuda_slice(dx, dev.clone()),
-        xl.shape().clone(),
-    ))
+    Ok((T::wrap_cuda_slice(dx, dev.clone()), xl.shape().clone()))
 }
 
 /// `dy * (y > 0)`, same contract as the CPU `ReluMaskOp`.
