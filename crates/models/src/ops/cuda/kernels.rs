@@ -1,7 +1,8 @@
 //! Our own CUDA kernels (`kernels.cu`, compiled to PTX by build.rs): padded max-pool forward and
 //! backward, ReLU mask, dropout and the fused SGD step. Each launcher checks its inputs, applies
 //! the layouts' start offsets and launches one kernel on candle's stream; the kernels themselves
-//! are documented in `kernels.cu`.
+//! are documented in `kernels.cu`. Buffers a kernel writes are pushed as `&mut`, so that
+//! cudarc records the write (with event tracking on, later users on other streams wait for it).
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
@@ -116,7 +117,7 @@ fn pool_forward<T: CudaDType + DeviceRepr>(
     let dev = &xs.device;
     let count = planes * out_h * out_w;
     // SAFETY: the kernel writes every one of the `count` elements.
-    let y = unsafe { dev.alloc::<T>(count)? };
+    let mut y = unsafe { dev.alloc::<T>(count)? };
     if count > 0 {
         let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
         let mut b = func.builder();
@@ -124,7 +125,7 @@ fn pool_forward<T: CudaDType + DeviceRepr>(
             planes as u64,
             [h, w, out_h, out_w, kernel, stride, pad].map(|d| d as i32),
         );
-        b.arg(&x).arg(&y).arg(&planes);
+        b.arg(&x).arg(&mut y).arg(&planes);
         for d in &dims {
             b.arg(d);
         }
@@ -175,7 +176,7 @@ fn pool_backward<T: CudaDType + DeviceRepr>(
     let dev = &xs.device;
     let count = planes * h * w;
     // SAFETY: one thread per input element writes it.
-    let dx = unsafe { dev.alloc::<T>(count)? };
+    let mut dx = unsafe { dev.alloc::<T>(count)? };
     if count > 0 {
         let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
         let mut b = func.builder();
@@ -183,7 +184,7 @@ fn pool_backward<T: CudaDType + DeviceRepr>(
             planes as u64,
             [h, w, out_h, out_w, kernel, stride, pad].map(|d| d as i32),
         );
-        b.arg(&x).arg(&dy).arg(&dx).arg(&planes);
+        b.arg(&x).arg(&dy).arg(&mut dx).arg(&planes);
         for d in &dims {
             b.arg(d);
         }
@@ -212,12 +213,12 @@ pub(crate) fn relu_mask(
     let dev = &gs.device;
     let count = gl.shape().elem_count();
     // SAFETY: the kernel writes every element.
-    let out = unsafe { dev.alloc::<f32>(count)? };
+    let mut out = unsafe { dev.alloc::<f32>(count)? };
     if count > 0 {
         let func = dev.get_or_load_custom_func("allconv_relu_mask_f32", MODULE, PTX)?;
         let mut b = func.builder();
         let n = count as u64;
-        b.arg(&dy).arg(&y).arg(&out).arg(&n);
+        b.arg(&dy).arg(&y).arg(&mut out).arg(&n);
         // SAFETY: matches the kernel's signature; all three buffers hold `count` elements.
         unsafe { b.launch(config(count)) }.w()?;
     }
@@ -243,13 +244,13 @@ pub(crate) fn dropout(
         DType::F32 => {
             let x = view::<f32>(xs, xl, OP, "input")?;
             // SAFETY: the kernel writes every element.
-            let y = unsafe { dev.alloc::<f32>(count)? };
+            let mut y = unsafe { dev.alloc::<f32>(count)? };
             if count > 0 {
                 let func = dev.get_or_load_custom_func("allconv_dropout_f32", MODULE, PTX)?;
                 let mut b = func.builder();
                 let scale = scale as f32;
                 b.arg(&x)
-                    .arg(&y)
+                    .arg(&mut y)
                     .arg(&n)
                     .arg(&key)
                     .arg(&threshold)
@@ -262,12 +263,12 @@ pub(crate) fn dropout(
         DType::F64 => {
             let x = view::<f64>(xs, xl, OP, "input")?;
             // SAFETY: the kernel writes every element.
-            let y = unsafe { dev.alloc::<f64>(count)? };
+            let mut y = unsafe { dev.alloc::<f64>(count)? };
             if count > 0 {
                 let func = dev.get_or_load_custom_func("allconv_dropout_f64", MODULE, PTX)?;
                 let mut b = func.builder();
                 b.arg(&x)
-                    .arg(&y)
+                    .arg(&mut y)
                     .arg(&n)
                     .arg(&key)
                     .arg(&threshold)
