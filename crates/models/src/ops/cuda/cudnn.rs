@@ -10,7 +10,8 @@
 //! - one [`Plan`] per (N, C, H, W, O, kh, kw, stride, pad, TF32): the tensor, filter, convolution
 //!   and activation descriptors and, chosen once on first use, the forward, backward-data and
 //!   backward-filter algorithms;
-//! - one workspace buffer, grown to the largest need of any chosen algorithm.
+//! - one workspace buffer, grown to the largest need of any chosen algorithm, and one zero
+//!   buffer (the fused call's `z`), grown to the largest ReLU output.
 //!
 //! Algorithm choice (once per plan and direction): `cudnnFind*AlgorithmEx` times every algorithm
 //! whose workspace fits [`WORKSPACE_LIMIT`] on the real buffers of that first call, the approach
@@ -22,7 +23,7 @@
 //! heuristics is used instead. [`cudnn_plans`] lists what was chosen.
 //!
 //! Fusion: with ReLU the forward pass is one `cudnnConvolutionBiasActivationForward` call
-//! (`relu(conv(x, w) + 0 * z + b)`, with `z` a zero buffer kept per plan, so that nothing
+//! (`relu(conv(x, w) + 0 * z + b)`, with `z` a zero buffer shared by all plans, so that nothing
 //! undefined is ever multiplied by zero). cuDNN documents the identity activation as limited to
 //! IMPLICIT_PRECOMP_GEMM, not ReLU, so without ReLU the forward pass is the convolution with the
 //! timed algorithm followed by `cudnnAddTensor` for the bias. Should cuDNN refuse the fused call
@@ -56,9 +57,10 @@ const WORKSPACE_LIMIT: usize = 512 << 20;
 /// A deterministic algorithm is preferred if it is at most this factor slower than the fastest.
 const DETERMINISTIC_SLACK: f32 = 1.10;
 
-/// Alignment (bytes, enough for 16-byte vector accesses) that the weight and bias gradient
-/// pointers get: they sit at arbitrary offsets of one output buffer, and we do not rely on every
-/// cuDNN kernel accepting a pointer that is only 4-byte aligned.
+/// Alignment (bytes, enough for 16-byte vector accesses) of every pointer given to cuDNN: the
+/// weight and bias gradients sit at arbitrary offsets of one output buffer, an input may start
+/// inside a larger tensor, and we do not rely on every cuDNN kernel accepting a pointer that is
+/// only 4-byte aligned.
 const ALIGN: usize = 16;
 
 /// One convolution geometry; the cache key of a [`Plan`] (per device).
@@ -105,6 +107,16 @@ impl Key {
             .unwrap_or(0);
         if largest > c_int::MAX as usize {
             bail!("{op}: {key} has a dimension beyond cuDNN's 32-bit limit")
+        }
+        // cuDNN's legacy convolutions index each tensor with 32-bit integers (PyTorch splits the
+        // batch above this); refuse rather than let cuDNN fail or index out of range.
+        let most = [[n, c, h, width], key.y_dims(), [o, c, kh, kw]]
+            .iter()
+            .map(|d| d.iter().fold(1usize, |a, &b| a.saturating_mul(b)))
+            .max()
+            .unwrap_or(0);
+        if most > c_int::MAX as usize {
+            bail!("{op}: {key} has a tensor of {most} elements, beyond cuDNN's 32-bit indexing")
         }
         Ok(key)
     }
@@ -514,10 +526,6 @@ struct Plan {
     fused_relu: bool,
     /// Why it was refused (for [`cudnn_plans`]).
     fused_refusal: Option<sys::cudnnStatus_t>,
-    /// The fused call's `z` (`y`-shaped, all zeros, scaled by 0), allocated on first use. A
-    /// buffer of its own rather than `z = y`: y is uninitialised, and 0 * NaN would be NaN if
-    /// cuDNN reads z; one zero fill per shape instead of one per call.
-    zeros: Option<CudaSlice<f32>>,
 }
 
 impl Plan {
@@ -537,7 +545,6 @@ impl Plan {
             bwd_filter: None,
             fused_relu: true,
             fused_refusal: None,
-            zeros: None,
         })
     }
 }
@@ -547,6 +554,11 @@ impl Plan {
 struct DeviceState {
     plans: HashMap<Key, Plan>,
     workspace: Option<CudaSlice<u8>>,
+    /// The fused call's `z` (read as `y`-shaped, all zeros, scaled by 0): one buffer for all
+    /// plans, grown to the largest output. A buffer of its own rather than `z = y` (PyTorch's
+    /// choice): y is uninitialised, and 0 * NaN would be NaN if cuDNN reads z. One per plan
+    /// would hold a dead copy of every ReLU layer's output size (hundreds of MB at batch 128).
+    zeros: Option<CudaSlice<f32>>,
     handle: Handle,
     stream: Arc<CudaStream>,
 }
@@ -574,6 +586,7 @@ impl DeviceState {
         Ok(Self {
             plans: HashMap::new(),
             workspace: None,
+            zeros: None,
             handle,
             stream,
         })
@@ -791,8 +804,27 @@ fn settle<P: Perf>(
     })
 }
 
-/// The f32 data of a contiguous CUDA tensor argument.
-fn input<'a>(s: &'a CudaStorage, l: &Layout, op: &str, what: &str) -> Result<CudaView<'a, f32>> {
+/// A tensor argument's f32 data: a view of its storage, or an aligned copy of it.
+enum Arg<'a> {
+    View(CudaView<'a, f32>),
+    Copy(CudaSlice<f32>),
+}
+
+impl Arg<'_> {
+    /// The device pointer, with its use-tracking guard (see [`DevicePtr::device_ptr`]).
+    fn ptr<'s>(&'s self, stream: &'s CudaStream) -> (u64, cudarc::driver::SyncOnDrop<'s>) {
+        match self {
+            Arg::View(v) => v.device_ptr(stream),
+            Arg::Copy(c) => c.device_ptr(stream),
+        }
+    }
+}
+
+/// The f32 data of a contiguous CUDA tensor argument. A tensor that starts at an offset which
+/// is not [`ALIGN`]-byte aligned (a narrow of a larger tensor) is copied (on candle's stream,
+/// so in order) to a fresh buffer: the algorithms are chosen on aligned buffers, and cuDNN
+/// does not document which of them accept a pointer that is only 4-byte aligned.
+fn input<'a>(s: &'a CudaStorage, l: &Layout, op: &str, what: &str) -> Result<Arg<'a>> {
     if s.dtype() != DType::F32 {
         bail!(
             "{op}: the CUDA path takes f32 only, {what} is {:?}",
@@ -802,7 +834,19 @@ fn input<'a>(s: &'a CudaStorage, l: &Layout, op: &str, what: &str) -> Result<Cud
     let Some((start, end)) = l.contiguous_offsets() else {
         bail!("{op}: {what} must be contiguous (strides {:?})", l.stride())
     };
-    Ok(s.as_cuda_slice::<f32>()?.slice(start..end))
+    let view = s.as_cuda_slice::<f32>()?.slice(start..end);
+    let stream = s.device.cuda_stream();
+    let aligned = {
+        let (p, _guard) = view.device_ptr(&stream);
+        p % ALIGN as u64 == 0
+    };
+    if aligned || view.is_empty() {
+        return Ok(Arg::View(view));
+    }
+    let copy = stream.clone_dtod(&view).map_err(|e| {
+        candle_core::Error::Msg(format!("{op}: copying the unaligned {what}: {e:?}")).bt()
+    })?;
+    Ok(Arg::Copy(copy))
 }
 
 const ONE: f32 = 1.0;
@@ -846,6 +890,7 @@ pub(crate) fn conv_forward(
         let DeviceState {
             plans,
             workspace,
+            zeros: zero_z,
             handle,
             stream,
         } = state;
@@ -853,11 +898,11 @@ pub(crate) fn conv_forward(
         let h = handle.0;
         let plan = plan(plans, &key, OP)?;
         // SAFETY: every path below writes all of y without reading it (beta = 0, or the fused
-        // call, whose z is the plan's separate zero buffer).
+        // call, whose z is the separate, shared zero buffer).
         let mut y = unsafe { dev.alloc::<f32>(key.y_len())? };
-        let (xp, _gx) = x.device_ptr(stream);
-        let (wp, _gw) = w.device_ptr(stream);
-        let (bp, _gb) = b.device_ptr(stream);
+        let (xp, _gx) = x.ptr(stream);
+        let (wp, _gw) = w.ptr(stream);
+        let (bp, _gb) = b.ptr(stream);
         let (xp, wp, bp) = (
             xp as *const c_void,
             wp as *const c_void,
@@ -937,14 +982,16 @@ pub(crate) fn conv_forward(
             let yp = yp as *mut c_void;
             let mut done = false;
             if relu && plan.fused_relu {
-                if plan.zeros.is_none() {
-                    plan.zeros = Some(
+                if zero_z.as_ref().map_or(0, |z| z.len()) < key.y_len() {
+                    // Stream-ordered: the old buffer is freed after the calls that read it.
+                    *zero_z = None;
+                    *zero_z = Some(
                         stream
                             .alloc_zeros::<f32>(key.y_len())
                             .map_err(driver_error(OP, "allocating the zero z", &key))?,
                     );
                 }
-                let z = plan.zeros.as_ref().expect("allocated above");
+                let z = zero_z.as_ref().expect("allocated above");
                 let (zp, _gz) = z.device_ptr(stream);
                 // SAFETY: descriptors match the buffers (x, w, b, y and z of this plan's
                 // shapes); alpha2 = 0 with an all-zero z; the workspace holds at least
@@ -981,7 +1028,6 @@ pub(crate) fn conv_forward(
                     drop(_gz);
                     plan.fused_relu = false;
                     plan.fused_refusal = Some(s);
-                    plan.zeros = None;
                 }
             }
             if !done {
@@ -1078,6 +1124,7 @@ pub(crate) fn conv_backward(
             workspace,
             handle,
             stream,
+            ..
         } = state;
         let stream: &Arc<CudaStream> = stream;
         let h = handle.0;
@@ -1087,9 +1134,9 @@ pub(crate) fn conv_backward(
         let mut out = unsafe { dev.alloc::<f32>(total)? };
         let mut scratch: Option<CudaSlice<f32>> = None;
         {
-            let (xp, _gx) = x.device_ptr(stream);
-            let (wp, _gw) = w.device_ptr(stream);
-            let (dyp, _gdy) = dy.device_ptr(stream);
+            let (xp, _gx) = x.ptr(stream);
+            let (wp, _gw) = w.ptr(stream);
+            let (dyp, _gdy) = dy.ptr(stream);
             let (xp, wp, dyp) = (
                 xp as *const c_void,
                 wp as *const c_void,
