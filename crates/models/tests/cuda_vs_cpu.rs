@@ -67,12 +67,24 @@ fn one_training_step_on_cuda_equals_the_cpu() {
             rel <= 1e-5,
             "{name}: loss cpu {loss_cpu} cuda {loss_gpu} (rel {rel:e})"
         );
+        // zip would stop at the shorter list and compare nothing past it.
+        let names = |g: &[(String, Vec<f32>)]| g.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&grads_cpu), names(&grads_gpu), "{name}: parameters");
         for ((k, gc), (_, gg)) in grads_cpu.iter().zip(&grads_gpu) {
+            assert_eq!(gc.len(), gg.len(), "{name} {k}: gradient length");
             let scale = gc.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
             let worst = gc
                 .iter()
                 .zip(gg)
-                .map(|(a, b)| (a - b).abs() / scale)
+                // A NaN counts as infinitely wrong (f32::max would skip it).
+                .map(|(a, b)| {
+                    let d = (a - b).abs() / scale;
+                    if d.is_nan() {
+                        f32::INFINITY
+                    } else {
+                        d
+                    }
+                })
                 .fold(0f32, f32::max);
             assert!(
                 worst <= 1e-3,
