@@ -10,7 +10,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use allconv_models::ops::{conv2d, conv2d_relu, cudnn_cache_len, cudnn_plans, set_tf32};
+use allconv_models::ops::{conv2d, conv2d_relu, cudnn_cache_len, cudnn_plans, set_tf32, tf32};
 use candle_core::{Device, Tensor, Var};
 
 static PRECISION: Mutex<()> = Mutex::new(());
@@ -218,9 +218,30 @@ fn compare_all(tolerance: f32) {
             );
         }
     }
-    for line in cudnn_plans() {
-        println!("{line}");
+    report_plans(if tf32() { "tf32" } else { "fp32" });
+}
+
+/// Prints this thread's cuDNN plans (algorithm, math type, determinism, workspace, timed or
+/// heuristic, fused ReLU refused) and, last, a one-line summary. Written to stdout directly: the
+/// test harness captures only `print!`, and a GPU check wants to see what cuDNN chose.
+fn report_plans(label: &str) {
+    use std::io::Write;
+    let plans = cudnn_plans();
+    let lines_with = |pattern: &str| plans.iter().filter(|l| l.contains(pattern)).count();
+    let mut out = std::io::stdout().lock();
+    for line in &plans {
+        let _ = writeln!(out, "  {line}");
     }
+    let _ = writeln!(
+        out,
+        "cuDNN plans {label}: {} shapes; lines with: heuristic {}, ReLU not fused {}, \
+         TENSOR_OP {}, non-deterministic {}",
+        plans.len(),
+        lines_with("heuristic"),
+        lines_with("ReLU not fused"),
+        lines_with("TENSOR_OP"),
+        lines_with("non-deterministic"),
+    );
 }
 
 #[test]
