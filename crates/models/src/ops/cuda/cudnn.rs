@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda::{CudaDevice, DeviceId};
+use candle_core::cuda::CudaDevice;
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
 use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, CudaStream, CudaView, DevicePtr, DevicePtrMut};
@@ -593,15 +593,27 @@ impl DeviceState {
     }
 }
 
+/// What a [`DeviceState`] is cached by: the CUDA context and stream (as addresses) of a candle
+/// device. Not candle's `DeviceId`, which is new for every `Device::new_cuda(0)` although all of
+/// them share the device's primary context and the per-thread stream: keyed by id, every run
+/// that opens the device again on the same thread would add a handle, plans, a workspace and a
+/// zero buffer that live until the thread ends.
+type StateKey = (usize, usize);
+
 thread_local! {
-    static STATE: RefCell<HashMap<DeviceId, DeviceState>> = RefCell::new(HashMap::new());
+    static STATE: RefCell<HashMap<StateKey, DeviceState>> = RefCell::new(HashMap::new());
 }
 
 /// Runs `f` on this thread's state for `dev`, creating it on first use.
 fn with_state<R>(dev: &CudaDevice, f: impl FnOnce(&mut DeviceState) -> Result<R>) -> Result<R> {
+    let stream = dev.cuda_stream();
+    let key = (
+        stream.context().cu_ctx() as usize,
+        stream.cu_stream() as usize,
+    );
     STATE.with(|cell| {
         let mut map = cell.borrow_mut();
-        let state = match map.entry(dev.id()) {
+        let state = match map.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => v.insert(DeviceState::new(dev)?),
         };
