@@ -16,8 +16,8 @@
 //
 // All pointers point at the tensor's first element (the host applies the layout's start
 // offset). Every kernel is a grid-stride loop over 64-bit indices, so any grid size is correct;
-// none uses shared memory, __syncthreads or atomics, which lets tests/cuda_kernels_on_host.rs
-// compile this file as host C++ (tests/cuda_host/shim.h) and check it against the CPU ops.
+// none uses shared memory, __syncthreads or atomics, which lets tests/kernels_on_host.rs
+// compile this file as host C++ (tests/kernels_on_host/shim.h) and check it against the CPU ops.
 
 typedef unsigned long long u64;
 typedef unsigned int u32;

@@ -1,4 +1,4 @@
-// Lets crates/models/src/ops/cuda/kernels.cu compile as host C++ (tests/cuda_kernels_on_host.rs).
+// Lets crates/models/src/ops/cuda/kernels.cu compile as host C++ (tests/kernels_on_host.rs).
 //
 // The kernels are grid-stride loops without shared memory, __syncthreads or atomics, so a launch
 // can be simulated by calling the kernel once per (block, thread) in any order, with the

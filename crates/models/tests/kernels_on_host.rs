@@ -1,7 +1,7 @@
 //! The logic of our CUDA kernels (`src/ops/cuda/kernels.cu`) checked without a GPU: the real
-//! `kernels.cu` is compiled as host C++ with `tests/cuda_host/shim.h` (CUDA's qualifiers and
+//! `kernels.cu` is compiled as host C++ with `tests/kernels_on_host/shim.h` (CUDA's qualifiers and
 //! built-in indices, the `__fmul_rn`-style intrinsics as plain IEEE operations, no fused
-//! multiply-adds, no fast math) and `tests/cuda_host/driver.cpp`, which runs one kernel over a
+//! multiply-adds, no fast math) and `tests/kernels_on_host/driver.cpp`, which runs one kernel over a
 //! simulated launch: every (block, thread) of several grid/block shapes, most of them with fewer
 //! threads than elements so that the grid-stride loops wrap. Legal because the kernels never
 //! synchronise, share memory or use atomics.
@@ -19,8 +19,10 @@
 //! to f32, the decay flag; `tests/cuda_kernels.rs` covers them on a GPU), and the GPU's own
 //! arithmetic (flush-to-zero, NaN payloads), which nvcc's flags in `build.rs` pin down.
 //!
-//! Needs a C++ compiler (`$CXX`, else `c++`); without one the tests fail, unless
-//! `ALLCONV_SKIP_HOST_KERNELS=1`.
+//! Needs a C++ compiler (`$CXX`, else the first of `c++`, `g++`, `clang++` that runs). Without
+//! one the tests say so on stderr and check nothing, so `cargo test --workspace` still works on a
+//! machine with only a C compiler; `ALLCONV_REQUIRE_HOST_KERNELS=1` (set by `.ci/run`) makes a
+//! missing compiler a failure instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,46 +45,58 @@ fn build_driver() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("allconv-cuda-host");
     std::fs::create_dir_all(&dir).unwrap();
     let tmp = dir.join(format!("driver.{}.tmp", std::process::id()));
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_string());
-    // `CXX` may carry arguments (`ccache g++`), as for cc-based build scripts.
-    let mut words = cxx.split_whitespace();
-    let out = Command::new(words.next().unwrap_or("c++"))
-        .args(words)
-        .args([
-            "-std=c++17",
-            "-O2",
-            "-ffp-contract=off",
-            "-fno-fast-math",
-            "-Wall",
-        ])
-        .arg("-I")
-        .arg(manifest.join("tests/cuda_host"))
-        .arg("-I")
-        .arg(manifest.join("src/ops/cuda"))
-        .arg(manifest.join("tests/cuda_host/driver.cpp"))
-        .arg("-o")
-        .arg(&tmp)
-        .output();
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            if std::env::var("ALLCONV_SKIP_HOST_KERNELS").as_deref() == Ok("1") {
-                eprintln!(
-                    "skipping: no C++ compiler `{cxx}` ({e}) and ALLCONV_SKIP_HOST_KERNELS=1"
-                );
-                return None;
+    let candidates = match std::env::var("CXX") {
+        Ok(cxx) => vec![cxx],
+        Err(_) => ["c++", "g++", "clang++"].map(String::from).to_vec(),
+    };
+    let mut tried = Vec::new();
+    let mut found = None;
+    for cxx in candidates {
+        // `CXX` may carry arguments (`ccache g++`), as for cc-based build scripts.
+        let mut words = cxx.split_whitespace();
+        let out = Command::new(words.next().unwrap_or("c++"))
+            .args(words)
+            .args([
+                "-std=c++17",
+                "-O2",
+                "-ffp-contract=off",
+                "-fno-fast-math",
+                "-Wall",
+            ])
+            .arg("-I")
+            .arg(manifest.join("tests/kernels_on_host"))
+            .arg("-I")
+            .arg(manifest.join("src/ops/cuda"))
+            .arg(manifest.join("tests/kernels_on_host/driver.cpp"))
+            .arg("-o")
+            .arg(&tmp)
+            .output();
+        match out {
+            Ok(out) => {
+                found = Some((cxx, out));
+                break;
             }
-            panic!(
-                "these tests compile src/ops/cuda/kernels.cu as host C++, but the C++ compiler \
-                 `{cxx}` could not be run ({e}); install one (g++ or clang++), point CXX at it, \
-                 or set ALLCONV_SKIP_HOST_KERNELS=1 to skip them"
-            )
+            Err(e) => tried.push(format!("`{cxx}` ({e})")),
         }
+    }
+    let Some((cxx, out)) = found else {
+        let tried = tried.join(", ");
+        if std::env::var("ALLCONV_REQUIRE_HOST_KERNELS").as_deref() == Ok("1") {
+            panic!(
+                "these tests compile src/ops/cuda/kernels.cu as host C++, but no C++ compiler \
+                 could be run: {tried}; install one (g++ or clang++) or point CXX at it"
+            );
+        }
+        eprintln!(
+            "NOT CHECKED: the CUDA kernels' host test needs a C++ compiler and none could be run \
+             ({tried}); install g++ or clang++ or set CXX"
+        );
+        return None;
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "`{cxx}` failed ({}) compiling kernels.cu with tests/cuda_host/driver.cpp:\n{stderr}",
+        "`{cxx}` failed ({}) compiling kernels.cu with tests/kernels_on_host/driver.cpp:\n{stderr}",
         out.status
     );
     if !stderr.trim().is_empty() {

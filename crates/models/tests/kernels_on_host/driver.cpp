@@ -1,5 +1,5 @@
 // Runs one kernel of crates/models/src/ops/cuda/kernels.cu (the real file, compiled as host C++
-// through shim.h) over a simulated launch, for tests/cuda_kernels_on_host.rs.
+// through shim.h) over a simulated launch, for tests/kernels_on_host.rs.
 //
 //     driver KERNEL GRID BLOCK DIR SCALARS...
 //
