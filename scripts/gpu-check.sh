@@ -21,12 +21,21 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 echo "== 1. correctness: CUDA vs CPU (cuDNN convolutions, kernels, one step of all 12 networks) =="
 for t in "$bin"/test-*; do
   echo "-- $(basename "$t")"
-  timeout 180 "$t" --test-threads=1 2>&1 | tail -25 || echo "!! $(basename "$t") failed (exit $?)"
+  name=$(basename "$t")
+  timeout 180 "$t" --test-threads=1 > "$out/$name.txt" 2>&1 || echo "!! $name failed (exit $?)"
+  # The plan lines are in $out; print the summaries (fp32: heuristic 0, ReLU not fused 0,
+  # TENSOR_OP 0; tf32: TENSOR_OP > 0), the results and any failure with its message.
+  grep -E -A3 "cuDNN plans|test result|panicked|FAILED|^failures" "$out/$name.txt" | head -60
 done
 
 echo "== 2. throughput, batch 128: allconv (fp32, TF32) and PyTorch eager on the same card =="
 timeout 150 $bin/allconv bench --device cuda --models model-a,model-c,all-cnn-c --iters 30 \
-  | tee "$out/allconv-bench.txt" || echo "!! allconv bench failed (exit $?)"
+  --plans > "$out/allconv-bench.txt" 2>&1 || echo "!! allconv bench failed (exit $?)"
+grep -v "^  x \[" "$out/allconv-bench.txt"
+# What cuDNN chose at batch 128 (whole list in $out/allconv-bench.txt): any unfused ReLU or
+# heuristic fallback, then the All-CNN-C shapes.
+grep -E "not fused|heuristic" "$out/allconv-bench.txt" | head -10
+grep -E "^  x \[128, (3|96|192), 32, 32\]" "$out/allconv-bench.txt" | head -8
 timeout 120 /opt/torch/.venv/bin/python scripts/bench_pytorch.py --device cuda \
   --models model-a model-c all-cnn-c --iters 50 --tf32 both | tee "$out/torch-bench.csv" \
   || echo "!! PyTorch bench failed (exit $?)"

@@ -34,6 +34,10 @@ pub struct Args {
     /// convolutions and matrix products). Default: fp32 on the CPU, both on CUDA.
     #[arg(long, value_delimiter = ',', value_enum)]
     precision: Vec<Precision>,
+    /// After the table, print what cuDNN chose for every convolution shape measured (algorithms,
+    /// math type, whether bias + ReLU ran fused): CUDA only.
+    #[arg(long)]
+    plans: bool,
 }
 
 /// The arithmetic of a measurement.
@@ -75,6 +79,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     if device.is_cpu() && precisions.contains(&Precision::Tf32) {
         anyhow::bail!("--precision tf32: TF32 exists only on CUDA; use --device cuda");
+    }
+    if args.plans && device.is_cpu() {
+        anyhow::bail!("--plans lists cuDNN's choices, which exist only on CUDA; use --device cuda");
     }
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -132,8 +139,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     allconv_models::ops::set_tf32(false);
+    if args.plans {
+        print_cudnn_plans();
+    }
     Ok(())
 }
+
+/// cuDNN's choices on this thread (the one that ran every measurement), one line per shape.
+#[cfg(feature = "cuda")]
+fn print_cudnn_plans() {
+    let plans = allconv_models::ops::cudnn_plans();
+    println!("cuDNN plans ({}):", plans.len());
+    for line in plans {
+        println!("  {line}");
+    }
+}
+
+/// Unreachable without CUDA (`--plans` is refused on the CPU, the only device of this build).
+#[cfg(not(feature = "cuda"))]
+fn print_cudnn_plans() {}
 
 /// Images per wall-clock second and per CPU-second of `work` over `iters` timed calls after
 /// warm-up calls (one on the CPU; three on CUDA, where the first calls also choose the cuDNN
