@@ -181,6 +181,26 @@ impl Network {
                 layers.next();
                 continue;
             }
+            // Likewise a convolution with ReLU followed by dropout (the strided convolutions
+            // of the Strided-CNN and All-CNN models: see `ops::conv2d_relu_dropout`).
+            if let (
+                Layer::Conv {
+                    weight,
+                    bias,
+                    stride,
+                    pad,
+                    relu: true,
+                },
+                Some(Layer::Dropout { rate }),
+                Mode::Train { dropout_seed },
+            ) = (layer, layers.peek(), mode)
+            {
+                dropout_index += 1;
+                let dropout = ops::Dropout::new(*rate, dropout_seed, dropout_index)?;
+                h = ops::conv2d_relu_dropout(&h, weight, bias, *stride, *pad, dropout)?;
+                layers.next();
+                continue;
+            }
             h = match layer {
                 Layer::Dropout { rate } => {
                     dropout_index += 1;

@@ -17,7 +17,10 @@
 //!
 //! With a fused ReLU the backward op masks the output gradient itself, while copying a group's
 //! gradient into its GEMM operand, instead of a separate pass over the whole gradient. Outputs
-//! are allocated uninitialised and zeroed by the thread that fills them, never serially.
+//! are allocated uninitialised and zeroed by the thread that fills them, never serially. A
+//! dropout after the ReLU can be fused too ([`conv2d_relu_dropout`]): the mask is applied to
+//! each output row in cache, and the backward masks the gradient with the dropped output.
+//! Stride-2 im2col / col2im go over element pairs, which vectorises (a run-time stride does not).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
@@ -25,6 +28,8 @@ use candle_core::{
     WithDType,
 };
 use gemm::Parallelism;
+
+use super::dropout::{Dropout, Mask, WideApply};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -156,6 +161,10 @@ fn im2col<T: WithDType>(image: &[T], cols: &mut [T], ld: usize, g: &Geom) {
                     if g.stride == 1 {
                         let start = ox0 + j - g.pad;
                         out[ox0..ox1].copy_from_slice(&src[start..start + ox1 - ox0]);
+                    } else if g.stride == 2 {
+                        if ox0 < ox1 {
+                            gather_even(&src[ox0 * 2 + j - g.pad..], &mut out[ox0..ox1]);
+                        }
                     } else {
                         for (ox, o) in out.iter_mut().enumerate().take(ox1).skip(ox0) {
                             *o = src[ox * g.stride + j - g.pad];
@@ -188,6 +197,10 @@ fn col2im<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom) {
                         for (d, s) in dst[start..start + ox1 - ox0].iter_mut().zip(&src[ox0..ox1]) {
                             *d += *s;
                         }
+                    } else if g.stride == 2 {
+                        if ox0 < ox1 {
+                            add_even(&src[ox0..ox1], &mut dst[ox0 * 2 + j - g.pad..]);
+                        }
                     } else {
                         for (ox, s) in src.iter().enumerate().take(ox1).skip(ox0) {
                             dst[ox * g.stride + j - g.pad] += *s;
@@ -197,6 +210,37 @@ fn col2im<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom) {
             }
         }
     }
+}
+
+/// `out[x] = src[2 x]` for every `x` of `out` (`src` holds at least `2 out.len() - 1` elements).
+///
+/// Stride-2 sampling written over element pairs so that LLVM vectorises it (interleaved loads
+/// and a shuffle); the indexed loop with a run-time stride stays scalar, and no crate offers
+/// this strided copy.
+fn gather_even<T: WithDType>(src: &[T], out: &mut [T]) {
+    let Some((last, head)) = out.split_last_mut() else {
+        return;
+    };
+    for (o, pair) in head.iter_mut().zip(src.chunks_exact(2)) {
+        *o = pair[0];
+    }
+    *last = src[2 * head.len()];
+}
+
+/// `dst[2 x] += src[x]` for every `x` of `src` (`dst` holds at least `2 src.len() - 1`
+/// elements): the stride-2 scatter of [`col2im`], in the same order of additions as an
+/// element-by-element loop. Each pair is rewritten whole (its odd element unchanged) so that
+/// LLVM vectorises the loop with full interleaved stores.
+fn add_even<T: WithDType>(src: &[T], dst: &mut [T]) {
+    let Some((&last, head)) = src.split_last() else {
+        return;
+    };
+    for (pair, &s) in dst.chunks_exact_mut(2).zip(head) {
+        let odd = pair[1];
+        pair[0] += s;
+        pair[1] = odd;
+    }
+    dst[2 * head.len()] += last;
 }
 
 /// Copies `[rows, l]` matrices side by side into `dst [rows, images.len() * l]`.
@@ -210,21 +254,34 @@ fn gather<T: WithDType>(images: &[&[T]], rows: usize, l: usize, dst: &mut [T]) {
 }
 
 /// [`gather`] of output gradients, zero wherever the matching ReLU output (`outputs`, one
-/// `[rows, l]` per image) is not positive, as PyTorch's ReLU backward (no gradient at 0).
+/// `[rows, l]` per image) is not positive, as PyTorch's ReLU backward (no gradient at 0); with
+/// `scale` (a fused dropout, whose output is `outputs`), the kept gradients times `scale`, as
+/// the dropout's backward computes them.
 fn gather_relu_masked<T: WithDType>(
     grads: &[&[T]],
     outputs: &[&[T]],
     rows: usize,
     l: usize,
+    scale: Option<T>,
     dst: &mut [T],
 ) {
     let n = grads.len() * l;
     for r in 0..rows {
         for (i, (g, y)) in grads.iter().zip(outputs).enumerate() {
             let d = &mut dst[r * n + i * l..][..l];
-            // An unconditional select (not a conditional store) so that it vectorises.
-            for ((d, &g), &y) in d.iter_mut().zip(&g[r * l..][..l]).zip(&y[r * l..][..l]) {
-                *d = if y > T::zero() { g } else { T::zero() };
+            let pairs = d.iter_mut().zip(&g[r * l..][..l]).zip(&y[r * l..][..l]);
+            // Unconditional selects (not conditional stores) so that they vectorise.
+            match scale {
+                None => {
+                    for ((d, &g), &y) in pairs {
+                        *d = if y > T::zero() { g } else { T::zero() };
+                    }
+                }
+                Some(scale) => {
+                    for ((d, &g), &y) in pairs {
+                        *d = if y > T::zero() { g * scale } else { T::zero() };
+                    }
+                }
             }
         }
     }
@@ -338,14 +395,31 @@ fn bias_act<T: WithDType>(row: &mut [T], bias: T, relu: bool) {
     }
 }
 
-fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -> Vec<T> {
+/// The convolution's output, `relu`'d if asked, then (if `mask`) with a dropout mask applied
+/// to each output row while it is in cache (mask index: the row-major output index).
+fn conv_forward<T: WideApply>(
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    g: &Geom,
+    relu: bool,
+    mask: Option<Mask>,
+) -> Vec<T> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let (chunk, group) = (g.chunk(), g.group());
     let parallelism = g.gemm_parallelism();
     let mut y = uninit::<T>(g.batch * g.out_len());
     y.par_chunks_mut(chunk * g.out_len())
         .zip(x.par_chunks(chunk * g.in_len()))
-        .for_each(|(y_chunk, x_chunk)| {
+        .enumerate()
+        .for_each(|(chunk_index, (y_chunk, x_chunk))| {
+            // Bias, activation and dropout of output row `c` of image `image`.
+            let finish = |row: &mut [T], image: usize, c: usize| {
+                bias_act(row, b[c], relu);
+                if let Some(mask) = &mask {
+                    mask.apply_in_place(((image * o + c) * l) as u64, row);
+                }
+            };
             let n = group * l;
             let mut cols = if g.pointwise() && group == 1 {
                 Vec::new()
@@ -353,10 +427,12 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -
                 vec![T::zero(); k * n]
             };
             let mut grouped_y = vec![T::zero(); if group > 1 { o * n } else { 0 }];
-            for (y_group, x_group) in y_chunk
+            for (group_index, (y_group, x_group)) in y_chunk
                 .chunks_mut(group * g.out_len())
                 .zip(x_chunk.chunks(group * g.in_len()))
+                .enumerate()
             {
+                let first = chunk_index * chunk + group_index * group;
                 // Zeroed here, in cache, just before the GEMM overwrites it.
                 let y_group = zeroed(y_group);
                 let images: Vec<&[T]> = x_group.chunks_exact(g.in_len()).collect();
@@ -382,8 +458,8 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -
                         false,
                         parallelism,
                     );
-                    for (row, &bias) in y_group.chunks_exact_mut(l).zip(b) {
-                        bias_act(row, bias, relu);
+                    for (c, row) in y_group.chunks_exact_mut(l).enumerate() {
+                        finish(row, first, c);
                     }
                 } else {
                     // Images side by side: scatter every image's block of columns back.
@@ -396,9 +472,9 @@ fn conv_forward<T: WithDType>(x: &[T], w: &[T], b: &[T], g: &Geom, relu: bool) -
                         parallelism,
                     );
                     for (i, yb) in y_group.chunks_exact_mut(g.out_len()).enumerate() {
-                        for (c, (row, &bias)) in yb.chunks_exact_mut(l).zip(b).enumerate() {
+                        for (c, row) in yb.chunks_exact_mut(l).enumerate() {
                             row.copy_from_slice(&grouped_y[c * n + i * l..][..l]);
-                            bias_act(row, bias, relu);
+                            finish(row, first + i, c);
                         }
                     }
                 }
@@ -423,15 +499,18 @@ fn sum<T: WithDType>(values: &[T]) -> T {
 }
 
 /// Gradients of the convolution, concatenated: `[dx (only if input_grad); dw; db]`. With
-/// `relu_output` (the output of a fused ReLU), `dy` counts only where that output is positive.
+/// `relu_output` (the output of a fused ReLU, or of a fused ReLU + dropout), `dy` counts only
+/// where that output is positive, times `scale` if given (the dropout's `1 / (1 - rate)`).
 fn conv_backward<T: WithDType>(
     x: &[T],
     w: &[T],
     dy: &[T],
-    relu_output: Option<&[T]>,
+    relu_output: Option<(&[T], Option<T>)>,
     g: &Geom,
     input_grad: bool,
 ) -> Vec<T> {
+    let scale = relu_output.and_then(|(_, scale)| scale);
+    let relu_output = relu_output.map(|(y, _)| y);
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let (chunk, group) = (g.chunk(), g.group());
     let parallelism = g.gemm_parallelism();
@@ -480,7 +559,7 @@ fn conv_backward<T: WithDType>(
                 match y_group {
                     Some(y_group) => {
                         let outputs: Vec<&[T]> = y_group.chunks_exact(g.out_len()).collect();
-                        gather_relu_masked(&grads, &outputs, o, l, &mut grouped_dy);
+                        gather_relu_masked(&grads, &outputs, o, l, scale, &mut grouped_dy);
                     }
                     None => gather(&grads, o, l, &mut grouped_dy),
                 }
@@ -566,11 +645,14 @@ fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Re
 }
 
 /// Forward convolution op on `(x [N,C,H,W], w [O,C,kh,kw], b [O])`, optionally followed by a
-/// fused ReLU (saves candle's separate ReLU passes and their backward over the activations).
+/// fused ReLU (saves candle's separate ReLU passes and their backward over the activations),
+/// and after the ReLU by a fused dropout (CPU only; see [`conv2d_relu_dropout`]).
 struct Conv2dOp {
     stride: usize,
     pad: usize,
     relu: bool,
+    /// Dropout after the ReLU (only with `relu`, only on the CPU).
+    dropout: Option<Dropout>,
 }
 
 impl CustomOp3 for Conv2dOp {
@@ -603,6 +685,7 @@ impl CustomOp3 for Conv2dOp {
                 contiguous(bs, bl, "bias")?,
                 &g,
                 self.relu,
+                self.dropout.map(|d| d.mask()),
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_forward::<f64>(
                 contiguous(xs, xl, "input")?,
@@ -610,6 +693,7 @@ impl CustomOp3 for Conv2dOp {
                 contiguous(bs, bl, "bias")?,
                 &g,
                 self.relu,
+                self.dropout.map(|d| d.mask()),
             )),
             other => bail!("conv2d: dtype {:?} not supported (f32, f64)", other.dtype()),
         };
@@ -626,6 +710,10 @@ impl CustomOp3 for Conv2dOp {
         bs: &candle_core::CudaStorage,
         bl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
+        if self.dropout.is_some() {
+            // `conv2d_relu_dropout` runs the two ops unfused on CUDA.
+            bail!("conv2d: the fused dropout runs on the CPU only")
+        }
         super::cuda::conv_forward(
             self.stride,
             self.pad,
@@ -658,6 +746,7 @@ impl CustomOp3 for Conv2dOp {
             pad: self.pad,
             input_grad,
             relu_output: (self.relu && cpu).then(|| res.clone()),
+            grad_scale: self.dropout.map(|d| d.scale()),
         };
         // One op computes all three gradients (they share the column matrices); its output is
         // their concatenation, split here without copying.
@@ -683,6 +772,9 @@ struct Conv2dBackwardOp {
     input_grad: bool,
     /// The output of a fused ReLU (CPU only): the gradient counts where it is positive.
     relu_output: Option<Tensor>,
+    /// With a fused dropout after the ReLU (then `relu_output` is the dropout's output): its
+    /// `1 / (1 - rate)`, applied to the kept gradients.
+    grad_scale: Option<f64>,
 }
 
 impl CustomOp3 for Conv2dBackwardOp {
@@ -717,11 +809,12 @@ impl CustomOp3 for Conv2dBackwardOp {
                 },
                 None => None,
             };
+            let scale = op.grad_scale.map(T::from_f64);
             Ok(conv_backward::<T>(
                 contiguous(xs, xl, "input")?,
                 contiguous(ws, wl, "weight")?,
                 contiguous(gs, gl, "output gradient")?,
-                y,
+                y.map(|y| (y, scale)),
                 g,
                 op.input_grad,
             ))
@@ -877,6 +970,43 @@ pub fn conv2d_relu(
     conv2d_impl(x, weight, bias, stride, pad, true)
 }
 
+/// `dropout(relu(conv2d(x, weight, bias, stride, pad)))` with [`Dropout`]'s mask: the same
+/// values and gradients as [`conv2d_relu`] followed by [`super::dropout()`].
+///
+/// Why fused: on the CPU (f32, f64) the mask is applied to each output row while the
+/// convolution has it in cache, and the ReLU output is never a graph node: candle's backward
+/// would otherwise allocate a zeroed gradient for it, add the dropout's gradient into it and
+/// regenerate the mask, whole passes over the tensor per step. The backward masks the gradient
+/// with `output > 0` (positive exactly where the ReLU output is positive and the element was
+/// kept) and scales it by `1 / (1 - rate)`, as the two backward passes would. Elsewhere (CUDA,
+/// other dtypes, rate 0) the two ops unfused.
+pub fn conv2d_relu_dropout(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    pad: usize,
+    dropout: Dropout,
+) -> Result<Tensor> {
+    let dropout = Dropout::new(dropout.rate, dropout.seed, dropout.stream)?;
+    let cpu_float =
+        matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64);
+    if !cpu_float || dropout.rate == 0.0 {
+        let y = conv2d_relu(x, weight, bias, stride, pad)?;
+        return super::dropout(&y, dropout.rate, dropout.seed, dropout.stream);
+    }
+    x.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        Conv2dOp {
+            stride,
+            pad,
+            relu: true,
+            dropout: Some(dropout),
+        },
+    )
+}
+
 fn conv2d_impl(
     x: &Tensor,
     weight: &Tensor,
@@ -889,7 +1019,12 @@ fn conv2d_impl(
         x.contiguous()?.apply_op3(
             &weight.contiguous()?,
             &bias.contiguous()?,
-            Conv2dOp { stride, pad, relu },
+            Conv2dOp {
+                stride,
+                pad,
+                relu,
+                dropout: None,
+            },
         )
     } else {
         let out_channels = weight.dim(0)?;
@@ -991,41 +1126,46 @@ mod tests {
             (1, 1, 0),
             (1, 2, 0),
             (3, 1, 0),
+            (5, 2, 2),
+            (3, 3, 1),
         ] {
-            let (batch, c, h, wd, o) = (7, 3, 9, 8, 5);
-            let xl = Layout::contiguous((batch, c, h, wd));
-            let wl = Layout::contiguous((o, c, kernel, kernel));
-            let g = Geom::new(&xl, &wl, stride, pad).unwrap();
-            let x = values(batch * c * h * wd, 1);
-            let w = values(o * c * kernel * kernel, 2);
-            let b = values(o, 3);
-            let dy = values(batch * g.out_len(), 4);
-            let (y, dx, dw, db) = direct(&x, &w, &b, &dy, &g);
-            for threads in [1, 2, 7] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                let case = format!("k{kernel} s{stride} p{pad}, {threads} threads");
-                pool.install(|| {
-                    assert_close(&case, &conv_forward(&x, &w, &b, &g, false), &y);
-                    let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
-                    assert_close(&case, &conv_forward(&x, &w, &b, &g, true), &relu);
-                    let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
-                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, true), &all);
-                    let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
-                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, false), &params);
-                    // With a fused ReLU: the gradient only where the output is positive.
-                    let masked: Vec<f64> = dy
-                        .iter()
-                        .zip(&y)
-                        .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
-                        .collect();
-                    let (_, mx, mw, mb) = direct(&x, &w, &b, &masked, &g);
-                    let all: Vec<f64> = mx.iter().chain(&mw).chain(&mb).copied().collect();
-                    let got = conv_backward(&x, &w, &dy, Some(&relu), &g, true);
-                    assert_close(&format!("{case} relu"), &got, &all);
-                });
+            // Odd and even widths: the stride-2 pair loops end on a half pair or a whole one.
+            for wd in [8, 7] {
+                let (batch, c, h, o) = (7, 3, 9, 5);
+                let xl = Layout::contiguous((batch, c, h, wd));
+                let wl = Layout::contiguous((o, c, kernel, kernel));
+                let g = Geom::new(&xl, &wl, stride, pad).unwrap();
+                let x = values(batch * c * h * wd, 1);
+                let w = values(o * c * kernel * kernel, 2);
+                let b = values(o, 3);
+                let dy = values(batch * g.out_len(), 4);
+                let (y, dx, dw, db) = direct(&x, &w, &b, &dy, &g);
+                for threads in [1, 2, 7] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let case = format!("k{kernel} s{stride} p{pad} w{wd}, {threads} threads");
+                    pool.install(|| {
+                        assert_close(&case, &conv_forward(&x, &w, &b, &g, false, None), &y);
+                        let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
+                        assert_close(&case, &conv_forward(&x, &w, &b, &g, true, None), &relu);
+                        let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
+                        assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, true), &all);
+                        let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
+                        assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, false), &params);
+                        // With a fused ReLU: the gradient only where the output is positive.
+                        let masked: Vec<f64> = dy
+                            .iter()
+                            .zip(&y)
+                            .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
+                            .collect();
+                        let (_, mx, mw, mb) = direct(&x, &w, &b, &masked, &g);
+                        let all: Vec<f64> = mx.iter().chain(&mw).chain(&mb).copied().collect();
+                        let got = conv_backward(&x, &w, &dy, Some((&relu, None)), &g, true);
+                        assert_close(&format!("{case} relu"), &got, &all);
+                    });
+                }
             }
         }
     }

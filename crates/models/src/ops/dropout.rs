@@ -117,6 +117,52 @@ impl Dropout {
     }
 }
 
+/// A [`Dropout`] with its generator key computed, to mask parts of a tensor in place (the
+/// fused convolution + ReLU + dropout masks each output row while it is in cache).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mask {
+    key: u64,
+    threshold: u64,
+    scale: f64,
+}
+
+impl Dropout {
+    /// The mask of this dropout, ready to apply to parts of a tensor.
+    pub(crate) fn mask(&self) -> Mask {
+        Mask {
+            key: key(self.seed, self.stream),
+            threshold: self.threshold(),
+            scale: self.scale(),
+        }
+    }
+}
+
+impl Mask {
+    /// Masks `v`, elements `base..base + v.len()` of the tensor (row-major indices), in place:
+    /// bit for bit what [`Dropout`]'s op writes for those elements.
+    pub(crate) fn apply_in_place<T: WideApply>(&self, base: u64, v: &mut [T]) {
+        // The vector loop reads and writes separate slices, so each block is copied to the
+        // stack first (a block in L1 costs far less than the hash).
+        const BLOCK: usize = 256;
+        let scale = T::from_f64(self.scale);
+        let mut block = [T::zero(); BLOCK];
+        for (b, chunk) in v.chunks_mut(BLOCK).enumerate() {
+            let x = &mut block[..chunk.len()];
+            x.copy_from_slice(chunk);
+            let start = base + (b * BLOCK) as u64;
+            let done = T::apply_wide(self.key, self.threshold, scale, start, x, chunk);
+            apply_scalar(
+                self.key,
+                self.threshold,
+                scale,
+                start + done as u64,
+                &x[done..],
+                &mut chunk[done..],
+            );
+        }
+    }
+}
+
 /// The mask applied one element at a time: `y[j] = x[j] * scale` if element `base + j` is kept,
 /// else 0.
 fn apply_scalar<T: candle_core::WithDType>(
@@ -135,7 +181,7 @@ fn apply_scalar<T: candle_core::WithDType>(
 }
 
 /// A dtype with a vectorised dropout loop on some CPUs.
-trait WideApply: candle_core::WithDType {
+pub(crate) trait WideApply: candle_core::WithDType {
     /// Applies the mask to a prefix of `x` (elements `base..`), bit-identical to
     /// [`apply_scalar`], and returns the prefix's length (0 where no vector loop runs).
     fn apply_wide(

@@ -9,7 +9,7 @@ mod dropout;
 mod pool;
 mod sgd;
 
-pub use conv::{conv2d, conv2d_relu};
+pub use conv::{conv2d, conv2d_relu, conv2d_relu_dropout};
 #[cfg(feature = "cuda")]
 pub use cuda::{cudnn_cache_len, cudnn_plans};
 pub use dropout::{dropout, dropout_bits, Dropout};
