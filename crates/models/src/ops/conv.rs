@@ -21,6 +21,9 @@
 //! dropout after the ReLU can be fused too ([`conv2d_relu_dropout`]): the mask is applied to
 //! each output row in cache, and the backward masks the gradient with the dropped output.
 //! Stride-2 im2col / col2im go over element pairs, which vectorises (a run-time stride does not).
+//! A single image whose column matrix would not fit in L2 (96 channels at 32x32) is done in
+//! blocks of output rows ([`Geom::block_rows`]); for same-size stride-1 convolutions im2col
+//! copies each row of the column matrix as one shifted run of the input plane.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
@@ -32,9 +35,14 @@ use gemm::Parallelism;
 use super::dropout::{Dropout, Mask, WideApply};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 /// Column count that [`Geom::group`] aims for in every GEMM.
 const GROUP_COLUMNS: usize = 256;
+
+/// Largest column matrix (elements) done in one piece; larger ones go in blocks of rows
+/// ([`Geom::block_rows`]). 2^18 f32 are 1 MB, the L2 of the machine measured.
+const BLOCK_ELEMENTS: usize = 1 << 18;
 
 /// Geometry of one convolution call.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +123,19 @@ impl Geom {
         GROUP_COLUMNS.div_ceil(self.l()).clamp(1, self.chunk())
     }
 
+    /// Output rows per column block of a one-image GEMM. An image whose column matrix would
+    /// not fit in L2 (e.g. 96 channels at 32x32: 864 x 1024 floats, 3.5 MB) is done in blocks
+    /// of about [`GROUP_COLUMNS`] columns, each block's columns written, multiplied and (in the
+    /// backward pass) scattered back while they are in L2 (all output rows: no blocks).
+    fn block_rows(&self) -> usize {
+        let fits = self.k() * self.l() <= BLOCK_ELEMENTS;
+        if self.group() > 1 || self.pointwise() || self.l() < 2 * GROUP_COLUMNS || fits {
+            self.out_h
+        } else {
+            GROUP_COLUMNS.div_ceil(self.out_w).min(self.out_h)
+        }
+    }
+
     /// GEMM parallelism inside one image: only when there are fewer images than threads.
     fn gemm_parallelism(&self) -> Parallelism {
         let threads = rayon::current_num_threads();
@@ -139,22 +160,41 @@ impl Geom {
 }
 
 /// Copies one image `[C, H, W]` into its column matrix `[C*kh*kw, Ho*Wo]` (zeros for padding),
-/// whose rows start `ld` elements apart (`ld >= Ho*Wo`: several images side by side).
-fn im2col<T: WithDType>(image: &[T], cols: &mut [T], ld: usize, g: &Geom) {
-    let (l, ow) = (g.l(), g.out_w);
+/// whose rows start `ld` elements apart (`ld >= Ho*Wo`: several images side by side); only
+/// output rows `oys` (then the matrix has `oys.len() * Wo` columns, from output row
+/// `oys.start` on).
+fn im2col<T: WithDType>(image: &[T], cols: &mut [T], ld: usize, g: &Geom, oys: Range<usize>) {
+    let (r0, r1, ow) = (oys.start, oys.end, g.out_w);
+    let l = (r1 - r0) * ow;
     let mut rows = (0..g.k()).map(|r| r * ld);
     for c in 0..g.in_channels {
         let plane = &image[c * g.height * g.width..(c + 1) * g.height * g.width];
         for i in 0..g.kernel_h {
             let (oy0, oy1) = g.valid_range(i, g.height, g.out_h);
+            let (oy0, oy1) = (oy0.clamp(r0, r1), oy1.clamp(r0, r1));
             for j in 0..g.kernel_w {
                 let start = rows.next().expect("row count is C*kh*kw");
                 let row = &mut cols[start..start + l];
                 let (ox0, ox1) = g.valid_range(j, g.width, g.out_w);
-                row[..oy0 * ow].fill(T::zero());
-                row[oy1 * ow..].fill(T::zero());
+                if g.stride == 1 && ow == g.width && ox0 < ox1 && oy0 < oy1 {
+                    // Output rows as wide as input rows: the valid samples of all output rows
+                    // are one shifted run of the plane (one long copy instead of one short copy
+                    // per row), after which the samples that wrapped around a row edge (padding)
+                    // are zeroed.
+                    let (first, end) = ((oy0 - r0) * ow + ox0, (oy1 - 1 - r0) * ow + ox1);
+                    let src = (oy0 + i - g.pad) * g.width + ox0 + j - g.pad;
+                    row[first..end].copy_from_slice(&plane[src..src + end - first]);
+                    row[..first].fill(T::zero());
+                    row[end..].fill(T::zero());
+                    for oy in oy0 - r0..oy1 - 1 - r0 {
+                        row[oy * ow + ox1..(oy + 1) * ow + ox0].fill(T::zero());
+                    }
+                    continue;
+                }
+                row[..(oy0 - r0) * ow].fill(T::zero());
+                row[(oy1 - r0) * ow..].fill(T::zero());
                 for oy in oy0..oy1 {
-                    let out = &mut row[oy * ow..(oy + 1) * ow];
+                    let out = &mut row[(oy - r0) * ow..(oy - r0 + 1) * ow];
                     out[..ox0].fill(T::zero());
                     out[ox1..].fill(T::zero());
                     let src = &plane[(oy * g.stride + i - g.pad) * g.width..][..g.width];
@@ -176,21 +216,23 @@ fn im2col<T: WithDType>(image: &[T], cols: &mut [T], ld: usize, g: &Geom) {
     }
 }
 
-/// Adds a column matrix (rows `ld` elements apart) into one image: the adjoint of [`im2col`]
-/// when `image` starts at zero.
-fn col2im<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom) {
-    let (l, ow) = (g.l(), g.out_w);
+/// Adds a column matrix (rows `ld` elements apart) of output rows `oys` into one image: the
+/// adjoint of [`im2col`] when `image` starts at zero.
+fn col2im<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom, oys: Range<usize>) {
+    let (r0, r1, ow) = (oys.start, oys.end, g.out_w);
+    let l = (r1 - r0) * ow;
     let mut rows = (0..g.k()).map(|r| r * ld);
     for c in 0..g.in_channels {
         let plane = &mut image[c * g.height * g.width..(c + 1) * g.height * g.width];
         for i in 0..g.kernel_h {
             let (oy0, oy1) = g.valid_range(i, g.height, g.out_h);
+            let (oy0, oy1) = (oy0.clamp(r0, r1), oy1.clamp(r0, r1));
             for j in 0..g.kernel_w {
                 let start = rows.next().expect("row count is C*kh*kw");
                 let row = &cols[start..start + l];
                 let (ox0, ox1) = g.valid_range(j, g.width, g.out_w);
                 for oy in oy0..oy1 {
-                    let src = &row[oy * ow..(oy + 1) * ow];
+                    let src = &row[(oy - r0) * ow..(oy - r0 + 1) * ow];
                     let dst = &mut plane[(oy * g.stride + i - g.pad) * g.width..][..g.width];
                     if g.stride == 1 {
                         let start = ox0 + j - g.pad;
@@ -269,19 +311,24 @@ fn gather_relu_masked<T: WithDType>(
     for r in 0..rows {
         for (i, (g, y)) in grads.iter().zip(outputs).enumerate() {
             let d = &mut dst[r * n + i * l..][..l];
-            let pairs = d.iter_mut().zip(&g[r * l..][..l]).zip(&y[r * l..][..l]);
-            // Unconditional selects (not conditional stores) so that they vectorise.
-            match scale {
-                None => {
-                    for ((d, &g), &y) in pairs {
-                        *d = if y > T::zero() { g } else { T::zero() };
-                    }
-                }
-                Some(scale) => {
-                    for ((d, &g), &y) in pairs {
-                        *d = if y > T::zero() { g * scale } else { T::zero() };
-                    }
-                }
+            relu_masked(&g[r * l..][..l], &y[r * l..][..l], scale, d);
+        }
+    }
+}
+
+/// `d = g` where `y > 0`, else 0; times `scale` if given (see [`gather_relu_masked`]).
+fn relu_masked<T: WithDType>(g: &[T], y: &[T], scale: Option<T>, d: &mut [T]) {
+    let pairs = d.iter_mut().zip(g).zip(y);
+    // Unconditional selects (not conditional stores) so that they vectorise.
+    match scale {
+        None => {
+            for ((d, &g), &y) in pairs {
+                *d = if y > T::zero() { g } else { T::zero() };
+            }
+        }
+        Some(scale) => {
+            for ((d, &g), &y) in pairs {
+                *d = if y > T::zero() { g * scale } else { T::zero() };
             }
         }
     }
@@ -352,9 +399,26 @@ fn matmul<T: WithDType>(
     accumulate: bool,
     parallelism: Parallelism,
 ) {
-    assert!(dst.len() >= m * n, "matmul destination too small");
-    // SAFETY: `dst` holds m*n elements (checked above) and is exclusively borrowed; the operands
-    // are views of slices that the callers size to the given dimensions and strides.
+    matmul_ld(dst, n, (m, n, k), lhs, rhs, accumulate, parallelism)
+}
+
+/// [`matmul`] into a destination whose rows start `ld >= n` elements apart.
+fn matmul_ld<T: WithDType>(
+    dst: &mut [T],
+    ld: usize,
+    (m, n, k): (usize, usize, usize),
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
+    assert!(
+        ld >= n && (m == 0 || dst.len() >= (m - 1) * ld + n),
+        "matmul destination too small"
+    );
+    // SAFETY: `dst` holds the m rows of n elements, ld apart (checked above) and is exclusively
+    // borrowed; the operands are views of slices that the callers size to the given dimensions
+    // and strides.
     unsafe {
         gemm::gemm(
             m,
@@ -362,7 +426,7 @@ fn matmul<T: WithDType>(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            ld as isize,
             accumulate,
             lhs.ptr,
             lhs.col_stride as isize,
@@ -436,6 +500,28 @@ fn conv_forward<T: WideApply>(
                 // Zeroed here, in cache, just before the GEMM overwrites it.
                 let y_group = zeroed(y_group);
                 let images: Vec<&[T]> = x_group.chunks_exact(g.in_len()).collect();
+                let block = g.block_rows();
+                if images.len() == 1 && block < g.out_h {
+                    // One image in blocks of output rows, each written straight into NCHW.
+                    for r0 in (0..g.out_h).step_by(block) {
+                        let oys = r0..(r0 + block).min(g.out_h);
+                        let nb = oys.len() * g.out_w;
+                        im2col(images[0], &mut cols, nb, g, oys);
+                        matmul_ld(
+                            &mut y_group[r0 * g.out_w..],
+                            l,
+                            (o, nb, k),
+                            Mat::rows(w, k),
+                            Mat::rows(&cols, nb),
+                            false,
+                            parallelism,
+                        );
+                    }
+                    for (c, row) in y_group.chunks_exact_mut(l).enumerate() {
+                        finish(row, first, c);
+                    }
+                    continue;
+                }
                 let n = images.len() * l;
                 let cols_ref: &[T] = if g.pointwise() && images.len() == 1 {
                     images[0]
@@ -444,7 +530,7 @@ fn conv_forward<T: WideApply>(
                     &cols
                 } else {
                     for (i, xb) in images.iter().enumerate() {
-                        im2col(xb, &mut cols[i * l..], n, g);
+                        im2col(xb, &mut cols[i * l..], n, g, 0..g.out_h);
                     }
                     &cols
                 };
@@ -528,7 +614,9 @@ fn conv_backward<T: WithDType>(
         let mut cols = vec![T::zero(); if direct { 0 } else { k * n }];
         let mut dcols = vec![T::zero(); if direct || !input_grad { 0 } else { k * n }];
         let staged = group > 1 || y_chunk.is_some();
-        let mut grouped_dy = vec![T::zero(); if staged { o * n } else { 0 }];
+        let block = g.block_rows();
+        let blocked = block < g.out_h;
+        let mut grouped_dy = vec![T::zero(); if staged || blocked { o * n } else { 0 }];
         let mut y_groups = y_chunk.map(|y| y.chunks(group * g.out_len()));
         let mut dx_groups = dx_chunk.map(|d| d.chunks_mut(group * g.in_len()));
         for (x_group, dy_group) in x_chunk
@@ -537,6 +625,55 @@ fn conv_backward<T: WithDType>(
         {
             let images: Vec<&[T]> = x_group.chunks_exact(g.in_len()).collect();
             let count = images.len();
+            if blocked {
+                // One image (blocks imply groups of one) in blocks of output rows: each block's
+                // columns, output gradient and column gradient stay in L2.
+                let y_image = y_groups
+                    .as_mut()
+                    .map(|y| y.next().expect("one y group per dy group"));
+                let mut dx_image = dx_groups
+                    .as_mut()
+                    .map(|d| zeroed(d.next().expect("one dx group per x group")));
+                for r0 in (0..g.out_h).step_by(block) {
+                    let oys = r0..(r0 + block).min(g.out_h);
+                    let nb = oys.len() * g.out_w;
+                    im2col(images[0], &mut cols, nb, g, oys.clone());
+                    // The block's output gradient, `[O, nb]`, masked as the ReLU asks.
+                    for (c, d) in grouped_dy.chunks_exact_mut(nb).take(o).enumerate() {
+                        let grad = &dy_group[c * l + r0 * g.out_w..][..nb];
+                        match y_image {
+                            Some(y) => {
+                                relu_masked(grad, &y[c * l + r0 * g.out_w..][..nb], scale, d)
+                            }
+                            None => d.copy_from_slice(grad),
+                        }
+                    }
+                    let dy_block = &grouped_dy[..o * nb];
+                    matmul(
+                        &mut dw,
+                        (o, k, nb),
+                        Mat::rows(dy_block, nb),
+                        Mat::transposed(&cols, nb),
+                        true,
+                        parallelism,
+                    );
+                    for (d, row) in db.iter_mut().zip(dy_block.chunks_exact(nb)) {
+                        *d += sum(row);
+                    }
+                    if let Some(dx_image) = dx_image.as_deref_mut() {
+                        matmul(
+                            &mut dcols,
+                            (k, nb, o),
+                            Mat::transposed(w, k),
+                            Mat::rows(dy_block, nb),
+                            false,
+                            parallelism,
+                        );
+                        col2im(&dcols, nb, dx_image, g, oys);
+                    }
+                }
+                continue;
+            }
             let n = count * l;
             let cols_ref: &[T] = if g.pointwise() && count == 1 {
                 images[0]
@@ -545,7 +682,7 @@ fn conv_backward<T: WithDType>(
                 &cols
             } else {
                 for (i, xb) in images.iter().enumerate() {
-                    im2col(xb, &mut cols[i * l..], n, g);
+                    im2col(xb, &mut cols[i * l..], n, g, 0..g.out_h);
                 }
                 &cols
             };
@@ -596,7 +733,7 @@ fn conv_backward<T: WithDType>(
                                 row.copy_from_slice(&dcols[r * n + i * l..][..l]);
                             }
                         } else {
-                            col2im(&dcols[i * l..], n, dxb, g);
+                            col2im(&dcols[i * l..], n, dxb, g, 0..g.out_h);
                         }
                     }
                 }
@@ -1111,6 +1248,50 @@ mod tests {
         assert_eq!(got.len(), expected.len(), "{what}: length");
         for (i, (a, e)) in got.iter().zip(expected).enumerate() {
             assert!((a - e).abs() < 1e-12, "{what}[{i}]: {a} vs {e}");
+        }
+    }
+
+    #[test]
+    fn products_in_blocks_of_output_rows_equal_the_definition() {
+        // 52 channels at 24x24 (3x3: 468 x 576 columns, 5x5: 1300 x 576) exceed
+        // BLOCK_ELEMENTS, so every image goes in blocks of 11 output rows (the last one
+        // shorter), forward and backward, with and without the ReLU mask.
+        for (kernel, pad) in [(3, 1), (5, 2)] {
+            let (batch, c, h, wd, o) = (3, 52, 24, 24, 4);
+            let xl = Layout::contiguous((batch, c, h, wd));
+            let wl = Layout::contiguous((o, c, kernel, kernel));
+            let g = Geom::new(&xl, &wl, 1, pad).unwrap();
+            assert!(g.block_rows() < g.out_h && g.out_h % g.block_rows() != 0);
+            let x = values(batch * c * h * wd, 5);
+            let w = values(o * c * kernel * kernel, 6);
+            let b = values(o, 7);
+            let dy = values(batch * g.out_len(), 8);
+            let (y, dx, dw, db) = direct(&x, &w, &b, &dy, &g);
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let case = format!("k{kernel} blocked, {threads} threads");
+                pool.install(|| {
+                    assert_close(&case, &conv_forward(&x, &w, &b, &g, false, None), &y);
+                    let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
+                    assert_close(&case, &conv_forward(&x, &w, &b, &g, true, None), &relu);
+                    let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
+                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, true), &all);
+                    let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
+                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, false), &params);
+                    let masked: Vec<f64> = dy
+                        .iter()
+                        .zip(&y)
+                        .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
+                        .collect();
+                    let (_, mx, mw, mb) = direct(&x, &w, &b, &masked, &g);
+                    let all: Vec<f64> = mx.iter().chain(&mw).chain(&mb).copied().collect();
+                    let got = conv_backward(&x, &w, &dy, Some((&relu, None)), &g, true);
+                    assert_close(&format!("{case} relu"), &got, &all);
+                });
+            }
         }
     }
 
