@@ -1251,6 +1251,46 @@ mod tests {
         }
     }
 
+    /// Forward (with and without ReLU), backward (all of [dx; dw; db], parameters only, and with
+    /// the ReLU mask) of random x, w, b, dy (from `seeds`) against [`direct`], under each thread
+    /// count.
+    fn check_against_definition(g: &Geom, seeds: [u64; 4], threads: &[usize], label: &str) {
+        let x = values(g.batch * g.in_channels * g.height * g.width, seeds[0]);
+        let w = values(
+            g.out_channels * g.in_channels * g.kernel_h * g.kernel_w,
+            seeds[1],
+        );
+        let b = values(g.out_channels, seeds[2]);
+        let dy = values(g.batch * g.out_len(), seeds[3]);
+        let (y, dx, dw, db) = direct(&x, &w, &b, &dy, g);
+        for &threads in threads {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let case = format!("{label}, {threads} threads");
+            pool.install(|| {
+                assert_close(&case, &conv_forward(&x, &w, &b, g, false, None), &y);
+                let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
+                assert_close(&case, &conv_forward(&x, &w, &b, g, true, None), &relu);
+                let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
+                assert_close(&case, &conv_backward(&x, &w, &dy, None, g, true), &all);
+                let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
+                assert_close(&case, &conv_backward(&x, &w, &dy, None, g, false), &params);
+                // With a fused ReLU: the gradient only where the output is positive.
+                let masked: Vec<f64> = dy
+                    .iter()
+                    .zip(&y)
+                    .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
+                    .collect();
+                let (_, mx, mw, mb) = direct(&x, &w, &b, &masked, g);
+                let all: Vec<f64> = mx.iter().chain(&mw).chain(&mb).copied().collect();
+                let got = conv_backward(&x, &w, &dy, Some((&relu, None)), g, true);
+                assert_close(&format!("{case} relu"), &got, &all);
+            });
+        }
+    }
+
     #[test]
     fn products_in_blocks_of_output_rows_equal_the_definition() {
         // 52 channels at 24x24 (3x3: 468 x 576 columns, 5x5: 1300 x 576) exceed
@@ -1262,36 +1302,8 @@ mod tests {
             let wl = Layout::contiguous((o, c, kernel, kernel));
             let g = Geom::new(&xl, &wl, 1, pad).unwrap();
             assert!(g.block_rows() < g.out_h && g.out_h % g.block_rows() != 0);
-            let x = values(batch * c * h * wd, 5);
-            let w = values(o * c * kernel * kernel, 6);
-            let b = values(o, 7);
-            let dy = values(batch * g.out_len(), 8);
-            let (y, dx, dw, db) = direct(&x, &w, &b, &dy, &g);
-            for threads in [1, 2] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                let case = format!("k{kernel} blocked, {threads} threads");
-                pool.install(|| {
-                    assert_close(&case, &conv_forward(&x, &w, &b, &g, false, None), &y);
-                    let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
-                    assert_close(&case, &conv_forward(&x, &w, &b, &g, true, None), &relu);
-                    let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
-                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, true), &all);
-                    let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
-                    assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, false), &params);
-                    let masked: Vec<f64> = dy
-                        .iter()
-                        .zip(&y)
-                        .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
-                        .collect();
-                    let (_, mx, mw, mb) = direct(&x, &w, &b, &masked, &g);
-                    let all: Vec<f64> = mx.iter().chain(&mw).chain(&mb).copied().collect();
-                    let got = conv_backward(&x, &w, &dy, Some((&relu, None)), &g, true);
-                    assert_close(&format!("{case} relu"), &got, &all);
-                });
-            }
+            let case = format!("k{kernel} blocked");
+            check_against_definition(&g, [5, 6, 7, 8], &[1, 2], &case);
         }
     }
 
@@ -1316,37 +1328,8 @@ mod tests {
                 let xl = Layout::contiguous((batch, c, h, wd));
                 let wl = Layout::contiguous((o, c, kernel, kernel));
                 let g = Geom::new(&xl, &wl, stride, pad).unwrap();
-                let x = values(batch * c * h * wd, 1);
-                let w = values(o * c * kernel * kernel, 2);
-                let b = values(o, 3);
-                let dy = values(batch * g.out_len(), 4);
-                let (y, dx, dw, db) = direct(&x, &w, &b, &dy, &g);
-                for threads in [1, 2, 7] {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .unwrap();
-                    let case = format!("k{kernel} s{stride} p{pad} w{wd}, {threads} threads");
-                    pool.install(|| {
-                        assert_close(&case, &conv_forward(&x, &w, &b, &g, false, None), &y);
-                        let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
-                        assert_close(&case, &conv_forward(&x, &w, &b, &g, true, None), &relu);
-                        let all: Vec<f64> = dx.iter().chain(&dw).chain(&db).copied().collect();
-                        assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, true), &all);
-                        let params: Vec<f64> = dw.iter().chain(&db).copied().collect();
-                        assert_close(&case, &conv_backward(&x, &w, &dy, None, &g, false), &params);
-                        // With a fused ReLU: the gradient only where the output is positive.
-                        let masked: Vec<f64> = dy
-                            .iter()
-                            .zip(&y)
-                            .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
-                            .collect();
-                        let (_, mx, mw, mb) = direct(&x, &w, &b, &masked, &g);
-                        let all: Vec<f64> = mx.iter().chain(&mw).chain(&mb).copied().collect();
-                        let got = conv_backward(&x, &w, &dy, Some((&relu, None)), &g, true);
-                        assert_close(&format!("{case} relu"), &got, &all);
-                    });
-                }
+                let case = format!("k{kernel} s{stride} p{pad} w{wd}");
+                check_against_definition(&g, [1, 2, 3, 4], &[1, 2, 7], &case);
             }
         }
     }
