@@ -2,7 +2,10 @@
 //! finite-difference gradient checks with respect to input, weight and bias.
 
 use allconv_models::ops::{conv2d, conv2d_relu};
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var};
+use common::random;
 
 /// (kernel, stride, pad) of every convolution shape the 12 networks use: padded 3x3 and 5x5 with
 /// stride 1 and 2, 1x1 with stride 1 and 2 (Strided-CNN-B), and the unpadded 3x3.
@@ -15,26 +18,6 @@ const CASES: [(usize, usize, usize); 7] = [
     (1, 2, 0),
     (3, 1, 0),
 ];
-
-fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
-    // A small LCG keeps the inputs fixed across runs without depending on candle's RNG.
-    let n: usize = shape.iter().product();
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let values: Vec<f64> = (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(values, shape, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
 
 #[test]
 fn forward_equals_candle_conv2d() {

@@ -4,38 +4,10 @@
 //! mask itself against `Dropout::keeps` (whose hash `tests/dropout.rs` pins to Python's values).
 
 use allconv_models::ops::{conv2d_relu, conv2d_relu_dropout, dropout, Dropout};
-use candle_core::{DType, Device, Tensor, Var};
+mod common;
 
-/// Deterministic values in [-1, 1) from a small LCG (no RNG crate needed).
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(6364136223846793005) | 1;
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn var(shape: &[usize], seed: u64, dtype: DType) -> Var {
-    let n = shape.iter().product();
-    let t = Tensor::from_vec(values(n, seed), shape, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap();
-    Var::from_tensor(&t).unwrap()
-}
-
-fn flat(t: &Tensor) -> Vec<f64> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
+use candle_core::{DType, Device, Tensor};
+use common::{random_var, to_f64};
 
 fn assert_close(what: &str, got: &[f64], expected: &[f64], tol: f64) {
     assert_eq!(got.len(), expected.len(), "{what}: length");
@@ -63,21 +35,21 @@ fn fused_values_and_gradients_equal_conv_relu_then_dropout() {
                          {threads} threads"
                     );
                     pool.install(|| {
-                        let x = var(&[5, 3, size, size], 1, dtype);
-                        let w = var(&[4, 3, kernel, kernel], 2, dtype);
-                        let b = var(&[4], 3, dtype);
+                        let x = random_var(&[5, 3, size, size], 1, dtype);
+                        let w = random_var(&[4, 3, kernel, kernel], 2, dtype);
+                        let b = random_var(&[4], 3, dtype);
                         let op = Dropout::new(rate, seed, stream).unwrap();
                         let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
                         let fused = conv2d_relu_dropout(xt, wt, bt, stride, pad, op).unwrap();
                         let relu = conv2d_relu(xt, wt, bt, stride, pad).unwrap();
                         let unfused = dropout(&relu, rate, seed, stream).unwrap();
                         assert_eq!(fused.dims(), unfused.dims(), "{case}");
-                        assert_close(&case, &flat(&fused), &flat(&unfused), tol);
+                        assert_close(&case, &to_f64(&fused), &to_f64(&unfused), tol);
 
                         // The mask is `Dropout::keeps` of the row-major index, times the
                         // ReLU output.
-                        let relu = flat(&relu);
-                        for (i, (&got, &r)) in flat(&fused).iter().zip(&relu).enumerate() {
+                        let relu = to_f64(&relu);
+                        for (i, (&got, &r)) in to_f64(&fused).iter().zip(&relu).enumerate() {
                             let want = if op.keeps(i as u64) {
                                 r * op.scale()
                             } else {
@@ -95,7 +67,7 @@ fn fused_values_and_gradients_equal_conv_relu_then_dropout() {
                             .unwrap();
                         let grads = |out: &Tensor| {
                             let grads = out.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
-                            [xt, wt, bt].map(|v| flat(grads.get(v).unwrap()))
+                            [xt, wt, bt].map(|v| to_f64(grads.get(v).unwrap()))
                         };
                         let (got, want) = (grads(&fused), grads(&unfused));
                         for (name, (a, e)) in ["dx", "dw", "db"].iter().zip(got.iter().zip(&want)) {
@@ -112,9 +84,9 @@ fn fused_values_and_gradients_equal_conv_relu_then_dropout() {
 
 #[test]
 fn fused_op_refuses_an_invalid_rate() {
-    let x = var(&[1, 1, 4, 4], 1, DType::F32);
-    let w = var(&[1, 1, 3, 3], 2, DType::F32);
-    let b = var(&[1], 3, DType::F32);
+    let x = random_var(&[1, 1, 4, 4], 1, DType::F32);
+    let w = random_var(&[1, 1, 3, 3], 2, DType::F32);
+    let b = random_var(&[1], 3, DType::F32);
     let op = Dropout {
         rate: 1.0,
         seed: 1,

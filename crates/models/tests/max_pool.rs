@@ -2,7 +2,10 @@
 //! the arg-max, finite differences, and the composed fallback used on other devices.
 
 use allconv_models::ops::{max_pool2d_padded, max_pool2d_reference};
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var};
+use common::random;
 
 /// Channel 0 has ties and a shared arg-max; channel 1 is all negative, where zero padding
 /// would wrongly give 0 at the borders.
@@ -96,25 +99,11 @@ fn backward_routes_gradient_to_first_argmax() {
     assert_eq!(&dx[25..], &expected1);
 }
 
-fn random(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut state = seed;
-    let values: Vec<f64> = (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
-}
-
 #[test]
 fn gradient_matches_finite_differences() {
     // Random continuous values: no ties, so the max is differentiable at this point.
-    let x = Var::from_tensor(&random(&[2, 3, 8, 7], 1)).unwrap();
-    let r = random(&[2, 3, 4, 4], 2);
+    let x = Var::from_tensor(&random(&[2, 3, 8, 7], 1, DType::F64)).unwrap();
+    let r = random(&[2, 3, 4, 4], 2, DType::F64);
     let loss = |x: &Tensor| {
         (max_pool2d_padded(x).unwrap() * &r)
             .unwrap()
@@ -155,8 +144,8 @@ fn gradient_matches_finite_differences() {
 #[test]
 fn composed_fallback_equals_custom_op() {
     // The fallback for devices without the custom kernel, run on the CPU.
-    let x = Var::from_tensor(&random(&[2, 3, 32, 32], 3)).unwrap();
-    let r = random(&[2, 3, 16, 16], 4);
+    let x = Var::from_tensor(&random(&[2, 3, 32, 32], 3, DType::F64)).unwrap();
+    let r = random(&[2, 3, 16, 16], 4, DType::F64);
     let ours = max_pool2d_padded(&x).unwrap();
     let composed = max_pool2d_reference(&x, 3, 2, 1).unwrap();
     assert_eq!(composed.dims(), &[2, 3, 16, 16]);

@@ -3,7 +3,10 @@
 //! mask from `Dropout::keeps` (whose hash `tests/dropout.rs` pins to Python's values).
 
 use allconv_models::ops::{max_pool2d_dropout, max_pool2d_reference, Dropout};
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var};
+use common::to_f64;
 
 /// Distinct values (no ties, so every window has one arg-max), some negative.
 fn input(shape: (usize, usize, usize, usize), dtype: DType) -> Var {
@@ -18,15 +21,6 @@ fn input(shape: (usize, usize, usize, usize), dtype: DType) -> Var {
             .unwrap(),
     )
     .unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 #[test]
@@ -49,7 +43,7 @@ fn fused_values_and_gradients_are_pool_then_mask() {
                     .unwrap();
                 let expected = pooled.mul(&mask).unwrap();
                 let case = format!("{dtype:?} k{kernel} s{stride} p{pad} rate {rate}");
-                assert_eq!(values(&y), values(&expected), "{case}");
+                assert_eq!(to_f64(&y), to_f64(&expected), "{case}");
 
                 // A weighted sum, so each output's gradient differs.
                 let w: Vec<f64> = (0..y.elem_count()).map(|i| (i % 5) as f64 - 1.5).collect();
@@ -59,7 +53,7 @@ fn fused_values_and_gradients_are_pool_then_mask() {
                     .unwrap();
                 let grad = |out: &Tensor| {
                     let grads = out.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
-                    values(grads.get(x.as_tensor()).unwrap())
+                    to_f64(grads.get(x.as_tensor()).unwrap())
                 };
                 let got = grad(&y);
                 assert_eq!(got, grad(&expected), "{case}");

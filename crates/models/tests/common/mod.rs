@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests of `allconv-models` (each test file includes this
+//! module with `mod common;`, so not every file uses every helper).
+#![allow(dead_code)]
+
+use candle_core::{DType, Device, Tensor, Var};
+
+/// Values in [-1, 1) from a small LCG: inputs fixed across runs and platforms without depending on
+/// candle's (or any) RNG.
+pub fn lcg_values(n: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A CPU tensor of [`lcg_values`] with this shape and dtype.
+pub fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(lcg_values(n, seed), shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+/// [`random`] as a variable, for gradients.
+pub fn random_var(shape: &[usize], seed: u64, dtype: DType) -> Var {
+    Var::from_tensor(&random(shape, seed, dtype)).unwrap()
+}
+
+/// Every element as f64, in row-major order.
+pub fn to_f64(t: &Tensor) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
