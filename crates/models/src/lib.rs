@@ -1,16 +1,4 @@
-//! The 12 networks of "Striving for Simplicity: The All Convolutional Net" (Springenberg et al.
-//! 2014) on candle: Models A, B, C and their Strided-CNN, ConvPool-CNN and All-CNN variants.
-//!
-//! - [`spec()`] turns a name and [`ModelOptions`] into a [`ModelSpec`], a plain list of layers:
-//!   the three base models are written once, the variants are rules applied to them.
-//! - [`Network`] creates the weights in a candle-nn `VarMap` with PyTorch names and layouts
-//!   (`conv1.weight` `[out, in, kh, kw]`, `conv1.bias`, ...) and runs the forward pass with
-//!   seeded dropout ([`Mode`]).
-//! - [`ops`] holds what candle lacks or does slowly, behind one function per op whatever the
-//!   device: the convolution (im2col + GEMM both directions on the CPU, cuDNN with cached plans
-//!   on CUDA), the trainable 3x3/2 max-pool with padding, dropout whose mask is a counter hash
-//!   (the same on CPU and GPU, never stored), and the fused in-place SGD update.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod network;

@@ -1,10 +1,4 @@
-//! `allconv-report`: the paper's Table 3 beside ours, regenerated from run folders only.
-//!
-//! [`write_report`] scans a runs root (`<root>/<model>/lr-<lr>/seed-<seed>/` with `metrics.csv`,
-//! `result.json`, `config.yaml`), computes every number from those files ([`summary`]) and
-//! writes `report.md`, `report.csv`, `table3.csv` and one SVG figure per model. Missing and
-//! partial runs are shown as such, never dropped. The crate links no candle and parses no YAML:
-//! `config.yaml` is shown verbatim.
+#![doc = include_str!("../README.md")]
 
 pub mod paper;
 pub mod plot;
