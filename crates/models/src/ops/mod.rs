@@ -2,6 +2,7 @@
 //! and a padded, differentiable max-pool; plus dropout with a device-independent mask and a
 //! fused in-place SGD step.
 
+mod buffers;
 mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
