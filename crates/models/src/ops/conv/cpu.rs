@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, matmul_ld, Mat};
 use super::geom::Geom;
-use super::im2col::{col2im, gather, im2col};
+use super::im2col::{col2im, columns, gather, im2col};
 use super::relu::{gather_relu_masked, relu_masked};
 use crate::ops::buffers::{assume_init, uninit, zeroed};
 use crate::ops::dropout::{Mask, WideApply};
@@ -93,17 +93,7 @@ pub(super) fn conv_forward<T: WideApply>(
                     continue;
                 }
                 let n = images.len() * l;
-                let cols_ref: &[T] = if g.pointwise() && images.len() == 1 {
-                    images[0]
-                } else if g.pointwise() {
-                    gather(&images, k, l, &mut cols);
-                    &cols
-                } else {
-                    for (i, xb) in images.iter().enumerate() {
-                        im2col(xb, &mut cols[i * l..], n, g, 0..g.out_h);
-                    }
-                    &cols
-                };
+                let cols_ref = columns(&images, &mut cols, g);
                 if images.len() == 1 {
                     // One image: the product is already in NCHW order.
                     matmul(
@@ -245,17 +235,7 @@ pub(super) fn conv_backward<T: WithDType>(
                 continue;
             }
             let n = count * l;
-            let cols_ref: &[T] = if g.pointwise() && count == 1 {
-                images[0]
-            } else if g.pointwise() {
-                gather(&images, k, l, &mut cols);
-                &cols
-            } else {
-                for (i, xb) in images.iter().enumerate() {
-                    im2col(xb, &mut cols[i * l..], n, g, 0..g.out_h);
-                }
-                &cols
-            };
+            let cols_ref = columns(&images, &mut cols, g);
             let y_group = y_groups
                 .as_mut()
                 .map(|y| y.next().expect("one y group per dy group"));

@@ -155,3 +155,26 @@ pub(super) fn gather<T: WithDType>(images: &[&[T]], rows: usize, l: usize, dst: 
         }
     }
 }
+
+/// The column matrix `[C*kh*kw, images.len() * Ho*Wo]` of `images` side by side: a single
+/// pointwise image is its own column matrix (no copy); otherwise the images are gathered (1x1)
+/// or im2col'd into `cols`.
+pub(super) fn columns<'a, T: WithDType>(
+    images: &[&'a [T]],
+    cols: &'a mut [T],
+    g: &Geom,
+) -> &'a [T] {
+    let (k, l) = (g.k(), g.l());
+    let n = images.len() * l;
+    if g.pointwise() && images.len() == 1 {
+        images[0]
+    } else if g.pointwise() {
+        gather(images, k, l, cols);
+        cols
+    } else {
+        for (i, xb) in images.iter().enumerate() {
+            im2col(xb, &mut cols[i * l..], n, g, 0..g.out_h);
+        }
+        cols
+    }
+}
