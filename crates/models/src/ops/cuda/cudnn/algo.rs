@@ -91,14 +91,19 @@ pub(super) fn requested_math(tf32: bool) -> sys::cudnnMathType_t {
     }
 }
 
-/// Whether a result may be chosen for `key`'s plan: it ran, its workspace fits `workspace` and
-/// its math type is allowed.
+/// Whether a result may be chosen for `key`'s plan: it ran, its workspace fits `workspace`,
+/// its math type is allowed, and it is deterministic if [`crate::ops::set_deterministic`] asked
+/// for that when the plan was made.
 fn usable<P: Perf>(p: &P, key: &Key, workspace: usize) -> bool {
-    p.ok() && p.memory() <= workspace && math_allowed(p.math(), key.tf32)
+    p.ok()
+        && p.memory() <= workspace
+        && math_allowed(p.math(), key.tf32)
+        && (p.deterministic() || !key.deterministic)
 }
 
 /// Picks from timed results (sorted fastest first by cuDNN): the fastest usable one, or a
-/// deterministic one within [`DETERMINISTIC_SLACK`] of it.
+/// deterministic one within [`DETERMINISTIC_SLACK`] of it (in deterministic mode every usable
+/// one is deterministic, so the fastest of those).
 fn pick_timed<P: Perf>(results: &[P], key: &Key, workspace: usize) -> Option<P> {
     let usable: Vec<P> = results
         .iter()
@@ -226,9 +231,14 @@ pub(super) fn choose<P: Perf>(
         .find(|p| usable(p, key, WORKSPACE_LIMIT))
         .map(|p| (p, Source::Heuristic))
         .ok_or_else(|| {
+            let kind = if key.deterministic {
+                "deterministic "
+            } else {
+                ""
+            };
             candle_core::Error::Msg(format!(
-                "{op}: cuDNN has no usable {step} algorithm for {key} within a workspace of \
-                 {WORKSPACE_LIMIT} B"
+                "{op}: cuDNN has no usable {kind}{step} algorithm for {key} within a workspace \
+                 of {WORKSPACE_LIMIT} B"
             ))
             .bt()
         })
@@ -265,4 +275,89 @@ pub(super) fn settle<P: Perf>(
         deterministic: picked.deterministic(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timed result with only the fields that the choice reads.
+    #[derive(Debug, Clone, Copy)]
+    struct Timed {
+        id: u8,
+        time: f32,
+        deterministic: bool,
+        memory: usize,
+    }
+
+    impl Perf for Timed {
+        type Algo = u8;
+        fn algo(&self) -> u8 {
+            self.id
+        }
+        fn ok(&self) -> bool {
+            true
+        }
+        fn time(&self) -> f32 {
+            self.time
+        }
+        fn memory(&self) -> usize {
+            self.memory
+        }
+        fn deterministic(&self) -> bool {
+            self.deterministic
+        }
+        fn math(&self) -> sys::cudnnMathType_t {
+            sys::cudnnMathType_t::CUDNN_FMA_MATH
+        }
+    }
+
+    fn key(deterministic: bool) -> Key {
+        Key {
+            n: 1,
+            c: 1,
+            h: 3,
+            w: 3,
+            o: 1,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+            tf32: false,
+            deterministic,
+        }
+    }
+
+    fn pick(results: &[Timed], deterministic: bool) -> Option<u8> {
+        pick_timed(results, &key(deterministic), 1 << 20).map(|p| p.id)
+    }
+
+    #[test]
+    fn deterministic_mode_accepts_deterministic_results_only() {
+        // Fastest first, as cuDNN sorts them: a non-deterministic one, a deterministic one 50 %
+        // slower (beyond the 10 % slack), and a faster deterministic one whose 1 GB workspace
+        // does not fit the 1 MB offered.
+        let t = |id, time, deterministic, memory| Timed {
+            id,
+            time,
+            deterministic,
+            memory,
+        };
+        let results = [
+            t(0, 1.0, false, 0),
+            t(1, 1.2, true, 1 << 30),
+            t(2, 1.5, true, 1 << 10),
+        ];
+        assert_eq!(pick(&results, false), Some(0), "default: the fastest");
+        assert_eq!(
+            pick(&results, true),
+            Some(2),
+            "the fastest deterministic that fits"
+        );
+        assert_eq!(pick(&results[..2], true), None, "no deterministic one fits");
+        // Within the slack the default prefers the deterministic one too.
+        let close = [t(0, 1.0, false, 0), t(1, 1.05, true, 0)];
+        assert_eq!(pick(&close, false), Some(1));
+        assert_eq!(pick(&close, true), Some(1));
+    }
 }

@@ -7,8 +7,8 @@
 //!
 //! - one cuDNN handle bound to candle's stream of that device, so our calls are ordered with
 //!   candle's kernels without any synchronisation;
-//! - one [`state::Plan`] per (N, C, H, W, O, kh, kw, stride, pad, TF32): the tensor, filter,
-//!   convolution and activation descriptors and, chosen once on first use, the forward, backward-data and
+//! - one [`state::Plan`] per (N, C, H, W, O, kh, kw, stride, pad, TF32, deterministic): the
+//!   tensor, filter, convolution and activation descriptors and, chosen once on first use, the forward, backward-data and
 //!   backward-filter algorithms;
 //! - one workspace buffer, grown to the largest need of any chosen algorithm, and one zero
 //!   buffer (the fused call's `z`), grown to the largest ReLU output.
@@ -19,9 +19,10 @@
 //! results we take the fastest, except that a deterministic algorithm within
 //! [`algo::DETERMINISTIC_SLACK`] of it is preferred: the backward passes' atomic-add algorithms
 //! make runs irreproducible, and a few percent of one kernel is a cheap price for repeatable runs.
-//! If timing is impossible (no memory for its workspace, or cuDNN refuses) the first fitting
-//! algorithm of the `cudnnGet*_v7` heuristics is used instead. [`cudnn_plans`] lists what was
-//! chosen.
+//! With [`crate::ops::set_deterministic`] only deterministic algorithms are candidates at all
+//! (the switch is part of the plan's key, like TF32). If timing is impossible (no memory for its
+//! workspace, or cuDNN refuses) the first fitting algorithm of the `cudnnGet*_v7` heuristics is
+//! used instead (deterministic too in deterministic mode). [`cudnn_plans`] lists what was chosen.
 //!
 //! Fusion: with ReLU the forward pass is one `cudnnConvolutionBiasActivationForward` call
 //! (`relu(conv(x, w) + 0 * z + b)`, with `z` a zero buffer shared by all plans, so that nothing
@@ -76,6 +77,8 @@ pub(super) struct Key {
     pub(super) stride: usize,
     pub(super) pad: usize,
     pub(super) tf32: bool,
+    /// Deterministic algorithms only ([`crate::ops::set_deterministic`]).
+    pub(super) deterministic: bool,
 }
 
 impl Key {
@@ -100,6 +103,7 @@ impl Key {
             stride,
             pad,
             tf32: crate::ops::tf32(),
+            deterministic: crate::ops::deterministic(),
         };
         let largest = [n, c, h, width, o, kh, kw, stride, pad]
             .into_iter()
@@ -159,7 +163,7 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "x [{}, {}, {}, {}] w [{}, {}, {}, {}] stride {} pad {} {}",
+            "x [{}, {}, {}, {}] w [{}, {}, {}, {}] stride {} pad {} {}{}",
             self.n,
             self.c,
             self.h,
@@ -170,7 +174,12 @@ impl fmt::Display for Key {
             self.kw,
             self.stride,
             self.pad,
-            if self.tf32 { "tf32" } else { "fp32" }
+            if self.tf32 { "tf32" } else { "fp32" },
+            if self.deterministic {
+                " deterministic-only"
+            } else {
+                ""
+            }
         )
     }
 }
