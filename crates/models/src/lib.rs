@@ -56,6 +56,20 @@ pub enum ModelError {
         /// The value given.
         got: String,
     },
+    /// A CPU kernel path was asked for (by name or by `ops::set_cpu_kernels`) that this CPU
+    /// cannot run.
+    #[error(
+        "CPU kernels '{requested}' need {missing}, which this CPU lacks; use '{best}' (the widest \
+         it supports) or unset ALLCONV_CPU_KERNELS"
+    )]
+    UnsupportedCpuKernels {
+        /// The path asked for.
+        requested: &'static str,
+        /// The instruction-set extension it needs.
+        missing: &'static str,
+        /// The widest path this CPU runs.
+        best: &'static str,
+    },
     /// The `VarMap`'s lock was poisoned by a panic in another thread.
     #[error("the VarMap lock is poisoned (another thread panicked while holding it)")]
     Poisoned,

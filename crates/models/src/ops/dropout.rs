@@ -206,8 +206,11 @@ impl WideApply for f32 {
         y: &mut [f32],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if super::cpu_kernels::chosen() != super::cpu_kernels::CpuKernels::Portable
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: the CPU supports AVX2 (checked just above); the portable path keeps
+            // to the scalar loop.
             return unsafe { avx2::apply_f32(key, threshold, scale, base, x, y) };
         }
         let _ = (key, threshold, scale, base, x, y);
@@ -225,8 +228,11 @@ impl WideApply for f64 {
         y: &mut [f64],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if super::cpu_kernels::chosen() != super::cpu_kernels::CpuKernels::Portable
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: the CPU supports AVX2 (checked just above); the portable path keeps
+            // to the scalar loop.
             return unsafe { avx2::apply_f64(key, threshold, scale, base, x, y) };
         }
         let _ = (key, threshold, scale, base, x, y);

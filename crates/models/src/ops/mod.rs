@@ -4,6 +4,7 @@
 
 mod buffers;
 mod conv;
+mod cpu_kernels;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod dropout;
@@ -11,6 +12,10 @@ mod pool;
 mod sgd;
 
 pub use conv::{conv2d, conv2d_relu, conv2d_relu_dropout};
+pub use cpu_kernels::{
+    cpu_kernels, cpu_model, set_cpu_kernels, supported_cpu_kernels, CpuFeatures, CpuKernels,
+    ALL_CPU_KERNELS, CPU_KERNELS_ENV,
+};
 #[cfg(feature = "cuda")]
 pub use cuda::{cudnn_cache_len, cudnn_plans};
 pub use dropout::{dropout, dropout_bits, Dropout};

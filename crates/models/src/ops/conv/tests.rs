@@ -1,6 +1,7 @@
 //! The CPU convolution against its definition, one multiply-add at a time.
 
 use super::*;
+use crate::ops::cpu_kernels;
 
 /// Deterministic values in [-1, 1) from a small LCG.
 fn values(n: usize, seed: u64) -> Vec<f64> {
@@ -85,12 +86,21 @@ fn check_against_definition(g: &Geom, seeds: [u64; 4], threads: &[usize], label:
     let b = values(g.out_channels, seeds[2]);
     let dy = values(g.batch * g.out_len(), seeds[3]);
     let (y, dx, dw, db) = direct(&x, &w, &b, &dy, g);
-    for &threads in threads {
+    // Every kernel path this CPU runs; the lock keeps the tests that switch paths from
+    // switching it under one another.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let paths = cpu_kernels::supported_cpu_kernels();
+    let runs = paths
+        .iter()
+        .flat_map(|&p| threads.iter().map(move |&t| (p, t)));
+    for (path, threads) in runs {
+        cpu_kernels::set_cpu_kernels(path).unwrap();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        let case = format!("{label}, {threads} threads");
+        let case = format!("{label}, {path} kernels, {threads} threads");
         pool.install(|| {
             assert_close(&case, &conv_forward(&x, &w, &b, g, false, None), &y);
             let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
@@ -111,6 +121,7 @@ fn check_against_definition(g: &Geom, seeds: [u64; 4], threads: &[usize], label:
             assert_close(&format!("{case} relu"), &got, &all);
         });
     }
+    cpu_kernels::set_cpu_kernels(paths[0]).unwrap();
 }
 
 #[test]
