@@ -39,10 +39,10 @@ pub(super) fn im2col<T: WithDType>(
                     let (first, end) = ((oy0 - r0) * ow + ox0, (oy1 - 1 - r0) * ow + ox1);
                     let src = (oy0 + i - g.pad) * g.width + ox0 + j - g.pad;
                     row[first..end].copy_from_slice(&plane[src..src + end - first]);
-                    row[..first].fill(T::zero());
-                    row[end..].fill(T::zero());
+                    zero_short(&mut row[..first]);
+                    zero_short(&mut row[end..]);
                     for oy in oy0 - r0..oy1 - 1 - r0 {
-                        row[oy * ow + ox1..(oy + 1) * ow + ox0].fill(T::zero());
+                        zero_short(&mut row[oy * ow + ox1..(oy + 1) * ow + ox0]);
                     }
                     continue;
                 }
@@ -50,12 +50,12 @@ pub(super) fn im2col<T: WithDType>(
                 row[(oy1 - r0) * ow..].fill(T::zero());
                 for oy in oy0..oy1 {
                     let out = &mut row[(oy - r0) * ow..(oy - r0 + 1) * ow];
-                    out[..ox0].fill(T::zero());
-                    out[ox1..].fill(T::zero());
+                    zero_short(&mut out[..ox0]);
+                    zero_short(&mut out[ox1..]);
                     let src = &plane[(oy * g.stride + i - g.pad) * g.width..][..g.width];
                     if g.stride == 1 {
                         let start = ox0 + j - g.pad;
-                        out[ox0..ox1].copy_from_slice(&src[start..start + ox1 - ox0]);
+                        copy_short(&mut out[ox0..ox1], &src[start..start + ox1 - ox0]);
                     } else if g.stride == 2 {
                         if ox0 < ox1 {
                             gather_even(&src[ox0 * 2 + j - g.pad..], &mut out[ox0..ox1]);
@@ -68,6 +68,59 @@ pub(super) fn im2col<T: WithDType>(
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` (equal lengths) for the short runs of im2col: the output rows of a
+/// small image (6 or 8 values) and the padding next to them are copied or zeroed once per row of
+/// the column matrix, tens of thousands of times per image. A `memcpy` / `memset` call per run
+/// cost more than the copy (perf: ~12% of a Model A training step on an AVX-512 Xeon, in calls
+/// of 24 bytes); runs up to 16 values are moved here as two overlapping fixed-size blocks,
+/// which compile to a few vector loads and stores.
+#[inline(always)]
+pub(super) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    assert_eq!(n, src.len(), "copy_short: lengths differ");
+    match n {
+        0 => {}
+        1 => dst[0] = src[0],
+        2..=3 => {
+            dst[..2].copy_from_slice(&src[..2]);
+            dst[n - 2..].copy_from_slice(&src[n - 2..]);
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// `dst.fill(0)` without a `memset` call for the short runs of [`copy_short`]'s callers.
+#[inline(always)]
+pub(super) fn zero_short<T: WithDType>(dst: &mut [T]) {
+    let n = dst.len();
+    let z = T::zero();
+    match n {
+        0 => {}
+        1 => dst[0] = z,
+        2..=3 => {
+            dst[..2].copy_from_slice(&[z; 2]);
+            dst[n - 2..].copy_from_slice(&[z; 2]);
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&[z; 4]);
+            dst[n - 4..].copy_from_slice(&[z; 4]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&[z; 8]);
+            dst[n - 8..].copy_from_slice(&[z; 8]);
+        }
+        _ => dst.fill(z),
     }
 }
 
@@ -176,5 +229,29 @@ pub(super) fn columns<'a, T: WithDType>(
             im2col(xb, &mut cols[i * l..], n, g, 0..g.out_h);
         }
         cols
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{copy_short, zero_short};
+
+    #[test]
+    fn short_copies_and_zeroing_equal_the_slice_methods_for_every_length() {
+        // Every length through the overlapping-block cases and past them, at every offset of
+        // a longer buffer, against `copy_from_slice` / `fill` on the same buffers.
+        let src: Vec<f32> = (0..40).map(|i| i as f32 + 0.5).collect();
+        for n in 0..=24 {
+            for offset in 0..4 {
+                let mut ours = vec![-1f32; 40];
+                let mut expected = ours.clone();
+                copy_short(&mut ours[offset..offset + n], &src[3..3 + n]);
+                expected[offset..offset + n].copy_from_slice(&src[3..3 + n]);
+                assert_eq!(ours, expected, "copy of {n} at {offset}");
+                zero_short(&mut ours[offset..offset + n]);
+                expected[offset..offset + n].fill(0.0);
+                assert_eq!(ours, expected, "zeroing of {n} at {offset}");
+            }
+        }
     }
 }
