@@ -1,15 +1,17 @@
 //! `allconv-report`: the paper's Table 3 beside ours, regenerated from run folders only.
 //!
-//! [`write_report`] scans a runs root (`<root>/<model>/lr-<lr>/seed-<seed>/` with `metrics.csv`,
-//! `result.json`, `config.yaml`), computes every number from those files ([`summary`]) and
-//! writes `report.md`, `report.csv`, `table3.csv` and one SVG figure per model. Missing and
-//! partial runs are shown as such, never dropped. The crate links no candle and parses no YAML:
+//! [`write_report`] scans a runs root through allconv-runs (`<root>/<model>/lr-<lr>/seed-<seed>/`
+//! with `metrics.csv`, `result.json`, `config.yaml`), computes every number from those files
+//! ([`summary`]) and writes `report.md`, `report.csv`, `table3.csv` and one SVG figure per model.
+//! Missing and partial runs are shown as such, never dropped; a run folder whose files cannot be
+//! read fails the report, naming the file. The crate links no candle and parses no YAML:
 //! `config.yaml` is shown verbatim.
+
+#![warn(missing_docs)]
 
 pub mod paper;
 pub mod plot;
 pub mod render;
-pub mod runs;
 pub mod summary;
 
 use std::fs;
@@ -20,17 +22,10 @@ pub use summary::{GridPoint, RunState, Summary};
 /// Everything that can go wrong while reading run folders or writing the report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The runs root is not a folder.
-    #[error("runs folder {0} does not exist (train something first, or pass --runs)")]
-    NoRuns(PathBuf),
-    /// A file or folder could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file or folder.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The run folders could not be listed, or a run's metrics.csv or result.json is not what
+    /// the trainer writes (the message names the file, line and field).
+    #[error(transparent)]
+    Runs(#[from] allconv_runs::RunsError),
     /// A report file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -38,24 +33,6 @@ pub enum ReportError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
-    },
-    /// A line of a `metrics.csv` is not what the trainer writes.
-    #[error("{path}: line {line}: {message}")]
-    Metrics {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong and what was expected.
-        message: String,
-    },
-    /// A `result.json` does not have the expected fields.
-    #[error("{path}: not a valid result.json: {source}")]
-    ResultJson {
-        /// The file.
-        path: PathBuf,
-        /// The parse error (names the field).
-        source: serde_json::Error,
     },
     /// A figure could not be drawn.
     #[error("cannot draw {path}: {message}")]
@@ -124,7 +101,10 @@ fn figure_name(model: &str) -> String {
 /// Reads the run folders under `options.runs_root` and writes the report into
 /// `options.out_dir`.
 pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportError> {
-    let folders = runs::scan(&options.runs_root)?;
+    let folders = allconv_runs::scan(&options.runs_root)?
+        .into_iter()
+        .map(|found| found.read)
+        .collect::<Result<Vec<_>, _>>()?;
     let summary = summary::summarize(&folders, &options.expected);
     let figures_dir = options.out_dir.join("figures");
     fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {

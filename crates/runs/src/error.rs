@@ -63,8 +63,10 @@ pub enum RunsError {
 /// Result with [`RunsError`].
 pub type Result<T, E = RunsError> = std::result::Result<T, E>;
 
-/// Attaches a path to an `std::io::Error`.
-pub(crate) trait IoContext<T> {
+/// Attaches a path to an `std::io::Error`, making it a [`RunsError::Io`] (the trainer uses it
+/// for its own files too, so every I/O error of the project names its path the same way).
+pub trait IoContext<T> {
+    /// The error, if any, as [`RunsError::Io`] naming `path`.
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;
 }
 

@@ -15,7 +15,7 @@ pub mod metrics;
 pub mod result;
 pub mod scan;
 
-pub use error::{Result, RunsError};
+pub use error::{IoContext, Result, RunsError};
 pub use grid::{GridConfig, GridFile, GridPoint};
 pub use layout::{run_dir, CheckpointFiles, RunDir, RunsRoot, SlurmFolder};
 pub use lock::RunLock;
