@@ -148,41 +148,20 @@ fn command_line_overrides_replace_yaml_values() {
     c.apply(&[set("data.train_subset=null")]).unwrap();
     assert_eq!(c.data.train_subset, None);
 
-    let err = c
-        .apply(&[set("training.batch_size=0")])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("training.batch_size"), "{err}");
-    // A misspelt key is named, with the valid keys of its section.
-    let err = c
-        .apply(&[set("optim.momentun=0.5")])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("optim.momentun") && err.contains("`momentum`"),
-        "{err}"
-    );
-    let err = c
-        .apply(&[set("optimm.momentum=0.5")])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("optimm") && err.contains("`schedule`"),
-        "{err}"
-    );
-    let err = c
-        .apply(&[set("schedule.epochs=many")])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("schedule.epochs=") && err.contains("many"),
-        "{err}"
-    );
-    let err = c
-        .apply(&[set("optim.momentum.x=1")])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("`optim.momentum` is a value"), "{err}");
+    // Each refused override names itself and what is wrong: a bad value, a misspelt key (with
+    // the valid keys of its section), an unknown section, a wrong type, a key below a value.
+    for (text, expected) in [
+        ("training.batch_size=0", vec!["training.batch_size"]),
+        ("optim.momentun=0.5", vec!["optim.momentun", "`momentum`"]),
+        ("optimm.momentum=0.5", vec!["optimm", "`schedule`"]),
+        ("schedule.epochs=many", vec!["schedule.epochs=", "many"]),
+        ("optim.momentum.x=1", vec!["`optim.momentum` is a value"]),
+    ] {
+        let err = c.apply(&[set(text)]).unwrap_err().to_string();
+        for part in expected {
+            assert!(err.contains(part), "{text}: {err}");
+        }
+    }
     assert!("epochs"
         .parse::<Setting>()
         .unwrap_err()
