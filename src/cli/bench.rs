@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use allconv_models::{spec, Mode, ModelOptions, Network, MODEL_NAMES};
+use allconv_models::{ops, spec, Mode, ModelOptions, Network, MODEL_NAMES};
 use allconv_train::optim::{Sgd, SgdConfig};
 use anyhow::Context;
 use candle_core::{Device, Tensor};
@@ -89,6 +89,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "device {}, batch {}, {} timed iterations, {threads} CPU threads",
         args.device, args.batch, args.iters
     );
+    let kernels = ops::cpu_kernels().context("choosing the CPU kernels")?;
+    let supported: Vec<&str> = ops::supported_cpu_kernels()
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    println!(
+        "CPU {}; CPU kernels {kernels} (this CPU runs: {}; {} forces one)",
+        ops::cpu_model(),
+        supported.join(", "),
+        ops::CPU_KERNELS_ENV
+    );
     println!(
         "{:<16} {:>9} {:>12} {:>24} {:>24}",
         "model", "precision", "parameters", "eval img/s", "train img/s"
@@ -98,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let labels = Tensor::from_vec(labels, args.batch, &device)?;
     for s in &specs {
         for &precision in &precisions {
-            allconv_models::ops::set_tf32(precision == Precision::Tf32);
+            ops::set_tf32(precision == Precision::Tf32);
             let varmap = VarMap::new();
             let net = Network::new(s, &varmap, &device, 0)?;
             let mut sgd = Sgd::from_varmap(
@@ -138,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    allconv_models::ops::set_tf32(false);
+    ops::set_tf32(false);
     if args.plans {
         print_cudnn_plans();
     }

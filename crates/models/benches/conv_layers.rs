@@ -4,7 +4,8 @@
 //! where a training step's time goes.
 //!
 //! `cargo bench -p allconv-models --bench conv_layers [-- FILTER]` (FILTER: substring of the
-//! layer names to run, e.g. `model-a`); `RAYON_NUM_THREADS=1` for single-core numbers. The CPU
+//! layer names to run, e.g. `model-a`); `RAYON_NUM_THREADS=1` for single-core numbers,
+//! `ALLCONV_CPU_KERNELS=avx512|avx2|portable` to time one kernel path. The CPU
 //! time (all threads) is steadier than wall-clock on a shared machine; the backward column is
 //! forward + backward minus forward.
 
@@ -109,6 +110,12 @@ fn main() -> candle_core::Result<()> {
     // As `allconv bench` and the trainer: recycle buffers instead of page-faulting fresh ones.
     allconv_models::tune_allocator();
     let dev = Device::Cpu;
+    let kernels = allconv_models::ops::cpu_kernels().map_err(candle_core::Error::wrap)?;
+    println!(
+        "{}; CPU kernels {kernels} (set {} to compare paths)",
+        allconv_models::ops::cpu_model(),
+        allconv_models::ops::CPU_KERNELS_ENV
+    );
     println!(
         "batch {BATCH}, f32, {} rayon threads; best of 7; ms per batch wall / CPU (GFLOP/s \
          from wall)",

@@ -1,16 +1,4 @@
-//! The 12 networks of "Striving for Simplicity: The All Convolutional Net" (Springenberg et al.
-//! 2014) on candle: Models A, B, C and their Strided-CNN, ConvPool-CNN and All-CNN variants.
-//!
-//! - [`spec()`] turns a name and [`ModelOptions`] into a [`ModelSpec`], a plain list of layers:
-//!   the three base models are written once, the variants are rules applied to them.
-//! - [`Network`] creates the weights in a candle-nn `VarMap` with PyTorch names and layouts
-//!   (`conv1.weight` `[out, in, kh, kw]`, `conv1.bias`, ...) and runs the forward pass with
-//!   seeded dropout ([`Mode`]).
-//! - [`ops`] holds what candle lacks or does slowly, behind one function per op whatever the
-//!   device: the convolution (im2col + GEMM both directions on the CPU, cuDNN with cached plans
-//!   on CUDA), the trainable 3x3/2 max-pool with padding, dropout whose mask is a counter hash
-//!   (the same on CPU and GPU, never stored), and the fused in-place SGD update.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod network;
@@ -67,6 +55,20 @@ pub enum ModelError {
         expected: String,
         /// The value given.
         got: String,
+    },
+    /// A CPU kernel path was asked for (by name or by `ops::set_cpu_kernels`) that this CPU
+    /// cannot run.
+    #[error(
+        "CPU kernels '{requested}' need {missing}, which this CPU lacks; use '{best}' (the widest \
+         it supports) or unset ALLCONV_CPU_KERNELS"
+    )]
+    UnsupportedCpuKernels {
+        /// The path asked for.
+        requested: &'static str,
+        /// The instruction-set extension it needs.
+        missing: &'static str,
+        /// The widest path this CPU runs.
+        best: &'static str,
     },
     /// The `VarMap`'s lock was poisoned by a panic in another thread.
     #[error("the VarMap lock is poisoned (another thread panicked while holding it)")]

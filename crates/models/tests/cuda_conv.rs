@@ -1,27 +1,30 @@
 //! The cuDNN convolution (`ops::conv2d`, `ops::conv2d_relu` on a CUDA device) against the CPU
 //! im2col path: forward output and the three gradients for every convolution shape the 12
 //! networks use, with ReLU on and off and with and without an input gradient; a hand-computed
-//! case; the per-shape cache; and TF32. Compiled only with `--features cuda`; run on a GPU
-//! machine from the carried test binary.
+//! case; the per-shape cache; TF32; and deterministic mode. Compiled only with `--features cuda`;
+//! run on a GPU machine from the carried test binary.
 //!
-//! The TF32 switch is process-wide and part of the cache key, so every test holds [`precision`]
-//! while it runs.
+//! The TF32 and determinism switches are process-wide and part of the cache key, so every test
+//! holds [`precision`] while it runs.
 #![cfg(feature = "cuda")]
 
 use std::sync::{Mutex, MutexGuard};
 
-use allconv_models::ops::{conv2d, conv2d_relu, cudnn_cache_len, cudnn_plans, set_tf32, tf32};
+use allconv_models::ops::{
+    conv2d, conv2d_relu, cudnn_cache_len, cudnn_plans, set_deterministic, set_tf32, tf32,
+};
 use candle_core::{Device, Tensor, Var};
 
 static PRECISION: Mutex<()> = Mutex::new(());
 
-/// Holds the process-wide TF32 switch for one test and restores exact fp32 when dropped (also
-/// when the test panics).
+/// Holds the process-wide TF32 and determinism switches for one test and restores exact fp32
+/// and the default algorithm choice when dropped (also when the test panics).
 struct Precision(#[allow(dead_code)] MutexGuard<'static, ()>);
 
 impl Drop for Precision {
     fn drop(&mut self) {
         set_tf32(false);
+        set_deterministic(false);
     }
 }
 
@@ -259,6 +262,45 @@ fn tf32_matches_the_cpu_loosely() {
     // relative to the largest entry they stay near 1e-3 (K up to 4*32*32 for the weight
     // gradient), inside 1e-2.
     compare_all(1e-2);
+}
+
+/// Deterministic mode: every shape gets a plan of its own (the switch is part of the key) whose
+/// chosen algorithms are all deterministic (cuDNN's own flag for each, as `cudnn_plans` prints
+/// it), the results still match the CPU as in fp32, and running a shape again gives the same
+/// bits, input and weight gradients included (the ones atomic-add algorithms would change).
+#[test]
+fn deterministic_mode_chooses_deterministic_algorithms_only() {
+    let _p = precision(false);
+    set_deterministic(true);
+    compare_all(1e-4);
+    let plans = cudnn_plans();
+    let restricted: Vec<&String> = plans
+        .iter()
+        .filter(|l| l.contains("deterministic-only"))
+        .collect();
+    assert_eq!(restricted.len(), SHAPES.len(), "{plans:#?}");
+    for line in restricted {
+        assert!(!line.contains("non-deterministic"), "{line}");
+        assert!(!line.contains("not used yet"), "{line}");
+    }
+    let gpu = cuda();
+    let case = cases()
+        .into_iter()
+        .find(|c| (c.c, c.h, c.input_grad) == (96, 16, true))
+        .expect("a 96-channel 16x16 case with an input gradient");
+    let out_h = (case.h + 2 * case.pad - case.k) / case.stride + 1;
+    let upstream = random(case.n * case.o * out_h * out_h, 9);
+    let (first, second) = (run(&case, &gpu, &upstream), run(&case, &gpu, &upstream));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(bits(&first.y), bits(&second.y), "{case:?}: output");
+    assert_eq!(
+        bits(&first.dw),
+        bits(&second.dw),
+        "{case:?}: weight gradient"
+    );
+    assert_eq!(bits(&first.db), bits(&second.db), "{case:?}: bias gradient");
+    let (a, b) = (first.dx.expect("dx"), second.dx.expect("dx"));
+    assert_eq!(bits(&a), bits(&b), "{case:?}: input gradient");
 }
 
 /// `actual == expected` up to 1e-5 relative: the hand values are small integers, exact in fp32,

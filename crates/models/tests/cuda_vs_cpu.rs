@@ -1,10 +1,10 @@
-//! One training step of every network on CUDA against the same step on the CPU (issue 6's
+//! One training step of every network on CUDA against the same step on the CPU (the GPU path's
 //! correctness check). Compiled only with `--features cuda`; run it on a GPU machine from the
 //! carried test binary (`cargo test -p allconv-models --features cuda --release --no-run` builds it).
 //!
 //! Same weights (the initialisation is drawn on the host from the same seed), same batch, dropout
 //! off (`Mode::Eval`): the loss must agree to 1e-5 relative and every gradient to 1e-3 relative
-//! (to the largest entry of that gradient) in fp32 — the tolerance of issue 6, which allows for a
+//! (to the largest entry of that gradient) in fp32, a tolerance that allows for a
 //! different summation order in the GPU's convolution and reduction kernels.
 #![cfg(feature = "cuda")]
 

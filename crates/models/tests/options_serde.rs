@@ -5,7 +5,8 @@ use allconv_models::{Init, ModelOptions};
 #[test]
 fn empty_section_gives_paper_defaults() {
     let options: ModelOptions = serde_json::from_str("{}").unwrap();
-    // Defaults from PAPER.md: 10 classes, final ReLU, dropout 0.2 / 0.5, Caffe xavier, bias 0.
+    // Defaults from docs/protocol.md, Networks: 10 classes, final ReLU, dropout 0.2 / 0.5, Caffe
+    // xavier, bias 0.
     assert_eq!(options.num_classes, 10);
     assert!(options.final_relu);
     assert_eq!(options.input_dropout, 0.2);

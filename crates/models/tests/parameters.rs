@@ -2,7 +2,7 @@
 
 use allconv_models::{spec, ModelError, ModelOptions, MODEL_NAMES};
 
-/// Exact counts (weights + biases, 10 classes) from PAPER.md's table, which was computed from
+/// Exact counts (weights + biases, 10 classes) from docs/protocol.md, Networks, computed from
 /// the layer tables by hand, e.g. Model A = 3*25*96+96 + 96*25*192+192 + 192*9*192+192
 /// + 192*192+192 + 192*10+10 = 839,242.
 const EXPECTED: [(&str, usize); 12] = [

@@ -18,7 +18,8 @@ fn spatial_trace(name: &str) -> Vec<usize> {
 
 #[test]
 fn every_model_goes_32_16_8_6_1() {
-    // PAPER.md: two down-samplings 32 -> 16 -> 8, the unpadded 3x3 conv 8 -> 6, global average.
+    // docs/protocol.md, Networks: two down-samplings 32 -> 16 -> 8, the unpadded 3x3 conv 8 -> 6,
+    // global average.
     for name in MODEL_NAMES {
         assert_eq!(spatial_trace(name), vec![32, 16, 8, 6, 1], "{name}");
         let s = spec(name, &ModelOptions::default()).unwrap();
@@ -38,9 +39,9 @@ fn table(name: &str) -> Vec<(String, [usize; 3])> {
 
 #[test]
 fn all_cnn_c_layer_table() {
-    // PAPER.md / paper Table 2, All-CNN-C: input dropout, 3x3 96, 3x3 96, 3x3 96 stride 2,
-    // dropout, 3x3 192, 3x3 192, 3x3 192 stride 2, dropout, 3x3 192 unpadded, 1x1 192, 1x1 10,
-    // global average.
+    // docs/protocol.md, Networks (the paper's Table 2), All-CNN-C: input dropout, 3x3 96,
+    // 3x3 96, 3x3 96 stride 2, dropout, 3x3 192, 3x3 192, 3x3 192 stride 2, dropout, 3x3 192
+    // unpadded, 1x1 192, 1x1 10, global average.
     let expected: Vec<(&str, [usize; 3])> = vec![
         ("dropout 0.2", [3, 32, 32]),
         ("3x3 conv 96 pad 1 + ReLU", [96, 32, 32]),
@@ -63,7 +64,7 @@ fn all_cnn_c_layer_table() {
 
 #[test]
 fn strided_b_strides_the_1x1_conv() {
-    // PAPER.md: "the conv just before it gets stride 2 (for B that is a 1x1)".
+    // docs/protocol.md, Networks: "the conv just before it gets stride 2 (for B that is a 1x1)".
     let s = spec("strided-cnn-b", &ModelOptions::default()).unwrap();
     let strided: Vec<LayerSpec> = s
         .layers

@@ -1,12 +1,4 @@
-//! `allconv-report`: the paper's Table 3 beside ours, regenerated from run folders only.
-//!
-//! [`write_report`] scans a runs root through allconv-runs (`<root>/<model>/lr-<lr>/seed-<seed>/`
-//! with `metrics.csv`, `result.json`, `config.yaml`), computes every number from those files
-//! ([`summary`]) and writes `report.md`, `report.csv`, `table3.csv` and one SVG figure per model.
-//! Missing and partial runs are shown as such, never dropped; a run folder whose files cannot be
-//! read fails the report, naming the file. The crate links no candle and parses no YAML:
-//! `config.yaml` is shown verbatim.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod paper;

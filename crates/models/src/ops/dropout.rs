@@ -16,6 +16,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::buffers::{contiguous, float_storage, own_kernel_runs, Kernels};
+
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// SplitMix64's output function (a bijection on u64).
@@ -204,8 +206,11 @@ impl WideApply for f32 {
         y: &mut [f32],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if super::cpu_kernels::chosen() != super::cpu_kernels::CpuKernels::Portable
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: the CPU supports AVX2 (checked just above); the portable path keeps
+            // to the scalar loop.
             return unsafe { avx2::apply_f32(key, threshold, scale, base, x, y) };
         }
         let _ = (key, threshold, scale, base, x, y);
@@ -223,8 +228,11 @@ impl WideApply for f64 {
         y: &mut [f64],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if super::cpu_kernels::chosen() != super::cpu_kernels::CpuKernels::Portable
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: the CPU supports AVX2 (checked just above); the portable path keeps
+            // to the scalar loop.
             return unsafe { avx2::apply_f64(key, threshold, scale, base, x, y) };
         }
         let _ = (key, threshold, scale, base, x, y);
@@ -390,17 +398,9 @@ impl CustomOp1 for Dropout {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         self.check()?;
-        let Some((start, end)) = l.contiguous_offsets() else {
-            bail!("dropout: the input must be contiguous")
-        };
-        let storage = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(self.apply(&v[start..end])),
-            CpuStorage::F64(v) => CpuStorage::F64(self.apply(&v[start..end])),
-            other => bail!(
-                "dropout: dtype {:?} not supported by the op (f32, f64)",
-                other.dtype()
-            ),
-        };
+        const OP: &str = "dropout";
+        let storage =
+            float_storage!(OP, s.dtype(), T => self.apply::<T>(contiguous(s, l, OP, "input")?));
         Ok((storage, l.shape().clone()))
     }
 
@@ -425,16 +425,6 @@ impl CustomOp1 for Dropout {
     }
 }
 
-/// Whether the [`Dropout`] op runs on `x` directly.
-fn has_op(x: &Tensor) -> bool {
-    let float = matches!(x.dtype(), DType::F32 | DType::F64);
-    match x.device() {
-        Device::Cpu => float,
-        Device::Cuda(_) => cfg!(feature = "cuda") && float,
-        _ => false,
-    }
-}
-
 /// Inverted dropout of `x` (see [`Dropout`]); `rate` 0 returns `x` itself. Other dtypes and
 /// devices get the same mask, computed on the CPU in f32 and multiplied in.
 pub fn dropout(x: &Tensor, rate: f64, seed: u64, stream: u64) -> Result<Tensor> {
@@ -442,7 +432,7 @@ pub fn dropout(x: &Tensor, rate: f64, seed: u64, stream: u64) -> Result<Tensor> 
     if rate == 0.0 {
         return Ok(x.clone());
     }
-    if has_op(x) {
+    if own_kernel_runs(x, Kernels::CpuAndCuda) {
         x.contiguous()?.apply_op1(op)
     } else {
         let mask = Tensor::ones(x.shape(), DType::F32, &Device::Cpu)?.apply_op1_no_bwd(&op)?;

@@ -2,7 +2,9 @@
 //! and a padded, differentiable max-pool; plus dropout with a device-independent mask and a
 //! fused in-place SGD step.
 
+mod buffers;
 mod conv;
+mod cpu_kernels;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod dropout;
@@ -10,6 +12,10 @@ mod pool;
 mod sgd;
 
 pub use conv::{conv2d, conv2d_relu, conv2d_relu_dropout};
+pub use cpu_kernels::{
+    cpu_kernels, cpu_model, set_cpu_kernels, supported_cpu_kernels, CpuFeatures, CpuKernels,
+    ALL_CPU_KERNELS, CPU_KERNELS_ENV,
+};
 #[cfg(feature = "cuda")]
 pub use cuda::{cudnn_cache_len, cudnn_plans};
 pub use dropout::{dropout, dropout_bits, Dropout};
@@ -32,4 +38,24 @@ pub fn set_tf32(on: bool) {
 /// Whether [`set_tf32`] allowed TF32 math.
 pub fn tf32() -> bool {
     TF32.load(Ordering::Relaxed)
+}
+
+static DETERMINISTIC: AtomicBool = AtomicBool::new(false);
+
+/// Makes the CUDA convolutions use deterministic cuDNN algorithms only, so that they give the
+/// same bits on every run on the same card and software; off by default, where cuDNN's timed
+/// choice takes the fastest algorithm unless a deterministic one is within 10 % of it (the
+/// weight- and input-gradient algorithms that add with atomics differ in the last bits from run
+/// to run). Takes effect at the next convolution call: the switch is part of each shape's cached
+/// plan, like TF32. Process-wide, like PyTorch's `torch.backends.cudnn.deterministic`.
+///
+/// On the CPU it changes nothing: our CPU ops are already deterministic for a given rayon
+/// thread count (every reduction is summed in a fixed chunk order).
+pub fn set_deterministic(on: bool) {
+    DETERMINISTIC.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`set_deterministic`] restricted cuDNN to deterministic algorithms.
+pub fn deterministic() -> bool {
+    DETERMINISTIC.load(Ordering::Relaxed)
 }

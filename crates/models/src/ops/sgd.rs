@@ -12,10 +12,10 @@
 use std::cell::Cell;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{
-    bail, CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Result, Tensor, WithDType,
-};
+use candle_core::{bail, CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor, WithDType};
 use rayon::prelude::*;
+
+use super::buffers::{own_kernel_runs, Kernels};
 
 /// The hyper-parameters of one update.
 #[derive(Debug, Clone, Copy)]
@@ -83,9 +83,7 @@ pub fn sgd_step(
         momentum,
         weight_decay,
     };
-    let fused = matches!(w.dtype(), DType::F32 | DType::F64)
-        && (w.device().is_cpu() || (cfg!(feature = "cuda") && w.device().is_cuda()));
-    if !fused {
+    if !own_kernel_runs(w, Kernels::CpuAndCuda) {
         return composed(w, v, g, hyper);
     }
     let g = g.contiguous()?;

@@ -43,3 +43,20 @@ pub fn to_f64(t: &Tensor) -> Vec<f64> {
         .to_vec1()
         .unwrap()
 }
+
+/// Runs `check` once on every CPU kernel path this CPU supports (see `ops::cpu_kernels`), each
+/// time naming the path on stdout, which the test harness shows for a failing test. A lock keeps
+/// the tests of one binary that switch paths from switching it under one another; the path is
+/// left at the widest one afterwards.
+pub fn on_every_cpu_path(check: impl Fn()) {
+    use allconv_models::ops::{set_cpu_kernels, supported_cpu_kernels};
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let paths = supported_cpu_kernels();
+    for &path in &paths {
+        println!("CPU kernels: {path}");
+        set_cpu_kernels(path).unwrap();
+        check();
+    }
+    set_cpu_kernels(paths[0]).unwrap();
+}

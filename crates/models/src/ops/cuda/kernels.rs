@@ -9,7 +9,9 @@ use candle_core::cuda_backend::cudarc::driver::{
     CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 use candle_core::cuda_backend::{CudaDType, WrapErr};
-use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
+use std::ops::Range;
+
+use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape, WithDType};
 
 /// The PTX of `kernels.cu`; the driver JIT-compiles it for the card on first use.
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/allconv_kernels.ptx"));
@@ -89,8 +91,8 @@ fn f32_only(s: &CudaStorage, op: &str) -> Result<()> {
 }
 
 /// Padded max-pool forward, same contract as the CPU `MaxPoolOp` (f32 and f64, as there; f64
-/// CUDA tensors reach it only where `max_pool2d` routes them here, which `own_kernels` in
-/// `ops/conv.rs` decides).
+/// CUDA tensors reach it only where `max_pool2d` routes them here, which `own_kernel_runs` in
+/// `ops/buffers.rs` decides).
 pub(crate) fn max_pool_forward(
     kernel: usize,
     stride: usize,
@@ -236,50 +238,40 @@ pub(crate) fn dropout(
     threshold: u64,
     scale: f64,
 ) -> Result<CudaStorage> {
+    let mask = (key, threshold, scale);
+    match xs.dtype() {
+        DType::F32 => dropout_typed::<f32>("allconv_dropout_f32", (xs, xl), mask),
+        DType::F64 => dropout_typed::<f64>("allconv_dropout_f64", (xs, xl), mask),
+        other => bail!("dropout: dtype {other:?} not supported on CUDA (f32, f64)"),
+    }
+}
+
+fn dropout_typed<T: CudaDType + DeviceRepr + WithDType>(
+    name: &str,
+    (xs, xl): (&CudaStorage, &Layout),
+    (key, threshold, scale): (u64, u64, f64),
+) -> Result<CudaStorage> {
     const OP: &str = "dropout";
     let dev = &xs.device;
     let count = xl.shape().elem_count();
-    let n = count as u64;
-    match xs.dtype() {
-        DType::F32 => {
-            let x = view::<f32>(xs, xl, OP, "input")?;
-            // SAFETY: the kernel writes every element.
-            let mut y = unsafe { dev.alloc::<f32>(count)? };
-            if count > 0 {
-                let func = dev.get_or_load_custom_func("allconv_dropout_f32", MODULE, PTX)?;
-                let mut b = func.builder();
-                let scale = scale as f32;
-                b.arg(&x)
-                    .arg(&mut y)
-                    .arg(&n)
-                    .arg(&key)
-                    .arg(&threshold)
-                    .arg(&scale);
-                // SAFETY: matches the kernel's signature; both buffers hold `count` elements.
-                unsafe { b.launch(config(count)) }.w()?;
-            }
-            Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
-        }
-        DType::F64 => {
-            let x = view::<f64>(xs, xl, OP, "input")?;
-            // SAFETY: the kernel writes every element.
-            let mut y = unsafe { dev.alloc::<f64>(count)? };
-            if count > 0 {
-                let func = dev.get_or_load_custom_func("allconv_dropout_f64", MODULE, PTX)?;
-                let mut b = func.builder();
-                b.arg(&x)
-                    .arg(&mut y)
-                    .arg(&n)
-                    .arg(&key)
-                    .arg(&threshold)
-                    .arg(&scale);
-                // SAFETY: as for f32.
-                unsafe { b.launch(config(count)) }.w()?;
-            }
-            Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
-        }
-        other => bail!("{OP}: dtype {other:?} not supported on CUDA (f32, f64)"),
+    let x = view::<T>(xs, xl, OP, "input")?;
+    // SAFETY: the kernel writes every element.
+    let mut y = unsafe { dev.alloc::<T>(count)? };
+    if count > 0 {
+        let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
+        let mut b = func.builder();
+        let (n, scale) = (count as u64, T::from_f64(scale));
+        b.arg(&x)
+            .arg(&mut y)
+            .arg(&n)
+            .arg(&key)
+            .arg(&threshold)
+            .arg(&scale);
+        // SAFETY: matches the kernel's signature (`T` is its element type); both buffers hold
+        // `count` elements.
+        unsafe { b.launch(config(count)) }.w()?;
     }
+    Ok(T::wrap_cuda_slice(y, dev.clone()))
 }
 
 /// The fused SGD step on contiguous `w`, `v` (written in place) and `g` of one dtype (f32 or
@@ -306,38 +298,41 @@ pub(crate) fn sgd_step(
     if count == 0 {
         return Ok(());
     }
-    let dev = ws.device.clone();
-    let n = count as u64;
-    let decay = i32::from(weight_decay != 0.0);
-    let dtypes = (ws.dtype(), vs.dtype(), gs.dtype());
-    match dtypes {
-        (DType::F32, DType::F32, DType::F32) => {
-            let g = view::<f32>(gs, gl, OP, "gradient")?;
-            let mut w = ws.as_cuda_slice_mut::<f32>()?.slice_mut(w0..w1);
-            let mut v = vs.as_cuda_slice_mut::<f32>()?.slice_mut(v0..v1);
-            let func = dev.get_or_load_custom_func("allconv_sgd_f32", MODULE, PTX)?;
-            let mut b = func.builder();
-            let (lr, momentum, wd) = (lr as f32, momentum as f32, weight_decay as f32);
-            b.arg(&mut w).arg(&mut v).arg(&g).arg(&n);
-            b.arg(&lr).arg(&momentum).arg(&wd).arg(&decay);
-            // SAFETY: matches the kernel's signature; the three views hold `count` elements
-            // and `w`, `v` are distinct allocations (checked by `sgd_step`).
-            unsafe { b.launch(config(count)) }.w()?;
-        }
-        (DType::F64, DType::F64, DType::F64) => {
-            let g = view::<f64>(gs, gl, OP, "gradient")?;
-            let mut w = ws.as_cuda_slice_mut::<f64>()?.slice_mut(w0..w1);
-            let mut v = vs.as_cuda_slice_mut::<f64>()?.slice_mut(v0..v1);
-            let func = dev.get_or_load_custom_func("allconv_sgd_f64", MODULE, PTX)?;
-            let mut b = func.builder();
-            b.arg(&mut w).arg(&mut v).arg(&g).arg(&n);
-            b.arg(&lr).arg(&momentum).arg(&weight_decay).arg(&decay);
-            // SAFETY: as for f32.
-            unsafe { b.launch(config(count)) }.w()?;
-        }
+    let hyper = (lr, momentum, weight_decay);
+    let (w, v, g) = ((ws, w0..w1), (vs, v0..v1), (gs, gl));
+    match (w.0.dtype(), v.0.dtype(), g.0.dtype()) {
+        (DType::F32, DType::F32, DType::F32) => sgd_typed::<f32>("allconv_sgd_f32", w, v, g, hyper),
+        (DType::F64, DType::F64, DType::F64) => sgd_typed::<f64>("allconv_sgd_f64", w, v, g, hyper),
         (w, v, g) => bail!(
             "{OP}: parameter {w:?}, momentum buffer {v:?}, gradient {g:?}: expected all f32 or all f64 on CUDA"
         ),
     }
+}
+
+fn sgd_typed<T: CudaDType + DeviceRepr + WithDType>(
+    name: &str,
+    (ws, w_range): (&mut CudaStorage, Range<usize>),
+    (vs, v_range): (&mut CudaStorage, Range<usize>),
+    (gs, gl): (&CudaStorage, &Layout),
+    (lr, momentum, weight_decay): (f64, f64, f64),
+) -> Result<()> {
+    let dev = ws.device.clone();
+    let count = w_range.len();
+    let (n, decay) = (count as u64, i32::from(weight_decay != 0.0));
+    let g = view::<T>(gs, gl, "sgd_step", "gradient")?;
+    let mut w = ws.as_cuda_slice_mut::<T>()?.slice_mut(w_range);
+    let mut v = vs.as_cuda_slice_mut::<T>()?.slice_mut(v_range);
+    let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
+    let mut b = func.builder();
+    let (lr, momentum, wd) = (
+        T::from_f64(lr),
+        T::from_f64(momentum),
+        T::from_f64(weight_decay),
+    );
+    b.arg(&mut w).arg(&mut v).arg(&g).arg(&n);
+    b.arg(&lr).arg(&momentum).arg(&wd).arg(&decay);
+    // SAFETY: matches the kernel's signature (`T` is its element type); the three views hold
+    // `count` elements and `w`, `v` are distinct allocations (checked by `sgd_step`).
+    unsafe { b.launch(config(count)) }.w()?;
     Ok(())
 }
