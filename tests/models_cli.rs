@@ -14,7 +14,7 @@ fn models_prints_every_network_with_its_parameter_count() {
     let out = allconv(&["models", "--summary"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    // Counts from PAPER.md's table.
+    // Counts from docs/protocol.md, "Parameter counts".
     for (name, count) in [
         ("model-a", "839,242"),
         ("convpool-cnn-b", "1,300,618"),
@@ -87,7 +87,7 @@ fn bench_prints_a_positive_rate_per_model() {
         .lines()
         .find(|l| l.starts_with("strided-cnn-a"))
         .unwrap_or_else(|| panic!("no row in\n{text}"));
-    // name, precision (fp32 only on the CPU), parameters (839242 per PAPER.md), eval rate
+    // name, precision (fp32 only on the CPU), parameters (839242 per docs/protocol.md), eval rate
     // (+ per-CPU-second rate), training rate.
     let fields: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(fields[1], "fp32");

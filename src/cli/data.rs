@@ -1,6 +1,7 @@
-//! `allconv data`: acquire CIFAR-10 (`fetch`) and print what a folder holds (`stats`).
+//! `allconv data`: acquire CIFAR-10 (`fetch`), print what a folder holds (`stats`), write a
+//! smaller copy (`subset`); and the data acquisition `allconv reproduce` does before a grid.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use allconv_cifar::fetch::{FetchOptions, FetchOutcome};
 use anyhow::Context;
@@ -151,4 +152,49 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
         test.std[0], test.std[1], test.std[2]
     );
     Ok(())
+}
+
+/// Fetches CIFAR-10 into `dir` unless all six batch files are there. Existing files are left
+/// to the trainer to validate (a test may train on a synthetic set in the same layout).
+pub fn ensure_data(dir: &Path) -> anyhow::Result<()> {
+    if has_all_files(dir) {
+        return Ok(());
+    }
+    eprintln!("CIFAR-10 is not in {}: fetching it", dir.display());
+    allconv_cifar::fetch(dir, &allconv_cifar::FetchOptions::default())
+        .with_context(|| format!("fetching CIFAR-10 into {}", dir.display()))?;
+    Ok(())
+}
+
+/// Images taken from each training file for the `gpu-smoke` preset's subset.
+pub const SMOKE_PER_FILE: usize = 1000;
+/// Test images of the `gpu-smoke` subset.
+pub const SMOKE_TEST: usize = 1000;
+
+/// Makes the `gpu-smoke` subset in `dir` from the full data set (fetched if missing) unless
+/// `dir` holds all six files already (e.g. carried to a GPU machine that has no network).
+pub fn ensure_smoke_subset(dir: &Path) -> anyhow::Result<()> {
+    if has_all_files(dir) {
+        return Ok(());
+    }
+    let full = allconv_cifar::default_data_dir();
+    ensure_data(&full)?;
+    eprintln!(
+        "making the gpu-smoke subset in {} ({SMOKE_PER_FILE} images from each training file of {}, {SMOKE_TEST} test images)",
+        dir.display(),
+        full.display()
+    );
+    let data = allconv_cifar::load_dir(&full)
+        .with_context(|| format!("reading CIFAR-10 from {}", full.display()))?;
+    let subset = data.subset(SMOKE_PER_FILE, SMOKE_TEST)?;
+    allconv_cifar::write_split_dir(dir, &subset)
+        .with_context(|| format!("writing the gpu-smoke subset into {}", dir.display()))
+}
+
+/// Whether `dir` holds the five training files and the test file.
+pub fn has_all_files(dir: &Path) -> bool {
+    allconv_cifar::TRAIN_FILES
+        .iter()
+        .chain(std::iter::once(&allconv_cifar::TEST_FILE))
+        .all(|f| dir.join(f).is_file())
 }

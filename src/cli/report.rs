@@ -1,13 +1,16 @@
 //! `allconv report`: report.md, report.csv, table3.csv and curves from run folders.
 //!
 //! The numbers come from `allconv-report` (metrics.csv and result.json only); this module adds
-//! what needs the trainer's config module: the grid expected (`<runs>/grid.json`, written by
-//! `allconv reproduce`), the settings and the provenance recorded in each run's `config.yaml`.
+//! what needs the trainer's config module: the grid expected (the runs root's `grid.json`,
+//! written by `allconv reproduce`), the settings and the provenance recorded in each run's
+//! `config.yaml`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use allconv_runs::RunsRoot;
 use allconv_train::config::SavedRunConfig;
+use allconv_train::{ExperimentGrid, GridFile};
 use anyhow::Context;
 
 /// Flags of `allconv report`.
@@ -39,7 +42,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     for root in roots {
-        let out = args.out.clone().unwrap_or_else(|| root.join("report"));
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| RunsRoot::new(&root).report_dir());
         let written = write(&root, &out)?;
         println!("{}", written.markdown.display());
     }
@@ -56,13 +62,13 @@ fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
             runs.display()
         );
     }
-    if grid_file_path(runs).exists() || !allconv_report::runs::scan(runs)?.is_empty() {
+    if RunsRoot::new(runs).grid_path().exists() || !allconv_runs::scan(runs)?.is_empty() {
         return Ok(vec![runs.to_path_buf()]);
     }
     let mut roots: Vec<PathBuf> = std::fs::read_dir(runs)
         .with_context(|| format!("reading {}", runs.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| grid_file_path(p).exists())
+        .filter(|p| RunsRoot::new(p).grid_path().exists())
         .collect();
     roots.sort();
     if roots.is_empty() {
@@ -72,12 +78,6 @@ fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
         );
     }
     Ok(roots)
-}
-
-/// The grid file `allconv reproduce` writes into the runs root, so the report can show grid
-/// points that have not started as missing.
-pub fn grid_file_path(runs: &Path) -> PathBuf {
-    runs.join("grid.json")
 }
 
 /// Writes the report of the runs under `runs` into `out` (see [`allconv_report::write_report`]).
@@ -100,13 +100,15 @@ pub fn write(runs: &Path, out: &Path) -> anyhow::Result<allconv_report::WrittenR
     })
 }
 
+/// The points of the runs root's grid file, so the report can show grid points that have not
+/// started as missing.
 fn expected_points(runs: &Path) -> anyhow::Result<Vec<allconv_report::GridPoint>> {
-    let path = grid_file_path(runs);
+    let path = RunsRoot::new(runs).grid_path();
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let grid = allconv_train::GridFile::load(&path)
-        .with_context(|| format!("reading the grid {}", path.display()))?;
+    let grid =
+        GridFile::load(&path).with_context(|| format!("reading the grid {}", path.display()))?;
     let epochs = grid.experiment().ok().map(|e| e.schedule.epochs as u32);
     Ok(grid
         .points
@@ -168,8 +170,8 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
     if !runs.is_dir() {
         return Ok((Vec::new(), Vec::new()));
     }
-    for folder in allconv_report::runs::scan(runs)? {
-        let path = folder.dir.join("config.yaml");
+    for found in allconv_runs::scan(runs)? {
+        let path = found.dir.config_path();
         if !path.exists() {
             continue;
         }

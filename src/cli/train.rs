@@ -2,13 +2,20 @@
 //! folder, resuming from its checkpoint, or skipping it when `result.json` exists.
 //!
 //! The point comes from `--config` plus `--model/--lr/--seed`, or from a grid file written by
-//! `allconv reproduce` (`--grid grid.json --index I`). Every other flag overrides one YAML key.
+//! `allconv reproduce` (`--grid grid.json --index I`). `--set key=value` and the short flags
+//! override configuration keys.
 
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use allconv_train::config::{DeviceKind, Preprocessing};
-use allconv_train::{ExperimentConfig, GridFile, Overrides, Progress, RunConfig, RunOptions};
+use allconv_train::{
+    EpochEnd, EpochHook, ExperimentConfig, ExperimentGrid, GridFile, Progress, RunConfig,
+    RunOptions,
+};
 use anyhow::{bail, Context};
+
+use super::config_flags::ConfigFlags;
 
 /// Flags of `allconv train`.
 #[derive(clap::Args)]
@@ -33,69 +40,8 @@ pub struct Args {
     /// The `index` of the grid point to train.
     #[arg(long, requires = "grid")]
     index: Option<usize>,
-    /// schedule.epochs
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// schedule.milestones, comma-separated (e.g. 200,250,300; empty for none).
-    #[arg(long, value_delimiter = ',', num_args = 0..)]
-    milestones: Option<Vec<usize>>,
-    /// training.batch_size
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// out.runs: root of the run folders.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// data.dir: the CIFAR-10 binary batches.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// data.preprocessing: scale, standardize or gcn_zca.
-    #[arg(long)]
-    preprocessing: Option<Preprocessing>,
-    /// data.validation: training images held out as a validation split.
-    #[arg(long)]
-    validation: Option<usize>,
-    /// data.train_subset: use only this many training images.
-    #[arg(long)]
-    train_subset: Option<usize>,
-    /// data.test_subset: use only this many test images.
-    #[arg(long)]
-    test_subset: Option<usize>,
-    /// data.cache_dir: where normalised data / ZCA statistics are cached.
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
-    /// training.device: cpu or cuda.
-    #[arg(long)]
-    device: Option<DeviceKind>,
-    /// training.eval_every: evaluate every N epochs (the last one always).
-    #[arg(long)]
-    eval_every: Option<usize>,
-    /// training.stuck_epochs: epochs at chance level before stopping as diverged (0: never).
-    #[arg(long)]
-    stuck_epochs: Option<usize>,
-    /// training.init_from: start from these weights (safetensors, the model's parameter names).
-    #[arg(long)]
-    init_from: Option<PathBuf>,
-    /// training.dropout: false.
-    #[arg(long)]
-    no_dropout: bool,
-    /// training.shuffle: false.
-    #[arg(long)]
-    no_shuffle: bool,
-    /// training.tf32: true (TF32 tensor-core math in CUDA convolutions and matrix products).
-    #[arg(long)]
-    tf32: bool,
-    /// training.loss_read_every: read the loss from the device every N steps.
-    #[arg(long)]
-    loss_read_every: Option<usize>,
-    /// optim.momentum
-    #[arg(long)]
-    momentum: Option<f64>,
-    /// optim.weight_decay
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    /// model.final_relu: true or false.
-    #[arg(long)]
-    final_relu: Option<bool>,
+    #[command(flatten)]
+    overrides: ConfigFlags,
     /// Print one line per epoch instead of a progress bar.
     #[arg(long, conflicts_with = "quiet")]
     lines: bool,
@@ -105,40 +51,15 @@ pub struct Args {
 }
 
 impl Args {
-    fn overrides(&self) -> Overrides {
-        Overrides {
-            epochs: self.epochs,
-            milestones: self.milestones.clone(),
-            batch_size: self.batch_size,
-            out: self.out.clone(),
-            data_dir: self.data_dir.clone(),
-            preprocessing: self.preprocessing,
-            validation: self.validation,
-            train_subset: self.train_subset,
-            test_subset: self.test_subset,
-            cache_dir: self.cache_dir.clone(),
-            device: self.device,
-            eval_every: self.eval_every,
-            stuck_epochs: self.stuck_epochs,
-            init_from: self.init_from.clone(),
-            no_dropout: self.no_dropout,
-            no_shuffle: self.no_shuffle,
-            tf32: self.tf32,
-            loss_read_every: self.loss_read_every,
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-            final_relu: self.final_relu,
-        }
-    }
-
     /// The run this invocation describes.
     fn run_config(&self) -> anyhow::Result<RunConfig> {
+        let settings = self.overrides.settings();
         if let (Some(grid_path), Some(index)) = (&self.grid, self.index) {
             let grid = GridFile::load(grid_path)?;
             let mut experiment = grid
                 .experiment()
                 .with_context(|| format!("the configuration of grid {}", grid_path.display()))?;
-            experiment.apply(&self.overrides())?;
+            experiment.apply(&settings)?;
             return grid
                 .run_config(experiment, index)
                 .with_context(|| format!("grid {}", grid_path.display()));
@@ -147,7 +68,7 @@ impl Args {
             Some(path) => ExperimentConfig::load(path)?,
             None => ExperimentConfig::default(),
         };
-        experiment.apply(&self.overrides())?;
+        experiment.apply(&settings)?;
         let from = self
             .config
             .as_ref()
@@ -182,14 +103,24 @@ fn single<T: Clone + std::fmt::Debug>(flag: &str, values: &[T], from: &str) -> a
 
 /// Test hook for deterministic interruption tests (`tests/reproduce_grid.rs`): with
 /// `ALLCONV_TEST_HOLD=<run folder>=<epochs>` in the environment, the run in that folder stops
-/// after that many epochs (checkpointed) and waits to be killed. Without it a test that signals a
-/// grid mid-run races the trainer, and on a fast machine the grid can finish first.
-fn test_hold(dir: &std::path::Path) -> Option<usize> {
+/// after that many epochs of this process (checkpointed) and waits to be killed. Without it a
+/// test that signals a grid mid-run races the trainer, and on a fast machine the grid can
+/// finish first.
+fn test_hold(dir: &Path) -> Option<EpochHook> {
     let value = std::env::var("ALLCONV_TEST_HOLD").ok()?;
     let (folder, epochs) = value.rsplit_once('=')?;
-    (std::path::Path::new(folder) == dir)
-        .then(|| epochs.parse().ok())
-        .flatten()
+    if Path::new(folder) != dir {
+        return None;
+    }
+    let epochs: usize = epochs.parse().ok()?;
+    Some(Arc::new(move |end: &EpochEnd<'_>| {
+        if !end.finished && end.epochs_this_process == epochs {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        ControlFlow::Continue(())
+    }))
 }
 
 /// Runs `allconv train`.
@@ -207,36 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &config,
         &RunOptions {
             progress,
-            hold_after_epochs: test_hold(&dir),
+            on_epoch_end: test_hold(&dir),
             ..Default::default()
         },
     )
     .with_context(|| format!("training {}", dir.display()))?;
-    let pct = |e: Option<f64>| {
-        e.map(|e| format!("{e:.2}%"))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    println!(
-        "{} lr {} seed {}: {}{}, {}/{} epochs, final test error {}, best {} (epoch {}), {:.0} s -> {}",
-        result.model,
-        result.lr,
-        result.seed,
-        result.status,
-        result
-            .reason
-            .as_ref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default(),
-        result.epochs_run,
-        result.epochs_planned,
-        pct(result.final_test_error),
-        pct(result.best_test_error),
-        result
-            .best_test_epoch
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "-".into()),
-        result.wall_seconds,
-        dir.display()
-    );
+    println!("{} -> {}", result.summary(), dir.display());
     Ok(())
 }

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod paper;
 pub mod plot;
 pub mod render;
-pub mod runs;
 pub mod summary;
 
 use std::fs;
@@ -14,17 +14,10 @@ pub use summary::{GridPoint, RunState, Summary};
 /// Everything that can go wrong while reading run folders or writing the report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The runs root is not a folder.
-    #[error("runs folder {0} does not exist (train something first, or pass --runs)")]
-    NoRuns(PathBuf),
-    /// A file or folder could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file or folder.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The run folders could not be listed, or a run's metrics.csv or result.json is not what
+    /// the trainer writes (the message names the file, line and field).
+    #[error(transparent)]
+    Runs(#[from] allconv_runs::RunsError),
     /// A report file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -32,24 +25,6 @@ pub enum ReportError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
-    },
-    /// A line of a `metrics.csv` is not what the trainer writes.
-    #[error("{path}: line {line}: {message}")]
-    Metrics {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong and what was expected.
-        message: String,
-    },
-    /// A `result.json` does not have the expected fields.
-    #[error("{path}: not a valid result.json: {source}")]
-    ResultJson {
-        /// The file.
-        path: PathBuf,
-        /// The parse error (names the field).
-        source: serde_json::Error,
     },
     /// A figure could not be drawn.
     #[error("cannot draw {path}: {message}")]
@@ -118,7 +93,10 @@ fn figure_name(model: &str) -> String {
 /// Reads the run folders under `options.runs_root` and writes the report into
 /// `options.out_dir`.
 pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportError> {
-    let folders = runs::scan(&options.runs_root)?;
+    let folders = allconv_runs::scan(&options.runs_root)?
+        .into_iter()
+        .map(|found| found.read)
+        .collect::<Result<Vec<_>, _>>()?;
     let summary = summary::summarize(&folders, &options.expected);
     let figures_dir = options.out_dir.join("figures");
     fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {

@@ -4,14 +4,61 @@
 //! Convolutional Net", arXiv:1412.6806, Table 3 (CIFAR-10, no data augmentation, test error in %).
 //! The exact parameter counts are not printed in the paper (it rounds them, and its "1.3M" for
 //! Model C does not fit its own architecture table); they are computed from the architecture
-//! tables (weights + biases, 10 classes), as listed in the project's PAPER.md.
+//! tables (weights + biases, 10 classes), as listed in docs/protocol.md, "Parameter counts".
+//!
+//! The training protocol itself is `configs/paper.yaml`; [`PROTOCOL`] restates the numbers the
+//! report prints about it, and a test of allconv-train compares the two.
 
 /// Where the reference numbers come from, printed under the comparison table.
 pub const SOURCE: &str = "Springenberg et al. 2014, arXiv:1412.6806, Table 3 (CIFAR-10, no data \
-augmentation); exact parameter counts computed from the paper's architecture tables (PAPER.md)";
+augmentation); exact parameter counts computed from the paper's architecture tables \
+(docs/protocol.md)";
+
+/// The numbers of the paper's training protocol that the report states (docs/protocol.md,
+/// "Training" and "Preprocessing"); `configs/paper.yaml` must run exactly these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Protocol {
+    /// Epochs of every run.
+    pub epochs: usize,
+    /// Epochs after which the learning rate is multiplied by `gamma`.
+    pub milestones: [usize; 3],
+    /// The factor at each milestone.
+    pub gamma: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Images per step (the paper leaves it open; this is the value used).
+    pub batch_size: usize,
+    /// GCN scale.
+    pub gcn_scale: f64,
+    /// ZCA regulariser added to the eigenvalues.
+    pub zca_epsilon: f64,
+    /// Dropout on the input.
+    pub input_dropout: f64,
+    /// Dropout after each pooling layer (or its replacement).
+    pub pool_dropout: f64,
+    /// The learning rates searched ("the best of"), largest first.
+    pub learning_rates: [f64; 4],
+}
+
+/// The paper's protocol.
+pub const PROTOCOL: Protocol = Protocol {
+    epochs: 350,
+    milestones: [200, 250, 300],
+    gamma: 0.1,
+    momentum: 0.9,
+    weight_decay: 0.001,
+    batch_size: 128,
+    gcn_scale: 55.0,
+    zca_epsilon: 0.1,
+    input_dropout: 0.2,
+    pool_dropout: 0.5,
+    learning_rates: [0.25, 0.1, 0.05, 0.01],
+};
 
 /// The learning rates the paper searched ("the best of"), largest first.
-pub const LEARNING_RATES: [f64; 4] = [0.25, 0.1, 0.05, 0.01];
+pub const LEARNING_RATES: [f64; 4] = PROTOCOL.learning_rates;
 
 /// One row of the paper's Table 3.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,6 +208,35 @@ mod tests {
         // 3x3 conv 192->192: 192*1728+192 = 331,968; 1x1 192->192: 37,056; 1x1 192->10: 1,930.
         let hand = 7_296 + 460_992 + 331_968 + 37_056 + 1_930;
         assert_eq!(find("model-a").unwrap().parameters, hand);
+    }
+
+    /// The texts the report prints about the protocol state the numbers of [`PROTOCOL`].
+    #[test]
+    fn setting_texts_state_the_protocol_numbers() {
+        let text = |name: &str| SETTINGS.iter().find(|s| s.name == name).unwrap().paper;
+        let p = PROTOCOL;
+        assert_eq!(
+            text("batch size"),
+            format!("open (default {})", p.batch_size)
+        );
+        assert!(text("preprocessing").contains(&format!(
+            "GCN (scale {}) + ZCA (epsilon {})",
+            p.gcn_scale, p.zca_epsilon
+        )));
+        let [m1, m2, m3] = p.milestones;
+        assert_eq!(
+            text("epochs and learning-rate drops"),
+            format!("{} epochs, x{} after {m1}, {m2}, {m3}", p.epochs, p.gamma)
+        );
+        assert_eq!(
+            text("momentum, weight decay"),
+            format!("{}, {}", p.momentum, p.weight_decay)
+        );
+        assert!(text("dropout").starts_with(&format!(
+            "{}% on the input, {}% after each pooling layer",
+            100.0 * p.input_dropout,
+            100.0 * p.pool_dropout
+        )));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn model_figure(path: &Path, model: &str, runs: &[&RunSummary]) -> Result<()
         .max(2) as f64;
     let finite_loss_max = runs
         .iter()
-        .flat_map(|r| r.metrics.iter().filter_map(|m| m.train_loss))
+        .flat_map(|r| r.metrics.iter().map(|m| m.train_loss))
         .filter(|l| l.is_finite())
         .fold(0.0_f64, f64::max);
     let loss_top = (finite_loss_max * 1.05).clamp(0.1, LOSS_AXIS_CAP);
@@ -89,8 +89,8 @@ pub fn model_figure(path: &Path, model: &str, runs: &[&RunSummary]) -> Result<()
                     let y = if panel_index == 0 {
                         m.test_acc.map(|a| 100.0 * a)
                     } else {
-                        m.train_loss
-                            .map(|l| if l.is_finite() { l.min(y_top) } else { y_top })
+                        let l = m.train_loss;
+                        Some(if l.is_finite() { l.min(y_top) } else { y_top })
                     };
                     y.map(|y| (m.epoch as f64, y))
                 })

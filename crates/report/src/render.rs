@@ -341,7 +341,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
                     md,
                     "\nThe values used are in each run's `config.yaml`; the first one, `{}`, \
                      verbatim:\n\n```yaml\n{}\n```\n",
-                    dir.join("config.yaml").display(),
+                    allconv_runs::RunDir::new(dir).config_path().display(),
                     text.trim_end()
                 );
             }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::paper::{self, PaperModel};
-use crate::runs::{MetricsRow, RunFolder};
+use allconv_runs::{EpochMetrics, RunRecord, RunStatus};
 
 /// A grid point the caller expects to exist (from the grid being run), so that a run that has
 /// not started yet is shown as missing instead of silently absent.
@@ -87,7 +87,7 @@ pub struct RunSummary {
     /// Mean training throughput over the epochs, images per second.
     pub images_per_sec: Option<f64>,
     /// Per-epoch metrics (for the curves).
-    pub metrics: Vec<MetricsRow>,
+    pub metrics: Vec<EpochMetrics>,
     /// `config.yaml` of the run, verbatim.
     pub config_yaml: Option<String>,
 }
@@ -247,16 +247,16 @@ fn model_order(model: &str) -> (usize, String) {
     (index, key)
 }
 
-fn summarize_folder(folder: &RunFolder, planned: Option<u32>) -> RunSummary {
+fn summarize_folder(folder: &RunRecord, planned: Option<u32>) -> RunSummary {
     let result = folder.result.as_ref();
-    let state = match result {
-        Some(r) if r.status == "done" => RunState::Done,
-        Some(r) if r.status == "diverged" => RunState::Diverged {
-            reason: r.reason.clone(),
+    let state = match result.map(|r| &r.status) {
+        Some(RunStatus::Done) => RunState::Done,
+        Some(RunStatus::Diverged) => RunState::Diverged {
+            reason: result.and_then(|r| r.reason.clone()),
         },
-        Some(r) => RunState::Ended {
-            status: r.status.clone(),
-            reason: r.reason.clone(),
+        Some(RunStatus::Other(status)) => RunState::Ended {
+            status: status.clone(),
+            reason: result.and_then(|r| r.reason.clone()),
         },
         None if folder.metrics.is_empty() => RunState::Missing,
         None => RunState::Partial,
@@ -267,7 +267,7 @@ fn summarize_folder(folder: &RunFolder, planned: Option<u32>) -> RunSummary {
         .filter_map(|m| {
             m.test_error()
                 .filter(|e| e.is_finite())
-                .map(|e| (e, m.epoch))
+                .map(|e| (e, m.epoch as u32))
         })
         .fold(None, |best: Option<(f64, u32)>, (e, epoch)| match best {
             Some((b, _)) if b <= e => best,
@@ -277,16 +277,12 @@ fn summarize_folder(folder: &RunFolder, planned: Option<u32>) -> RunSummary {
         .metrics
         .iter()
         .filter(|m| m.val_error().is_some_and(f64::is_finite))
-        .fold(None, |best: Option<&MetricsRow>, m| match best {
+        .fold(None, |best: Option<&EpochMetrics>, m| match best {
             Some(b) if b.val_error() <= m.val_error() => best,
             _ => Some(m),
         });
-    let seconds: Vec<f64> = folder.metrics.iter().filter_map(|m| m.seconds).collect();
-    let throughput: Vec<f64> = folder
-        .metrics
-        .iter()
-        .filter_map(|m| m.images_per_sec)
-        .collect();
+    let seconds: Vec<f64> = folder.metrics.iter().map(|m| m.seconds).collect();
+    let throughput: Vec<f64> = folder.metrics.iter().map(|m| m.images_per_sec).collect();
     RunSummary {
         model: display_name(&folder.model),
         lr: folder.lr,
@@ -294,16 +290,24 @@ fn summarize_folder(folder: &RunFolder, planned: Option<u32>) -> RunSummary {
         dir: Some(folder.dir.clone()),
         state,
         epochs_done: folder.metrics.len() as u32,
-        epochs_planned: result.and_then(|r| r.epochs_planned).or(planned),
+        epochs_planned: result.map(|r| r.epochs_planned as u32).or(planned),
         // The last evaluated epoch (the trainer may evaluate every N epochs; it always evaluates
         // the last one of a finished run).
-        final_test_error: folder.metrics.iter().rev().find_map(MetricsRow::test_error),
-        final_val_error: folder.metrics.iter().rev().find_map(MetricsRow::val_error),
+        final_test_error: folder
+            .metrics
+            .iter()
+            .rev()
+            .find_map(EpochMetrics::test_error),
+        final_val_error: folder
+            .metrics
+            .iter()
+            .rev()
+            .find_map(EpochMetrics::val_error),
         best_test,
-        test_error_at_best_val: best_val_row.and_then(MetricsRow::test_error),
-        parameters: result.and_then(|r| r.parameters),
+        test_error_at_best_val: best_val_row.and_then(EpochMetrics::test_error),
+        parameters: result.map(|r| r.parameters as u64),
         wall_seconds: result
-            .and_then(|r| r.wall_seconds)
+            .map(|r| r.wall_seconds)
             .or_else(|| (!seconds.is_empty()).then(|| seconds.iter().sum())),
         images_per_sec: Stats::of(&throughput).map(|s| s.mean),
         metrics: folder.metrics.clone(),
@@ -340,7 +344,7 @@ fn select(summary: &Summary, model: &str, on_validation: bool) -> Option<Selecti
 /// Computes the report's numbers from the run folders found and the grid points expected.
 /// Every expected point appears (as missing when it has no folder); every folder appears even
 /// when it is not in `expected`.
-pub fn summarize(folders: &[RunFolder], expected: &[GridPoint]) -> Summary {
+pub fn summarize(folders: &[RunRecord], expected: &[GridPoint]) -> Summary {
     let mut by_point: BTreeMap<(String, String, u64), RunSummary> = BTreeMap::new();
     let point_key =
         |model: &str, lr: f64, seed: u64| (paper::model_key(model), format!("{lr}"), seed);

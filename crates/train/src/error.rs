@@ -5,14 +5,6 @@ use std::path::PathBuf;
 /// Everything that can go wrong while configuring or running a training run.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The operating-system error.
-        source: std::io::Error,
-    },
     /// A YAML file could not be parsed (unknown key, wrong type, bad syntax); the message names the key.
     #[error("{path}: {message}")]
     Yaml {
@@ -32,17 +24,10 @@ pub enum TrainError {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// Another process holds the run folder's lock.
-    #[error(
-        "run folder {run_dir} is being trained by another process{holder} (lock file {run_dir}/lock is held); \
-         wait for it to finish or stop it"
-    )]
-    Locked {
-        /// The run folder.
-        run_dir: PathBuf,
-        /// " (pid N)" when the lock file names the holder, else empty.
-        holder: String,
-    },
+    /// A file could not be read or written (run-folder and grid files, and the trainer's own
+    /// through [`allconv_runs::IoContext`]), or another process holds the run folder's lock.
+    #[error(transparent)]
+    Runs(#[from] allconv_runs::RunsError),
     /// A checkpoint or weights file is incomplete, inconsistent or does not fit the model.
     #[error("{path}: {reason}")]
     Checkpoint {
@@ -70,17 +55,3 @@ pub enum TrainError {
 
 /// Result with [`TrainError`].
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
-
-/// Attaches a path to an `std::io::Error`.
-pub(crate) trait IoContext<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| TrainError::Io {
-            path: path.into(),
-            source,
-        })
-    }
-}

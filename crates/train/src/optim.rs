@@ -1,7 +1,8 @@
-//! SGD with momentum and L2 weight decay, and the step learning-rate schedule.
+//! SGD with momentum and L2 weight decay, and the step learning-rate schedule. No file I/O:
+//! the checkpoint module saves and restores the buffers ([`Sgd::momentum_buffers`],
+//! [`Sgd::set_momentum_buffers`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use candle_core::{backprop::GradStore, Tensor, Var};
 
@@ -68,7 +69,7 @@ impl Sgd {
 
     /// An optimizer over every variable of a `VarMap`, by name.
     pub fn from_varmap(varmap: &candle_nn::VarMap, config: SgdConfig) -> Result<Self> {
-        Self::from_named(crate::checkpoint::named_vars(varmap), config)
+        Self::from_named(crate::vars::named_vars(varmap), config)
     }
 
     /// The hyper-parameters.
@@ -128,26 +129,12 @@ impl Sgd {
         Ok(())
     }
 
-    /// Writes the velocity buffers as safetensors, keyed by parameter name.
-    pub fn save_momentum(&self, path: &Path) -> Result<()> {
-        crate::checkpoint::save_tensors(path, &self.momentum_buffers())
-    }
-
-    /// Reads velocity buffers written by [`Sgd::save_momentum`].
-    pub fn load_momentum(&mut self, path: &Path) -> Result<()> {
-        let device = self
-            .params
+    /// The device of the parameters (the CPU for an optimizer without parameters).
+    pub fn device(&self) -> candle_core::Device {
+        self.params
             .first()
             .map(|p| p.var.device().clone())
-            .unwrap_or(candle_core::Device::Cpu);
-        let buffers = crate::checkpoint::load_tensors(path, &device)?;
-        self.set_momentum_buffers(&buffers).map_err(|e| match e {
-            TrainError::Checkpoint { reason, .. } => TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                reason,
-            },
-            other => other,
-        })
+            .unwrap_or(candle_core::Device::Cpu)
     }
 }
 

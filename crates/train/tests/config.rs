@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use allconv_train::config::{run_dir, DeviceKind, Preprocessing};
-use allconv_train::{ExperimentConfig, GridFile, Overrides, RunConfig, TrainError};
+use allconv_train::{ExperimentConfig, ExperimentGrid, GridFile, RunConfig, Setting, TrainError};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -12,7 +12,7 @@ fn repo_root() -> PathBuf {
 #[test]
 fn empty_yaml_gives_the_paper_defaults() {
     let c = ExperimentConfig::from_yaml("{}").unwrap();
-    // PAPER.md: momentum 0.9, weight decay 0.001, 350 epochs, x0.1 at 200/250/300, batch 128,
+    // docs/protocol.md: momentum 0.9, weight decay 0.001, 350 epochs, x0.1 at 200/250/300, batch 128,
     // GCN (scale 55) + ZCA (epsilon 0.1), 12 models, lrs {0.25, 0.1, 0.05, 0.01}.
     assert_eq!(c.optim.momentum, 0.9);
     assert_eq!(c.optim.weight_decay, 0.001);
@@ -117,20 +117,25 @@ fn run_folder_names_use_the_shortest_decimal_lr() {
     assert_eq!(rc.run_dir(), Path::new("runs/all-cnn-c/lr-0.05/seed-1"));
 }
 
+fn set(text: &str) -> Setting {
+    text.parse().unwrap()
+}
+
 #[test]
 fn command_line_overrides_replace_yaml_values() {
     let mut c =
         ExperimentConfig::from_yaml("schedule:\n  epochs: 10\ntraining:\n  batch_size: 64\n")
             .unwrap();
-    c.apply(&Overrides {
-        epochs: Some(3),
-        out: Some("elsewhere".into()),
-        device: Some(DeviceKind::Cuda),
-        train_subset: Some(500),
-        no_dropout: true,
-        no_shuffle: true,
-        ..Default::default()
-    })
+    c.apply(&[
+        set("schedule.epochs=3"),
+        Setting::new("out.runs", "elsewhere"),
+        set("training.device=cuda"),
+        set("data.train_subset=500"),
+        set("training.dropout=false"),
+        set("training.shuffle=false"),
+        set("schedule.milestones=[200, 250, 300]"),
+        set("optim.momentum=0.5"),
+    ])
     .unwrap();
     assert_eq!(c.schedule.epochs, 3);
     assert_eq!(c.training.batch_size, 64, "not overridden: YAML value kept");
@@ -138,14 +143,32 @@ fn command_line_overrides_replace_yaml_values() {
     assert_eq!(c.training.device, DeviceKind::Cuda);
     assert_eq!(c.data.train_subset, Some(500));
     assert!(!c.training.dropout && !c.training.shuffle);
-    let err = c
-        .apply(&Overrides {
-            batch_size: Some(0),
-            ..Default::default()
-        })
+    assert_eq!(c.schedule.milestones, [200, 250, 300]);
+    assert_eq!(c.optim.momentum, 0.5);
+    c.apply(&[set("data.train_subset=null")]).unwrap();
+    assert_eq!(c.data.train_subset, None);
+
+    // Each refused override names itself and what is wrong: a bad value, a misspelt key (with
+    // the valid keys of its section), an unknown section, a wrong type, a key below a value.
+    for (text, expected) in [
+        ("training.batch_size=0", vec!["training.batch_size"]),
+        ("optim.momentun=0.5", vec!["optim.momentun", "`momentum`"]),
+        ("optimm.momentum=0.5", vec!["optimm", "`schedule`"]),
+        ("schedule.epochs=many", vec!["schedule.epochs=", "many"]),
+        ("optim.momentum.x=1", vec!["`optim.momentum` is a value"]),
+    ] {
+        let err = c.apply(&[set(text)]).unwrap_err().to_string();
+        for part in expected {
+            assert!(err.contains(part), "{text}: {err}");
+        }
+    }
+    assert!("epochs"
+        .parse::<Setting>()
         .unwrap_err()
-        .to_string();
-    assert!(err.contains("training.batch_size"), "{err}");
+        .contains("key=value"));
+    assert!("=3".parse::<Setting>().is_err());
+    // A failed override leaves the configuration as it was.
+    assert_eq!(c.optim.momentum, 0.5);
 }
 
 #[test]
@@ -196,7 +219,7 @@ fn grid_files_round_trip_and_name_missing_points() {
         "grid:\n  models: [model-a, all-cnn-c]\n  lrs: [0.1, 0.05]\n  seeds: [0, 1]\n",
     )
     .unwrap();
-    let grid = GridFile::from_experiment(&c);
+    let grid = GridFile::from_experiment(&c).unwrap();
     assert_eq!(grid.points.len(), 8);
     let path = dir.path().join("grid.json");
     grid.save(&path).unwrap();

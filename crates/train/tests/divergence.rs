@@ -58,7 +58,10 @@ fn a_dead_network_is_stopped_as_stuck_after_the_configured_epochs() {
     // same epoch instead of training on.
     std::fs::remove_file(RunDir::new(rc.run_dir()).result_path()).unwrap();
     let again = run(&rc, &RunOptions::default()).unwrap();
-    assert_eq!((again.status, again.epochs_run), (RunStatus::Diverged, 2));
+    assert_eq!(
+        (again.status.clone(), again.epochs_run),
+        (RunStatus::Diverged, 2)
+    );
     assert!(
         again.reason.as_deref().unwrap().starts_with("stuck"),
         "{again:?}"

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use allconv_train::{run, RunDir, RunOptions, TrainError};
+use allconv_train::{run, RunDir, RunOptions, RunsError, TrainError};
 
 const CHILD_ENV: &str = "ALLCONV_TRAIN_TEST_LOCK_HOLDER";
 
@@ -59,7 +59,7 @@ fn second_process_is_refused_and_a_killed_holder_releases_the_lock() {
     let mut holder = spawn_holder(&folder);
     let err = run(&rc, &RunOptions::default()).unwrap_err();
     match &err {
-        TrainError::Locked { holder: who, .. } => {
+        TrainError::Runs(RunsError::Locked { holder: who, .. }) => {
             assert_eq!(who, &format!(" (pid {})", holder.id()))
         }
         other => panic!("expected Locked, got {other:?}"),

@@ -3,8 +3,14 @@
 mod common;
 
 use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use allconv_train::{final_weights, run, RunDir, RunOptions, TrainError};
+use allconv_train::{
+    final_weights, run, EpochEnd, EpochHook, ExperimentConfig, RunConfig, RunDir, RunOptions,
+    TrainError,
+};
 
 #[test]
 fn interrupted_and_resumed_run_ends_with_identical_weights() {
@@ -101,12 +107,12 @@ fn interrupted_and_resumed_run_ends_with_identical_weights() {
     );
 }
 
-#[test]
-fn resuming_with_a_different_configuration_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+/// A 2-epoch Strided-CNN-A run under `tmp` stopped after its first epoch (checkpointed), its
+/// configuration, and the options that stop it again after one epoch.
+fn stopped_after_one_epoch(tmp: &Path) -> (ExperimentConfig, RunConfig, RunOptions) {
+    let data = tmp.join("data");
     common::synthetic_data(&data, 4, 10);
-    let mut config = common::small_config(&data, &tmp.path().join("runs"), 2);
+    let mut config = common::small_config(&data, &tmp.join("runs"), 2);
     config.training.batch_size = 10;
     let rc = common::run_config(&config, "strided-cnn-a", 0.01);
     let stop = RunOptions {
@@ -117,9 +123,72 @@ fn resuming_with_a_different_configuration_is_refused() {
         run(&rc, &stop),
         Err(TrainError::Interrupted { .. })
     ));
+    (config, rc, stop)
+}
+
+#[test]
+fn resuming_with_a_different_configuration_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut config, _, stop) = stopped_after_one_epoch(tmp.path());
     config.optim.weight_decay = 0.0005;
     let changed = common::run_config(&config, "strided-cnn-a", 0.01);
     let err = run(&changed, &stop).unwrap_err().to_string();
     assert!(err.contains("config.optim.weight_decay"), "{err}");
     assert!(err.contains("config.yaml"), "{err}");
+}
+
+#[test]
+fn the_epoch_hook_sees_every_epoch_and_can_stop_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 4, 10);
+    let mut config = common::small_config(&data, &tmp.path().join("runs"), 3);
+    config.training.batch_size = 10;
+    let rc = common::run_config(&config, "strided-cnn-a", 0.01);
+    let recording = |stop_at: Option<usize>| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let hook: EpochHook = Arc::new(move |end: &EpochEnd<'_>| {
+            log.lock()
+                .unwrap()
+                .push((end.metrics.epoch, end.epochs_this_process, end.finished));
+            if Some(end.epochs_this_process) == stop_at {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        let options = RunOptions {
+            on_epoch_end: Some(hook),
+            ..Default::default()
+        };
+        (seen, options)
+    };
+    let (seen, stop_after_two) = recording(Some(2));
+    match run(&rc, &stop_after_two) {
+        Err(TrainError::Interrupted { epochs_done: 2 }) => {}
+        other => panic!("expected an interruption after epoch 2, got {other:?}"),
+    }
+    // (epoch, epochs of this process, finished)
+    assert_eq!(*seen.lock().unwrap(), [(1, 1, false), (2, 2, false)]);
+    let (seen, carry_on) = recording(None);
+    assert_eq!(run(&rc, &carry_on).unwrap().epochs_run, 3);
+    assert_eq!(*seen.lock().unwrap(), [(3, 1, true)]);
+}
+
+#[test]
+fn a_checkpoint_written_for_another_seed_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, rc, stop) = stopped_after_one_epoch(tmp.path());
+    // The weights in the checkpoint claim another initialisation seed than this run's.
+    let state_path = RunDir::new(rc.run_dir()).checkpoint().state_path();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["seeds"]["init"] = 99.into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let err = run(&rc, &stop).unwrap_err().to_string();
+    assert!(
+        err.contains("state.json") && err.contains("initialisation seed 99"),
+        "{err}"
+    );
 }

@@ -1,5 +1,5 @@
 //! A short deterministic run on synthetic data: the loss falls, and the run folder follows the
-//! contract the report reads (ARCHITECTURE.md).
+//! contract the report reads (allconv-runs).
 
 mod common;
 
@@ -94,7 +94,7 @@ fn short_run_lowers_the_loss_and_writes_the_run_folder() {
     assert!(json["reason"].is_null() && json["best_val_error"].is_null());
     let final_error = json["final_test_error"].as_f64().unwrap();
     assert!((final_error - 100.0 * (1.0 - test_acc)).abs() < 1e-9);
-    // parameter count of Strided-CNN-A from the paper's architecture table (PAPER.md)
+    // parameter count of Strided-CNN-A from the paper's architecture table (docs/protocol.md)
     assert_eq!(json["parameters"], 839_242);
 
     // config.yaml: resolved config plus provenance with the data checksums.

@@ -1,41 +1,24 @@
-//! Experiment configuration: the YAML files under `configs/`, their defaults, command-line
-//! overrides, and the one resolved [`RunConfig`] per grid point.
+//! Experiment configuration: the YAML files under `configs/`, their defaults, `--set key=value`
+//! overrides ([`Setting`]), and the one resolved [`RunConfig`] per grid point.
 //!
 //! This module is the only place in the project that reads or writes YAML ([`load_yaml`],
 //! [`save_yaml`], [`to_yaml_string`]); every section denies unknown keys so a typo is an error
-//! naming the key instead of a silently ignored setting.
+//! naming the key instead of a silently ignored setting. The keys are listed in
+//! `docs/configuration.md` (a test keeps that list equal to [`ExperimentConfig::keys`]).
+
+mod provenance;
+mod settings;
+mod yaml;
 
 use std::path::{Path, PathBuf};
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 
-use crate::error::{IoContext, Result, TrainError};
-
-/// Reads a YAML file into `T`; the error names the file and, for a bad key, the key and line.
-pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).at(path)?;
-    from_yaml_str(&text).map_err(|message| TrainError::Yaml {
-        path: path.to_path_buf(),
-        message,
-    })
-}
-
-/// Parses YAML text into `T`; the error message names the offending key and line.
-pub fn from_yaml_str<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
-    serde_norway::from_str(text).map_err(|e| e.to_string())
-}
-
-/// Serialises `value` to YAML text.
-pub fn to_yaml_string<T: Serialize>(value: &T) -> Result<String> {
-    serde_norway::to_string(value)
-        .map_err(|e| TrainError::Config(format!("cannot serialise to YAML: {e}")))
-}
-
-/// Writes `value` as YAML to `path` (through a temporary file and a rename, so a reader never sees
-/// half a file).
-pub fn save_yaml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    crate::fsutil::write_atomic(path, to_yaml_string(value)?.as_bytes())
-}
+use crate::error::{Result, TrainError};
+pub use allconv_runs::run_dir;
+pub use provenance::{Provenance, SavedRunConfig};
+pub use settings::Setting;
+pub use yaml::{from_yaml_str, load_yaml, save_yaml, to_yaml_string};
 
 /// The training-set normalisation, as named in YAML (`scale`, `standardize`, `gcn_zca`).
 pub use allconv_cifar::Preprocessing;
@@ -387,121 +370,6 @@ impl ExperimentConfig {
         }
         points
     }
-
-    /// Applies command-line overrides (each `Some` replaces the YAML value) and re-validates.
-    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
-        if let Some(v) = o.epochs {
-            self.schedule.epochs = v;
-        }
-        if let Some(v) = &o.milestones {
-            self.schedule.milestones = v.clone();
-        }
-        if let Some(v) = o.batch_size {
-            self.training.batch_size = v;
-        }
-        if let Some(v) = &o.out {
-            self.out.runs = v.clone();
-        }
-        if let Some(v) = &o.data_dir {
-            self.data.dir = Some(v.clone());
-        }
-        if let Some(v) = o.preprocessing {
-            self.data.preprocessing = v;
-        }
-        if let Some(v) = o.validation {
-            self.data.validation = v;
-        }
-        if let Some(v) = o.train_subset {
-            self.data.train_subset = Some(v);
-        }
-        if let Some(v) = o.test_subset {
-            self.data.test_subset = Some(v);
-        }
-        if let Some(v) = &o.cache_dir {
-            self.data.cache_dir = Some(v.clone());
-        }
-        if let Some(v) = o.device {
-            self.training.device = v;
-        }
-        if let Some(v) = o.eval_every {
-            self.training.eval_every = v;
-        }
-        if let Some(v) = o.stuck_epochs {
-            self.training.stuck_epochs = v;
-        }
-        if let Some(v) = &o.init_from {
-            self.training.init_from = Some(v.clone());
-        }
-        if o.no_dropout {
-            self.training.dropout = false;
-        }
-        if o.tf32 {
-            self.training.tf32 = true;
-        }
-        if let Some(v) = o.loss_read_every {
-            self.training.loss_read_every = v;
-        }
-        if o.no_shuffle {
-            self.training.shuffle = false;
-        }
-        if let Some(v) = o.momentum {
-            self.optim.momentum = v;
-        }
-        if let Some(v) = o.weight_decay {
-            self.optim.weight_decay = v;
-        }
-        if let Some(v) = o.final_relu {
-            self.model.final_relu = v;
-        }
-        self.validate().map_err(TrainError::Config)
-    }
-}
-
-/// Command-line overrides of YAML keys; `None` / `false` leaves the YAML value.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `schedule.epochs`
-    pub epochs: Option<usize>,
-    /// `schedule.milestones`
-    pub milestones: Option<Vec<usize>>,
-    /// `training.batch_size`
-    pub batch_size: Option<usize>,
-    /// `out.runs`
-    pub out: Option<PathBuf>,
-    /// `data.dir`
-    pub data_dir: Option<PathBuf>,
-    /// `data.preprocessing`
-    pub preprocessing: Option<Preprocessing>,
-    /// `data.validation`
-    pub validation: Option<usize>,
-    /// `data.train_subset`
-    pub train_subset: Option<usize>,
-    /// `data.test_subset`
-    pub test_subset: Option<usize>,
-    /// `data.cache_dir`
-    pub cache_dir: Option<PathBuf>,
-    /// `training.device`
-    pub device: Option<DeviceKind>,
-    /// `training.eval_every`
-    pub eval_every: Option<usize>,
-    /// `training.stuck_epochs`
-    pub stuck_epochs: Option<usize>,
-    /// `training.init_from`
-    pub init_from: Option<PathBuf>,
-    /// `training.dropout: false`
-    pub no_dropout: bool,
-    /// `training.tf32: true`
-    pub tf32: bool,
-    /// `training.loss_read_every`
-    pub loss_read_every: Option<usize>,
-    /// `training.shuffle: false`
-    pub no_shuffle: bool,
-    /// `optim.momentum`
-    pub momentum: Option<f64>,
-    /// `optim.weight_decay`
-    pub weight_decay: Option<f64>,
-    /// `model.final_relu`
-    pub final_relu: Option<bool>,
 }
 
 fn check_lr(lr: f64) -> std::result::Result<(), String> {
@@ -545,71 +413,6 @@ impl RunConfig {
     /// The run folder `<out>/<model>/lr-<lr>/seed-<seed>/`, with the lr written in its shortest
     /// exact decimal form (0.1 -> `lr-0.1`, 0.05 -> `lr-0.05`).
     pub fn run_dir(&self) -> PathBuf {
-        run_dir(&self.config.out.runs, &self.model, self.lr, self.seed)
+        allconv_runs::run_dir(&self.config.out.runs, &self.model, self.lr, self.seed)
     }
-}
-
-/// The run folder of one grid point below a runs root (see [`RunConfig::run_dir`]).
-pub fn run_dir(runs: &Path, model: &str, lr: f64, seed: u64) -> PathBuf {
-    runs.join(model)
-        .join(format!("lr-{lr}"))
-        .join(format!("seed-{seed}"))
-}
-
-/// Where a run's configuration came from: written next to it in `config.yaml`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Provenance {
-    /// Version of the allconv crates.
-    pub allconv_version: String,
-    /// `git rev-parse HEAD` of the working directory, or "unknown".
-    pub git_revision: String,
-    /// Device the run was (last) started on, e.g. "cpu" or "cuda".
-    pub device: String,
-    /// The data folder that was read.
-    pub data_dir: PathBuf,
-    /// md5 of every data file, by file name.
-    pub data_md5: std::collections::BTreeMap<String, String>,
-}
-
-impl Provenance {
-    /// Collects versions, git revision and the md5 of every file in `data_dir`.
-    pub fn collect(data_dir: &Path, device: DeviceKind) -> Result<Self> {
-        Ok(Provenance {
-            allconv_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_revision: git_revision(),
-            device: device.to_string(),
-            data_dir: data_dir.to_path_buf(),
-            data_md5: allconv_cifar::checksums(data_dir)?,
-        })
-    }
-}
-
-fn git_revision() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// The content of a run folder's `config.yaml`: the resolved run configuration and its provenance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SavedRunConfig {
-    /// Model name (canonical).
-    pub model: String,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Seed.
-    pub seed: u64,
-    /// The full resolved experiment configuration.
-    pub config: ExperimentConfig,
-    /// Versions, data checksums, device.
-    pub provenance: Provenance,
 }

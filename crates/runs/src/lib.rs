@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+//!
+//! Modules: [`layout`] (every path), [`metrics`] (`metrics.csv`), [`result`] (`result.json`
+//! and where a folder stands), [`grid`] (`grid.json`), [`lock`] (one trainer per folder),
+//! [`scan`] (every run below a root, leniently), [`files`] (crash-safe writes).
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod files;
+pub mod grid;
+pub mod layout;
+pub mod lock;
+pub mod metrics;
+pub mod result;
+pub mod scan;
+
+pub use error::{IoContext, Result, RunsError};
+pub use grid::{GridConfig, GridFile, GridPoint};
+pub use layout::{run_dir, CheckpointFiles, RunDir, RunsRoot, SlurmFolder};
+pub use lock::RunLock;
+pub use metrics::{read_metrics, EpochMetrics, METRICS_HEADER};
+pub use result::{FolderState, RunResult, RunStatus};
+pub use scan::{scan, FoundRun, RunRecord};

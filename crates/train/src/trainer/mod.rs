@@ -1,0 +1,552 @@
+//! One training run in its run folder, in steps: [`Trainer::open`] (lock, skip a finished run,
+//! provenance, data, network, resume), [`Trainer::train_epoch`], [`Trainer::evaluate`],
+//! [`Trainer::checkpoint`] (or all three as [`Trainer::run_epoch`]) and [`Trainer::finish`]
+//! (final weights, `result.json`). [`run`] strings them together.
+
+mod progress;
+mod saved_config;
+mod steps;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use allconv_cifar::{batch_count, DeviceSplit, Order};
+use allconv_models::{Mode, Network};
+use allconv_runs::{EpochMetrics, RunDir, RunLock, RunResult, RunStatus};
+use candle_core::{Device, Tensor};
+use candle_nn::{Optimizer, VarMap};
+use indicatif::ProgressBar;
+
+use crate::checkpoint::{self, CheckpointDir, TrainerState};
+use crate::config::{DeviceKind, Provenance, RunConfig, SavedRunConfig, TrainingConfig};
+use crate::divergence::{self, StuckDetector};
+use crate::error::{Result, TrainError};
+use crate::optim::{Sgd, SgdConfig, StepSchedule};
+use progress::Reporter;
+use steps::PendingSteps;
+pub use steps::{dropout_seed, evaluate};
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Progress {
+    /// A progress bar when stderr is a terminal, else one line per epoch.
+    #[default]
+    Auto,
+    /// One line per epoch, never a bar.
+    Lines,
+    /// Nothing.
+    Silent,
+}
+
+/// What [`RunOptions::on_epoch_end`] is told after every epoch's checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochEnd<'a> {
+    /// The run folder.
+    pub run_dir: &'a Path,
+    /// The epoch's row of `metrics.csv`.
+    pub metrics: &'a EpochMetrics,
+    /// Epochs the schedule plans.
+    pub epochs_planned: usize,
+    /// Epochs this process has trained so far (1 after its first).
+    pub epochs_this_process: usize,
+    /// Whether the run has ended (all epochs, or diverged): [`run`] writes the result next.
+    pub finished: bool,
+}
+
+/// A callback after every epoch's checkpoint; [`ControlFlow::Break`] stops the run there with
+/// [`TrainError::Interrupted`], as if the process had been killed (after the last epoch there is
+/// nothing left to stop, and the run ends normally).
+pub type EpochHook = Arc<dyn Fn(&EpochEnd<'_>) -> ControlFlow<()> + Send + Sync>;
+
+/// Options of [`run`] that are not part of the recorded configuration.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Progress display.
+    pub progress: Progress,
+    /// Test hook: return [`TrainError::Interrupted`] after this many epochs of this process (after
+    /// their checkpoint), as if the process had been killed there.
+    pub stop_after_epochs: Option<usize>,
+    /// Called after every epoch's checkpoint (tests use it to interrupt a run at a known point).
+    pub on_epoch_end: Option<EpochHook>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("progress", &self.progress)
+            .field("stop_after_epochs", &self.stop_after_epochs)
+            .field(
+                "on_epoch_end",
+                &self.on_epoch_end.as_ref().map(|_| "<callback>"),
+            )
+            .finish()
+    }
+}
+
+/// Process-wide settings of the compute device that a run's configuration asks for; called once
+/// per run before the network is built.
+pub fn apply_device_settings(training: &TrainingConfig) {
+    allconv_models::ops::set_tf32(training.tf32);
+    // training.deterministic goes here: one call selecting deterministic cuDNN algorithms,
+    // `allconv_models::ops::set_deterministic(training.deterministic)`, once the ops crate has it.
+}
+
+/// The three splits, uploaded to the device once.
+struct DeviceData {
+    train: DeviceSplit,
+    validation: DeviceSplit,
+    test: DeviceSplit,
+}
+
+/// Loads, normalises and uploads the run's data.
+fn load_data(config: &RunConfig, device: &Device) -> Result<DeviceData> {
+    let exp = &config.config;
+    let data_dir = exp.data.resolved_dir();
+    let raw = allconv_cifar::load_dir(&data_dir)?;
+    let data = allconv_cifar::prepare(
+        &raw,
+        &exp.data.prepare_options(),
+        exp.data.cache_dir.as_deref(),
+    )?;
+    drop(raw);
+    if data.train.is_empty() {
+        return Err(TrainError::Config(format!(
+            "no training images left in {} after the validation split and train_subset",
+            data_dir.display()
+        )));
+    }
+    // Uploaded once: every batch is then gathered on the device (see `DeviceSplit`).
+    Ok(DeviceData {
+        train: DeviceSplit::new(&data.train, device)?,
+        validation: DeviceSplit::new(&data.validation, device)?,
+        test: DeviceSplit::new(&data.test, device)?,
+    })
+}
+
+/// Losses and accuracies (fractions) of one evaluation; `None` for an empty split.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evaluation {
+    /// Validation (loss, accuracy).
+    pub validation: Option<(f64, f64)>,
+    /// Test (loss, accuracy).
+    pub test: Option<(f64, f64)>,
+}
+
+/// The numbers of one epoch of training steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainedEpoch {
+    /// Learning rate of the epoch.
+    pub lr: f64,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Training accuracy (fraction).
+    pub accuracy: f64,
+    /// Images trained on.
+    pub images: usize,
+    /// Seconds of the training steps.
+    pub seconds: f64,
+}
+
+/// What [`Trainer::open`] found.
+pub enum Opened {
+    /// The run had ended already (`result.json`); nothing was trained.
+    Finished(Box<RunResult>),
+    /// The run is ready to train, resumed from its checkpoint if it had one.
+    Ready(Box<Trainer>),
+}
+
+/// One run being trained, holding its folder's lock.
+pub struct Trainer {
+    config: RunConfig,
+    parameters: usize,
+    dir: RunDir,
+    _lock: RunLock,
+    say: Reporter,
+    checkpoints: CheckpointDir,
+    data: DeviceData,
+    varmap: VarMap,
+    net: Network,
+    sgd: Sgd,
+    state: TrainerState,
+    schedule: StepSchedule,
+    stuck: StuckDetector,
+    diverged: Option<String>,
+    bar: ProgressBar,
+    epochs_this_process: usize,
+}
+
+impl Trainer {
+    /// Takes the run folder's lock ([`allconv_runs::RunsError::Locked`] when another process has
+    /// it), returns the existing result of a finished run, else records the configuration and
+    /// provenance, loads the data, builds the network and optimizer, and resumes from the
+    /// checkpoint if there is one (refusing one written for another configuration).
+    pub fn open(config: &RunConfig, progress: Progress) -> Result<Opened> {
+        let exp = &config.config;
+        let spec = allconv_models::spec(&config.model, &exp.model)?;
+        let dir = RunDir::new(config.run_dir());
+        let lock = dir.lock()?;
+        let say = Reporter::new(progress);
+
+        if let Some(result) = dir.result()? {
+            say.line(&format!(
+                "{}: finished already ({}, {} epochs), skipping",
+                dir.path().display(),
+                result.status,
+                result.epochs_run
+            ));
+            return Ok(Opened::Finished(Box::new(result)));
+        }
+        if exp.training.deterministic && exp.training.device == DeviceKind::Cuda {
+            say.line("warning: deterministic mode asked for on CUDA: GPU reductions may differ in the last bits between runs");
+        }
+
+        let checkpoints = CheckpointDir::new(dir.checkpoint());
+        let saved_state = checkpoints.state()?;
+        saved_config::check_saved_config(&dir, config, saved_state.is_some())?;
+
+        let device = exp.training.device.open()?;
+        let provenance = Provenance::collect(&exp.data.resolved_dir(), exp.training.device)?;
+        crate::config::save_yaml(
+            &dir.config_path(),
+            &SavedRunConfig {
+                model: config.model.clone(),
+                lr: config.lr,
+                seed: config.seed,
+                config: exp.clone(),
+                provenance,
+            },
+        )?;
+        let data = load_data(config, &device)?;
+        apply_device_settings(&exp.training);
+
+        let varmap = VarMap::new();
+        let net = Network::new(&spec, &varmap, &device, config.seed)?;
+        let mut sgd = Sgd::from_varmap(
+            &varmap,
+            SgdConfig {
+                lr: config.lr,
+                momentum: exp.optim.momentum,
+                weight_decay: exp.optim.weight_decay,
+                weight_decay_bias: exp.optim.weight_decay_bias,
+            },
+        )?;
+        let state = match saved_state {
+            Some(state) => {
+                state.check_belongs_to(config, &checkpoints.files().state_path())?;
+                checkpoints.restore(&state, &varmap, &mut sgd)?;
+                dir.truncate_metrics(state.epoch)?;
+                say.line(&format!(
+                    "{}: resuming after epoch {}/{}",
+                    dir.path().display(),
+                    state.epoch,
+                    exp.schedule.epochs
+                ));
+                state
+            }
+            None => {
+                if let Some(init) = &exp.training.init_from {
+                    checkpoint::load_weights(init, &varmap)?;
+                }
+                dir.truncate_metrics(0)?;
+                TrainerState::fresh(config)
+            }
+        };
+
+        let epochs = exp.schedule.epochs;
+        let steps_per_epoch = batch_count(
+            data.train.len(),
+            exp.training.batch_size,
+            exp.training.keep_last_batch,
+        );
+        let bar = say.bar(
+            (epochs * steps_per_epoch) as u64,
+            (state.epoch * steps_per_epoch) as u64,
+            &format!("{} lr {} seed {}", config.model, config.lr, config.seed),
+        );
+        let stuck = StuckDetector {
+            limit: exp.training.stuck_epochs,
+            count: state.stuck_count,
+        };
+        // A run stopped as stuck whose process died before writing result.json stops again here,
+        // exactly where an uninterrupted run stopped.
+        let diverged = (stuck.limit > 0 && stuck.count >= stuck.limit).then(|| {
+            format!(
+                "stuck: training loss within {} of ln(10) and accuracy within 1 point of 10% for {} \
+                 consecutive epochs (up to epoch {})",
+                divergence::STUCK_LOSS_TOLERANCE,
+                stuck.count,
+                state.epoch
+            )
+        });
+        Ok(Opened::Ready(Box::new(Trainer {
+            schedule: StepSchedule {
+                base_lr: config.lr,
+                milestones: exp.schedule.milestones.clone(),
+                gamma: exp.schedule.gamma,
+            },
+            config: config.clone(),
+            parameters: spec.parameter_count(),
+            dir,
+            _lock: lock,
+            say,
+            checkpoints,
+            data,
+            varmap,
+            net,
+            sgd,
+            state,
+            stuck,
+            diverged,
+            bar,
+            epochs_this_process: 0,
+        })))
+    }
+
+    /// The run folder.
+    pub fn run_dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    /// Epochs finished and checkpointed.
+    pub fn epochs_done(&self) -> usize {
+        self.state.epoch
+    }
+
+    /// Epochs the schedule plans.
+    pub fn epochs_planned(&self) -> usize {
+        self.config.config.schedule.epochs
+    }
+
+    /// Whether the run has ended: all epochs trained, or diverged.
+    pub fn is_finished(&self) -> bool {
+        self.diverged.is_some() || self.state.epoch >= self.epochs_planned()
+    }
+
+    /// Trains the next epoch (every SGD step, losses read every `training.loss_read_every`
+    /// steps). `None` when a non-finite loss ended the run in this epoch (its reason is kept
+    /// for the result; no row and no checkpoint are written for it).
+    pub fn train_epoch(&mut self) -> Result<Option<TrainedEpoch>> {
+        let training = &self.config.config.training;
+        let epoch = self.state.epoch; // 0-based
+        let lr = self.schedule.lr_at(epoch);
+        self.sgd.set_learning_rate(lr);
+        let started = Instant::now();
+        let order = if training.shuffle {
+            Order::Shuffled {
+                seed: self.state.seeds.shuffle,
+                epoch: epoch as u64,
+            }
+        } else {
+            Order::Sequential
+        };
+        let mut loss_sum = 0.0;
+        let mut correct = 0u64;
+        let mut seen = 0usize;
+        let mut pending = PendingSteps::default();
+        let batches =
+            self.data
+                .train
+                .batches(training.batch_size, order, training.keep_last_batch)?;
+        let last_step = batches.len();
+        for (step, batch) in batches.enumerate() {
+            let (x, y) = batch?;
+            let mode = if training.dropout {
+                Mode::Train {
+                    dropout_seed: dropout_seed(self.state.seeds.dropout, epoch, step),
+                }
+            } else {
+                Mode::Eval
+            };
+            let logits = self.net.forward(&x, mode)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            self.sgd.backward_step(&loss)?;
+            pending.push(&loss, &logits, &y)?;
+            self.bar.inc(1);
+            if pending.len() < training.loss_read_every && step + 1 < last_step {
+                continue;
+            }
+            let first_step = step + 1 - pending.len();
+            for (i, result) in pending.read()?.into_iter().enumerate() {
+                if let Some(reason) =
+                    divergence::non_finite_loss(result.loss, epoch + 1, first_step + i + 1)
+                {
+                    self.diverged = Some(reason);
+                    self.state.elapsed_seconds += started.elapsed().as_secs_f64();
+                    return Ok(None);
+                }
+                loss_sum += result.loss * result.batch as f64;
+                correct += result.correct;
+                seen += result.batch;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            self.bar.set_message(format!(
+                "epoch {}/{} loss {:.4} acc {:.1}% {:.0} img/s",
+                epoch + 1,
+                self.epochs_planned(),
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                seen as f64 / elapsed.max(1e-9)
+            ));
+        }
+        Ok(Some(TrainedEpoch {
+            lr,
+            loss: loss_sum / seen as f64,
+            accuracy: correct as f64 / seen as f64,
+            images: seen,
+            seconds: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// Evaluates the network on the validation and test splits (no dropout).
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        let batch_size = self.config.config.training.batch_size;
+        Ok(Evaluation {
+            validation: evaluate(&self.net, &self.data.validation, batch_size)?,
+            test: evaluate(&self.net, &self.data.test, batch_size)?,
+        })
+    }
+
+    /// Writes the checkpoint of the epochs finished so far.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.checkpoints
+            .save(&self.varmap, &self.sgd, &mut self.state)
+    }
+
+    /// One whole epoch: training steps, evaluation when due (every `training.eval_every`
+    /// epochs and the last), its `metrics.csv` row, the stuck check and the checkpoint. `None`
+    /// when a non-finite loss ended the run during the epoch.
+    pub fn run_epoch(&mut self) -> Result<Option<EpochMetrics>> {
+        let started = Instant::now();
+        let Some(trained) = self.train_epoch()? else {
+            return Ok(None);
+        };
+        let epoch = self.state.epoch + 1; // 1-based, the one just trained
+        let epochs = self.epochs_planned();
+        let evaluate_now = epoch == epochs || epoch % self.config.config.training.eval_every == 0;
+        let evaluation = if evaluate_now {
+            self.evaluate()?
+        } else {
+            Evaluation::default()
+        };
+        let error = |r: Option<(f64, f64)>| r.map(|(_, acc)| 100.0 * (1.0 - acc));
+        self.state
+            .best
+            .record(epoch, error(evaluation.validation), error(evaluation.test));
+        let seconds = started.elapsed().as_secs_f64();
+        let row = EpochMetrics {
+            epoch,
+            lr: trained.lr,
+            train_loss: trained.loss,
+            train_acc: trained.accuracy,
+            val_loss: evaluation.validation.map(|v| v.0),
+            val_acc: evaluation.validation.map(|v| v.1),
+            test_loss: evaluation.test.map(|v| v.0),
+            test_acc: evaluation.test.map(|v| v.1),
+            seconds,
+            images_per_sec: trained.images as f64 / trained.seconds.max(1e-9),
+        };
+        self.dir.append_metrics(&row)?;
+        let stop = self.stuck.end_epoch(epoch, trained.loss, trained.accuracy);
+        self.state.epoch = epoch;
+        self.state.stuck_count = self.stuck.count;
+        self.state.elapsed_seconds += seconds;
+        self.checkpoint()?;
+        self.epochs_this_process += 1;
+        let remaining = (epochs - epoch) as f64 * self.state.elapsed_seconds / epoch as f64;
+        self.say
+            .epoch_line(&self.bar, &self.config.model, &row, epochs, remaining);
+        if stop.is_some() {
+            self.diverged = stop;
+        }
+        Ok(Some(row))
+    }
+
+    /// Ends a finished run: the final weights (unless it diverged) and `result.json`.
+    pub fn finish(self) -> Result<RunResult> {
+        if !self.is_finished() {
+            return Err(TrainError::Config(format!(
+                "{}: finish asked for after {} of {} epochs",
+                self.dir.path().display(),
+                self.state.epoch,
+                self.epochs_planned()
+            )));
+        }
+        self.bar.finish_and_clear();
+        if self.diverged.is_none() {
+            checkpoint::save_weights(&self.dir.final_weights_path(), &self.varmap)?;
+        }
+        let best = &self.state.best;
+        let result = RunResult {
+            model: self.config.model.clone(),
+            lr: self.config.lr,
+            seed: self.config.seed,
+            status: if self.diverged.is_some() {
+                RunStatus::Diverged
+            } else {
+                RunStatus::Done
+            },
+            reason: self.diverged.clone(),
+            epochs_run: self.state.epoch,
+            epochs_planned: self.epochs_planned(),
+            final_test_error: best.last_test_error,
+            best_test_error: best.best_test_error,
+            best_test_epoch: best.best_test_epoch,
+            final_val_error: best.last_val_error,
+            best_val_error: best.best_val_error,
+            best_val_epoch: best.best_val_epoch,
+            test_error_at_best_val: best.test_error_at_best_val,
+            wall_seconds: self.state.elapsed_seconds,
+            parameters: self.parameters,
+        };
+        self.dir.write_result(&result)?;
+        self.say.line(&format!(
+            "{}: {}",
+            self.dir.path().display(),
+            result.summary()
+        ));
+        Ok(result)
+    }
+}
+
+/// Trains one run into its folder (`config.run_dir()`), resuming from its checkpoint if there is
+/// one and returning the existing result without training if `result.json` is already there.
+///
+/// Divergence (non-finite loss, stuck at chance) ends the run normally with status `diverged`.
+/// A second process on the same folder gets [`allconv_runs::RunsError::Locked`].
+pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
+    let mut trainer = match Trainer::open(config, options.progress)? {
+        Opened::Finished(result) => return Ok(*result),
+        Opened::Ready(trainer) => trainer,
+    };
+    while !trainer.is_finished() {
+        let Some(row) = trainer.run_epoch()? else {
+            continue;
+        };
+        let end = EpochEnd {
+            run_dir: trainer.dir.path(),
+            metrics: &row,
+            epochs_planned: trainer.epochs_planned(),
+            epochs_this_process: trainer.epochs_this_process,
+            finished: trainer.is_finished(),
+        };
+        let stop_here = !end.finished && options.stop_after_epochs == Some(end.epochs_this_process);
+        let hook_stops = options
+            .on_epoch_end
+            .as_ref()
+            .is_some_and(|hook| hook(&end).is_break());
+        if stop_here || (hook_stops && !end.finished) {
+            trainer.bar.finish_and_clear();
+            return Err(TrainError::Interrupted {
+                epochs_done: trainer.epochs_done(),
+            });
+        }
+    }
+    trainer.finish()
+}
+
+/// Reads the final weights of a finished run folder (for checks and fine-tuning).
+pub fn final_weights(run_dir: &Path) -> Result<std::collections::BTreeMap<String, Tensor>> {
+    checkpoint::load_tensors(&RunDir::new(run_dir).final_weights_path(), &Device::Cpu)
+}

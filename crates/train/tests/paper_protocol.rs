@@ -1,0 +1,37 @@
+//! configs/paper.yaml is the paper's protocol; the report states that protocol
+//! (`allconv_report::paper`): the two must agree, so neither can change alone.
+
+use std::path::Path;
+
+use allconv_report::paper::{model_key, PROTOCOL, TABLE3};
+use allconv_train::config::Preprocessing;
+use allconv_train::ExperimentConfig;
+
+#[test]
+fn paper_yaml_runs_the_protocol_the_report_states() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/paper.yaml");
+    let c = ExperimentConfig::load(&path).unwrap();
+    let p = PROTOCOL;
+    assert_eq!(c.schedule.epochs, p.epochs);
+    assert_eq!(c.schedule.milestones, p.milestones);
+    assert_eq!(c.schedule.gamma, p.gamma);
+    assert_eq!(c.optim.momentum, p.momentum);
+    assert_eq!(c.optim.weight_decay, p.weight_decay);
+    assert_eq!(c.training.batch_size, p.batch_size);
+    assert_eq!(c.data.preprocessing, Preprocessing::GcnZca);
+    assert_eq!(c.data.gcn_scale, p.gcn_scale);
+    assert_eq!(c.data.zca_epsilon, p.zca_epsilon);
+    assert_eq!(
+        c.data.validation, 0,
+        "the paper holds out no validation split"
+    );
+    assert_eq!((c.data.train_subset, c.data.test_subset), (None, None));
+    assert_eq!(c.model.input_dropout, p.input_dropout);
+    assert_eq!(c.model.pool_dropout, p.pool_dropout);
+    assert!(c.training.dropout);
+    assert_eq!(c.grid.lrs, p.learning_rates);
+    // The twelve networks of Table 3, in the paper's order.
+    let models: Vec<String> = c.grid.models.iter().map(|m| model_key(m)).collect();
+    let table: Vec<String> = TABLE3.iter().map(|m| model_key(m.name)).collect();
+    assert_eq!(models, table);
+}

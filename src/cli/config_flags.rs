@@ -1,0 +1,58 @@
+//! The configuration flags `allconv train` and `allconv reproduce` share: `--set key=value` for
+//! any key (docs/configuration.md lists them) and short flags for the most common ones.
+
+use std::path::PathBuf;
+
+use allconv_train::config::DeviceKind;
+use allconv_train::Setting;
+
+/// Configuration overrides on the command line.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigFlags {
+    /// Set any configuration key, e.g. `--set optim.momentum=0.95`, `--set
+    /// schedule.milestones=[100,150]`, `--set data.validation=5000` (the value is YAML; repeat
+    /// for several keys; docs/configuration.md lists them). Applied after the short flags.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Setting>,
+    /// schedule.epochs
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// out.runs: root of the run folders.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// training.device: cpu or cuda.
+    #[arg(long)]
+    pub device: Option<DeviceKind>,
+    /// data.dir: the CIFAR-10 binary batches.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// training.tf32=true: TF32 tensor-core math in CUDA convolutions and matrix products
+    /// (recorded in each run's config and stated in the report).
+    #[arg(long)]
+    pub tf32: bool,
+}
+
+impl ConfigFlags {
+    /// The overrides, short flags first, in the order they apply.
+    pub fn settings(&self) -> Vec<Setting> {
+        let path = |p: &PathBuf| p.display().to_string();
+        let mut settings = Vec::new();
+        if let Some(v) = self.epochs {
+            settings.push(Setting::new("schedule.epochs", v));
+        }
+        if let Some(v) = &self.out {
+            settings.push(Setting::new("out.runs", path(v)));
+        }
+        if let Some(v) = self.device {
+            settings.push(Setting::new("training.device", v.to_string()));
+        }
+        if let Some(v) = &self.data_dir {
+            settings.push(Setting::new("data.dir", path(v)));
+        }
+        if self.tf32 {
+            settings.push(Setting::new("training.tf32", true));
+        }
+        settings.extend(self.set.iter().cloned());
+        settings
+    }
+}

@@ -1,0 +1,175 @@
+//! `allconv reproduce`: runs every grid point of an experiment as its own `allconv train`
+//! process (at most `--jobs` at once), then writes the report.
+//!
+//! The grid, with the resolved experiment configuration embedded, is written to
+//! `<runs>/grid.json`, and each child ([`pool`]) runs `allconv train --grid <runs>/grid.json
+//! --index I`: the same command a Slurm array task runs (`--emit-slurm`, [`slurm`]). Completed
+//! runs (`result.json`) are skipped; an interrupted run resumes from its checkpoint (the trainer does it); a diverged run
+//! is a result and the grid goes on; a failed child is reported with the end of its log and the
+//! grid goes on, and the command fails at the end.
+//!
+//! Ctrl-C reaches the children too (they share the terminal's process group); each stops with
+//! its last per-epoch checkpoint intact, and the same command continues where it stopped.
+
+mod pool;
+mod slurm;
+
+use std::path::PathBuf;
+
+use allconv_runs::RunsRoot;
+use allconv_train::config::{DeviceKind, ExperimentConfig};
+use allconv_train::{ExperimentGrid, GridFile, Setting};
+use anyhow::{bail, Context};
+
+use super::config_flags::ConfigFlags;
+
+/// Named experiment files under `configs/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// `configs/quick.yaml`: a CPU-sized subset that finishes in minutes.
+    Quick,
+    /// `configs/paper.yaml`: the paper's grid and schedule.
+    Paper,
+    /// `configs/paper-val.yaml`: the paper's grid with a validation split held out.
+    PaperVal,
+    /// `configs/gpu-smoke.yaml`: 2 models, 4 epochs, a 5,000-image subset, on CUDA.
+    GpuSmoke,
+}
+
+impl Preset {
+    /// The experiment file of the preset, relative to the repository root.
+    pub fn config_path(self) -> PathBuf {
+        PathBuf::from(match self {
+            Preset::Quick => "configs/quick.yaml",
+            Preset::Paper => "configs/paper.yaml",
+            Preset::PaperVal => "configs/paper-val.yaml",
+            Preset::GpuSmoke => "configs/gpu-smoke.yaml",
+        })
+    }
+}
+
+/// Flags of `allconv reproduce`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Experiment file (YAML); default: the preset's file, else `configs/paper.yaml`.
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// A named experiment: quick (CPU, minutes), paper, paper-val, gpu-smoke (CUDA, minutes).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Grid points trained at once (each is its own process; several small runs share a GPU).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
+    /// Only these models (comma-separated), instead of the config's `grid.models`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub models: Vec<String>,
+    /// Only these learning rates (comma-separated), instead of `grid.lrs`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub lrs: Vec<f64>,
+    /// Only these seeds (comma-separated), instead of `grid.seeds`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub seeds: Vec<u64>,
+    /// Configuration overrides (`--device` defaults to cuda with `--emit-slurm`; a `--data-dir`
+    /// folder is fetched when its files are missing).
+    #[command(flatten)]
+    pub overrides: ConfigFlags,
+    /// Write `grid.json` and a Slurm array script `grid.sbatch` into this folder instead of
+    /// training.
+    #[arg(long, value_name = "DIR")]
+    pub emit_slurm: Option<PathBuf>,
+    /// Where to write the report (default `<runs>/report`).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// Runs `allconv reproduce`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config_path = match (&args.config, args.preset) {
+        (Some(path), _) => path.clone(),
+        (None, Some(preset)) => preset.config_path(),
+        (None, None) => Preset::Paper.config_path(),
+    };
+    let mut experiment = ExperimentConfig::load(&config_path).with_context(|| {
+        format!(
+            "reading the experiment {} (run from the repository root, or pass --config)",
+            config_path.display()
+        )
+    })?;
+    let mut settings = Vec::new();
+    if !args.models.is_empty() {
+        settings.push(Setting::new("grid.models", args.models.clone()));
+    }
+    if !args.lrs.is_empty() {
+        settings.push(Setting::new("grid.lrs", args.lrs.clone()));
+    }
+    if !args.seeds.is_empty() {
+        settings.push(Setting::new("grid.seeds", args.seeds.clone()));
+    }
+    if args.overrides.device.is_none() && args.emit_slurm.is_some() {
+        settings.push(Setting::new(
+            "training.device",
+            DeviceKind::Cuda.to_string(),
+        ));
+    }
+    settings.extend(args.overrides.settings());
+    experiment
+        .apply(&settings)
+        .context("applying the command-line flags to the experiment")?;
+    let grid = GridFile::from_experiment(&experiment)?;
+    if grid.points.is_empty() {
+        bail!(
+            "the grid of {} is empty (models {:?}, lrs {:?}, seeds {:?})",
+            config_path.display(),
+            experiment.grid.models,
+            experiment.grid.lrs,
+            experiment.grid.seeds
+        );
+    }
+
+    if let Some(dir) = &args.emit_slurm {
+        return slurm::emit(dir, &grid, &experiment);
+    }
+    if experiment.training.device == DeviceKind::Cuda && !candle_core::utils::cuda_is_available() {
+        bail!(
+            "{} trains on cuda, but this allconv was built without CUDA: use `cargo xtask \
+             reproduce --cuda ...` (or `cargo build --release --features cuda`), or pass \
+             --device cpu",
+            config_path.display()
+        );
+    }
+
+    let data_dir = experiment.data.resolved_dir();
+    if args.preset == Some(Preset::GpuSmoke) && args.overrides.data_dir.is_none() {
+        super::data::ensure_smoke_subset(&data_dir)?;
+    } else {
+        super::data::ensure_data(&data_dir)?;
+    }
+    let runs = RunsRoot::new(experiment.out.runs.clone());
+    std::fs::create_dir_all(runs.path())
+        .with_context(|| format!("creating {}", runs.path().display()))?;
+    let grid_path = runs.grid_path();
+    grid.save(&grid_path)
+        .with_context(|| format!("writing {}", grid_path.display()))?;
+
+    let outcome = pool::run_grid(&grid, &grid_path, &experiment, args.jobs as usize)?;
+
+    let report_dir = args.report.unwrap_or_else(|| runs.report_dir());
+    let written = super::report::write(runs.path(), &report_dir)?;
+    eprintln!(
+        "{} runs: {} trained now, {} finished before, {} diverged, {} failed",
+        grid.points.len(),
+        outcome.trained,
+        outcome.skipped,
+        outcome.diverged,
+        outcome.failed.len()
+    );
+    println!("{}", written.markdown.display());
+    if !outcome.failed.is_empty() {
+        bail!(
+            "{} run(s) failed (see their train.log): {}",
+            outcome.failed.len(),
+            outcome.failed.join(", ")
+        );
+    }
+    Ok(())
+}
