@@ -197,6 +197,12 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
         add("git revision".into(), p.git_revision.clone());
         add("allconv version".into(), p.allconv_version.clone());
         add("device".into(), p.device.clone());
+        if !p.cpu_kernels.is_empty()
+            && saved.config.training.device == allconv_train::config::DeviceKind::Cpu
+        {
+            add("CPU".into(), p.cpu.clone());
+            add("CPU kernels".into(), p.cpu_kernels.clone());
+        }
         add("precision".into(), precision(&saved.config.training));
         add("data folder".into(), p.data_dir.display().to_string());
         for (file, md5) in &p.data_md5 {

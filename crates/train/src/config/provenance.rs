@@ -22,6 +22,14 @@ pub struct Provenance {
     pub data_dir: PathBuf,
     /// md5 of every data file, by file name.
     pub data_md5: std::collections::BTreeMap<String, String>,
+    /// The CPU the run was (last) started on, as the operating system names it (empty in
+    /// folders written before this was recorded).
+    #[serde(default)]
+    pub cpu: String,
+    /// The CPU kernel path (`avx512`, `avx2`, `portable`): each rounds differently, so a run's
+    /// numbers repeat bit for bit only on the same path and thread count.
+    #[serde(default)]
+    pub cpu_kernels: String,
 }
 
 impl Provenance {
@@ -33,6 +41,8 @@ impl Provenance {
             device: device.to_string(),
             data_dir: data_dir.to_path_buf(),
             data_md5: allconv_cifar::checksums(data_dir)?,
+            cpu: allconv_models::ops::cpu_model(),
+            cpu_kernels: allconv_models::ops::cpu_kernels()?.name().to_string(),
         })
     }
 }

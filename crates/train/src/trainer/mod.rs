@@ -20,7 +20,7 @@ use candle_nn::{Optimizer, VarMap};
 use indicatif::ProgressBar;
 
 use crate::checkpoint::{self, CheckpointDir, TrainerState};
-use crate::config::{DeviceKind, Provenance, RunConfig, SavedRunConfig, TrainingConfig};
+use crate::config::{Provenance, RunConfig, SavedRunConfig, TrainingConfig};
 use crate::divergence::{self, StuckDetector};
 use crate::error::{Result, TrainError};
 use crate::optim::{Sgd, SgdConfig, StepSchedule};
@@ -89,8 +89,8 @@ impl std::fmt::Debug for RunOptions {
 /// per run before the network is built.
 pub fn apply_device_settings(training: &TrainingConfig) {
     allconv_models::ops::set_tf32(training.tf32);
-    // training.deterministic goes here: one call selecting deterministic cuDNN algorithms,
-    // `allconv_models::ops::set_deterministic(training.deterministic)`, once the ops crate has it.
+    // Deterministic cuDNN algorithms only (CUDA); the CPU ops are deterministic regardless.
+    allconv_models::ops::set_deterministic(training.deterministic);
 }
 
 /// The three splits, uploaded to the device once.
@@ -197,9 +197,6 @@ impl Trainer {
                 result.epochs_run
             ));
             return Ok(Opened::Finished(Box::new(result)));
-        }
-        if exp.training.deterministic && exp.training.device == DeviceKind::Cuda {
-            say.line("warning: deterministic mode asked for on CUDA: GPU reductions may differ in the last bits between runs");
         }
 
         let checkpoints = CheckpointDir::new(dir.checkpoint());
