@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! Training for allconv: SGD with momentum and weight decay ([`Sgd`]), the step learning-rate
 //! schedule ([`StepSchedule`]), YAML experiment configurations ([`config`]), checkpoints
 //! ([`checkpoint`]) and the [`Trainer`] of one run folder ([`run`]): one model, one learning
