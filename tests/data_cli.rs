@@ -118,3 +118,51 @@ fn subset_keeps_the_first_records_of_every_file_byte_for_byte() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected 1..=10 images"), "{err}");
 }
+
+/// Replaces `name` in `dir` by its first `records` records, as a truncated copy would be.
+fn truncate_file(dir: &std::path::Path, name: &str, records: usize) {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..records * 3073]).unwrap();
+}
+
+/// Label counts of a file read straight from its bytes: the first byte of every 3,073-byte
+/// record is the label (the official record layout, docs/protocol.md, Data).
+fn label_counts_by_hand(path: &std::path::Path) -> [usize; 10] {
+    let mut counts = [0usize; 10];
+    for record in std::fs::read(path).unwrap().chunks_exact(3073) {
+        counts[record[0] as usize] += 1;
+    }
+    counts
+}
+
+#[test]
+fn stats_counts_the_labels_of_each_file_itself_when_files_differ_in_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cifar");
+    allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
+    truncate_file(&dir, "data_batch_3.bin", 4);
+    let out = Command::new(BIN)
+        .args(["data", "stats", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("images: 44 training, 10 test"), "{text}");
+    for name in allconv_cifar::TRAIN_FILES {
+        let expected = label_counts_by_hand(&dir.join(name));
+        let line = format!("  label counts {name}: {expected:?}");
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
+    // 4 images in the truncated file, 10 in every other.
+    let sums: Vec<usize> = allconv_cifar::TRAIN_FILES
+        .iter()
+        .map(|name| label_counts_by_hand(&dir.join(name)).iter().sum())
+        .collect();
+    assert_eq!(sums, [10, 10, 4, 10, 10]);
+}

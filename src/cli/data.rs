@@ -96,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn stats(dir: PathBuf) -> anyhow::Result<()> {
-    let data = allconv_cifar::load_dir(&dir)
+    let files = allconv_cifar::load_dir_files(&dir)
         .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
     let sums = allconv_cifar::checksums(&dir)
         .with_context(|| format!("md5 of the files in {}", dir.display()))?;
@@ -115,15 +115,19 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
     if !official {
         println!("  (not the official data set: statistics below are of these files)");
     }
+    // Counted per file as read: the files of a truncated or hand-made copy differ in size.
+    let label_counts: Vec<[usize; 10]> = files
+        .train
+        .iter()
+        .map(|part| allconv_cifar::label_counts(&part.labels))
+        .collect();
+    let data = files.into_cifar10();
     println!(
         "images: {} training, {} test",
         data.train.len(),
         data.test.len()
     );
-    let per_file = data.train.len() / allconv_cifar::TRAIN_FILES.len();
-    for (k, name) in allconv_cifar::TRAIN_FILES.iter().enumerate() {
-        let counts =
-            allconv_cifar::label_counts(&data.train.labels[k * per_file..(k + 1) * per_file]);
+    for (name, counts) in allconv_cifar::TRAIN_FILES.iter().zip(&label_counts) {
         println!("  label counts {name}: {counts:?}");
     }
     println!(
