@@ -166,3 +166,48 @@ fn stats_counts_the_labels_of_each_file_itself_when_files_differ_in_size() {
         .collect();
     assert_eq!(sums, [10, 10, 4, 10, 10]);
 }
+
+#[test]
+fn subset_takes_the_first_records_of_each_file_when_files_differ_in_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, to) = (tmp.path().join("cifar"), tmp.path().join("small"));
+    allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
+    // 10 + 10 + 5 + 10 + 10 = 45 images: five equal chunks of 9 would cut across the files.
+    truncate_file(&dir, "data_batch_3.bin", 5);
+    let out = Command::new(BIN)
+        .args(["data", "subset", "--per-file", "3", "--test", "2", "--dir"])
+        .arg(&dir)
+        .arg("--to")
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in allconv_cifar::TRAIN_FILES {
+        let source = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(
+            std::fs::read(to.join(name)).unwrap(),
+            source[..3 * 3073],
+            "{name}"
+        );
+    }
+
+    // More than the smallest file holds: refused, naming that file and its size.
+    let out = Command::new(BIN)
+        .args(["data", "subset", "--per-file", "6", "--test", "2", "--dir"])
+        .arg(&dir)
+        .arg("--to")
+        .arg(tmp.path().join("too-big"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected 1..=5 images") && err.contains("data_batch_3.bin"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("too-big").exists());
+}

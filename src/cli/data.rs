@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             test,
         } => {
             let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
-            let data = allconv_cifar::load_dir(&dir)
+            let data = allconv_cifar::load_dir_files(&dir)
                 .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
             let subset = data
                 .subset(per_file, test)
