@@ -29,7 +29,8 @@ enum DataCommand {
         /// Source folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Target folder (created).
+        /// Target folder: created, or empty, or an earlier subset (it holds
+        /// allconv-subset.json). Never the source folder or the official data.
         #[arg(long)]
         to: PathBuf,
         /// Images taken from each of the five training files.
@@ -57,13 +58,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             test,
         } => {
             let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
-            let data = allconv_cifar::load_dir_files(&dir)
-                .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
-            let subset = data
-                .subset(per_file, test)
-                .with_context(|| format!("taking a subset of {}", dir.display()))?;
-            allconv_cifar::write_split_dir(&to, &subset)
-                .with_context(|| format!("writing the subset into {}", to.display()))?;
+            let options = allconv_cifar::SubsetOptions::new(per_file, test);
+            let subset =
+                allconv_cifar::write_subset_dir(&dir, &to, &options).with_context(|| {
+                    format!(
+                        "writing a subset of {} into {}",
+                        dir.display(),
+                        to.display()
+                    )
+                })?;
             println!(
                 "{}: {} training images ({per_file} from each file), {test} test images",
                 to.display(),

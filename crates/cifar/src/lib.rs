@@ -7,6 +7,7 @@ pub mod fetch;
 mod format;
 mod preprocess;
 mod stats;
+mod subset;
 mod synthetic;
 
 pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
@@ -23,6 +24,7 @@ pub use preprocess::{
     Preprocessing, Split, Zca,
 };
 pub use stats::{channel_stats, label_counts, ChannelStats};
+pub use subset::{write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER};
 pub use synthetic::{synthetic_split, write_synthetic_dir};
 
 /// Result type of this crate.
