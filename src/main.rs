@@ -3,6 +3,7 @@
 //! One module per command under `cli/`; each owns its flags (`Args`) and its `run`.
 
 mod cli;
+mod closed_stdout;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    closed_stdout::end_quietly_when_stdout_closes();
     // Before any tensor exists: lets glibc recycle the large activation buffers of a training
     // step instead of mmapping (and page-faulting) them afresh every time.
     allconv_models::tune_allocator();

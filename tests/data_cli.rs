@@ -118,3 +118,171 @@ fn subset_keeps_the_first_records_of_every_file_byte_for_byte() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected 1..=10 images"), "{err}");
 }
+
+/// Replaces `name` in `dir` by its first `records` records, as a truncated copy would be.
+fn truncate_file(dir: &std::path::Path, name: &str, records: usize) {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..records * 3073]).unwrap();
+}
+
+/// Label counts of a file read straight from its bytes: the first byte of every 3,073-byte
+/// record is the label (the official record layout, docs/protocol.md, Data).
+fn label_counts_by_hand(path: &std::path::Path) -> [usize; 10] {
+    let mut counts = [0usize; 10];
+    for record in std::fs::read(path).unwrap().chunks_exact(3073) {
+        counts[record[0] as usize] += 1;
+    }
+    counts
+}
+
+#[test]
+fn stats_counts_the_labels_of_each_file_itself_when_files_differ_in_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cifar");
+    allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
+    truncate_file(&dir, "data_batch_3.bin", 4);
+    let out = Command::new(BIN)
+        .args(["data", "stats", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("images: 44 training, 10 test"), "{text}");
+    for name in allconv_cifar::TRAIN_FILES {
+        let expected = label_counts_by_hand(&dir.join(name));
+        let line = format!("  label counts {name}: {expected:?}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+    // 4 images in the truncated file, 10 in every other.
+    let sums: Vec<usize> = allconv_cifar::TRAIN_FILES
+        .iter()
+        .map(|name| label_counts_by_hand(&dir.join(name)).iter().sum())
+        .collect();
+    assert_eq!(sums, [10, 10, 4, 10, 10]);
+}
+
+#[test]
+fn subset_takes_the_first_records_of_each_file_when_files_differ_in_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, to) = (tmp.path().join("cifar"), tmp.path().join("small"));
+    allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
+    // 10 + 10 + 5 + 10 + 10 = 45 images: five equal chunks of 9 would cut across the files.
+    truncate_file(&dir, "data_batch_3.bin", 5);
+    let out = Command::new(BIN)
+        .args(["data", "subset", "--per-file", "3", "--test", "2", "--dir"])
+        .arg(&dir)
+        .arg("--to")
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in allconv_cifar::TRAIN_FILES {
+        let source = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(
+            std::fs::read(to.join(name)).unwrap(),
+            source[..3 * 3073],
+            "{name}"
+        );
+    }
+
+    // More than the smallest file holds: refused, naming that file and its size.
+    let out = Command::new(BIN)
+        .args(["data", "subset", "--per-file", "6", "--test", "2", "--dir"])
+        .arg(&dir)
+        .arg("--to")
+        .arg(tmp.path().join("too-big"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected 1..=5 images") && err.contains("data_batch_3.bin"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("too-big").exists());
+}
+
+fn subset(dir: &std::path::Path, to: &std::path::Path, per_file: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "data",
+            "subset",
+            "--per-file",
+            per_file,
+            "--test",
+            "2",
+            "--dir",
+        ])
+        .arg(dir)
+        .arg("--to")
+        .arg(to)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn subset_never_overwrites_its_source_or_a_folder_it_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cifar");
+    allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
+    let source_sums = allconv_cifar::checksums(&dir).unwrap();
+
+    // Its own source folder: refused, the source is untouched.
+    let out = subset(&dir, &dir, "3");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("source"), "{err}");
+    assert_eq!(allconv_cifar::checksums(&dir).unwrap(), source_sums);
+    // Also when spelled differently.
+    let out = subset(&dir, &tmp.path().join(".").join("cifar"), "3");
+    assert!(!out.status.success());
+    assert_eq!(allconv_cifar::checksums(&dir).unwrap(), source_sums);
+
+    // A folder holding anything else (here another copy of the data): refused, untouched.
+    let other = tmp.path().join("other");
+    allconv_cifar::write_synthetic_dir(&other, 4, 4, 9).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let other_sums = allconv_cifar::checksums(&other).unwrap();
+    let out = subset(&dir, &other, "3");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("other") && err.contains("not empty"), "{err}");
+    assert_eq!(allconv_cifar::checksums(&other).unwrap(), other_sums);
+    assert_eq!(std::fs::read(other.join("notes.txt")).unwrap(), b"mine");
+
+    // An empty folder is filled; a subset it wrote earlier may be replaced by another.
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    assert!(subset(&dir, &small, "3").status.success());
+    let out = subset(&dir, &small, "2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source = std::fs::read(dir.join("data_batch_4.bin")).unwrap();
+    assert_eq!(
+        std::fs::read(small.join("data_batch_4.bin")).unwrap(),
+        source[..2 * 3073]
+    );
+    // That subset is itself a source whose subsets may not be written over it.
+    let out = subset(&small, &small, "1");
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read(small.join("data_batch_4.bin")).unwrap(),
+        source[..2 * 3073]
+    );
+}

@@ -30,7 +30,8 @@ enum DataCommand {
         /// Source folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Target folder (created).
+        /// Target folder: created, or empty, or an earlier subset (it holds
+        /// allconv-subset.json). Never the source folder or the official data.
         #[arg(long)]
         to: PathBuf,
         /// Images taken from each of the five training files.
@@ -58,13 +59,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             test,
         } => {
             let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
-            let data = allconv_cifar::load_dir(&dir)
-                .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
-            let subset = data
-                .subset(per_file, test)
-                .with_context(|| format!("taking a subset of {}", dir.display()))?;
-            allconv_cifar::write_split_dir(&to, &subset)
-                .with_context(|| format!("writing the subset into {}", to.display()))?;
+            let options = allconv_cifar::SubsetOptions::new(per_file, test);
+            let subset =
+                allconv_cifar::write_subset_dir(&dir, &to, &options).with_context(|| {
+                    format!(
+                        "writing a subset of {} into {}",
+                        dir.display(),
+                        to.display()
+                    )
+                })?;
             println!(
                 "{}: {} training images ({per_file} from each file), {test} test images",
                 to.display(),
@@ -97,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn stats(dir: PathBuf) -> anyhow::Result<()> {
-    let data = allconv_cifar::load_dir(&dir)
+    let files = allconv_cifar::load_dir_files(&dir)
         .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
     let sums = allconv_cifar::checksums(&dir)
         .with_context(|| format!("md5 of the files in {}", dir.display()))?;
@@ -116,15 +119,19 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
     if !official {
         println!("  (not the official data set: statistics below are of these files)");
     }
+    // Counted per file as read: the files of a truncated or hand-made copy differ in size.
+    let label_counts: Vec<[usize; 10]> = files
+        .train
+        .iter()
+        .map(|part| allconv_cifar::label_counts(&part.labels))
+        .collect();
+    let data = files.into_cifar10();
     println!(
         "images: {} training, {} test",
         data.train.len(),
         data.test.len()
     );
-    let per_file = data.train.len() / allconv_cifar::TRAIN_FILES.len();
-    for (k, name) in allconv_cifar::TRAIN_FILES.iter().enumerate() {
-        let counts =
-            allconv_cifar::label_counts(&data.train.labels[k * per_file..(k + 1) * per_file]);
+    for (name, counts) in allconv_cifar::TRAIN_FILES.iter().zip(&label_counts) {
         println!("  label counts {name}: {counts:?}");
     }
     println!(

@@ -83,6 +83,14 @@ pub enum CifarError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `write_subset_dir` will not write into this folder.
+    #[error("refusing to write a subset into {dir}: {reason}")]
+    SubsetTargetRefused {
+        /// The target folder.
+        dir: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The statistics cache file could not be read or written.
     #[error("statistics cache {path}: {reason}")]
     Cache {

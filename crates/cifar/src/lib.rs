@@ -7,21 +7,24 @@ pub mod fetch;
 mod format;
 mod preprocess;
 mod stats;
+mod subset;
 mod synthetic;
 
 pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
 pub use error::CifarError;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
 pub use format::{
-    checksums, default_data_dir, load_dir, read_split, verify_checksums, write_meta, write_split,
-    write_split_dir, Cifar10, RawSplit, BATCHES_META, CLASS_NAMES, FILE_BYTES, IMAGE_BYTES,
-    OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
+    checksums, default_data_dir, load_dir, load_dir_files, read_split, verify_checksums,
+    write_meta, write_split, write_split_dir, Cifar10, Cifar10Files, RawSplit, BATCHES_META,
+    CLASS_NAMES, FILE_BYTES, IMAGE_BYTES, OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE,
+    TRAIN_FILES,
 };
 pub use preprocess::{
     default_cache_dir, gcn, prepare, zca_cache_file, zca_fit, PrepareOptions, Prepared,
     Preprocessing, Split, Zca,
 };
 pub use stats::{channel_stats, label_counts, ChannelStats};
+pub use subset::{write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER};
 pub use synthetic::{synthetic_split, write_synthetic_dir};
 
 /// Result type of this crate.

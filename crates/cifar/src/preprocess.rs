@@ -498,7 +498,9 @@ impl Zca {
     }
 }
 
-/// Format version of the cache file; bump it when the fit or the file layout changes.
+/// Format version of the cache file; bump it when the fit or the file layout changes. (Adding
+/// the tensors' checksum did not bump it: a cache without one keeps its file name and is
+/// refitted in place rather than left behind under an old name.)
 const CACHE_VERSION: &str = "zca-v1";
 
 fn fit_or_load(
@@ -513,9 +515,11 @@ fn fit_or_load(
     };
     let (key, path) = cache_key(train, opts, cache_dir);
     if path.is_file() {
-        // A stale or damaged cache file is not an error: it is refitted and replaced.
-        if let Ok(zca) = load_cache(&path, &key) {
-            return Ok((zca, true));
+        // A stale, damaged or unverifiable cache file is not an error: it is refitted and
+        // replaced. It is said, though: a cache that changed under us is worth knowing about.
+        match load_cache(&path, &key) {
+            Ok(zca) => return Ok((zca, true)),
+            Err(e) => eprintln!("warning: {e}; refitting the ZCA statistics"),
         }
     }
     let zca = zca_fit(train_gcn, n, IMAGE_BYTES, opts.zca_epsilon)?;
@@ -546,6 +550,19 @@ fn cache_key(train: &RawSplit, opts: &PrepareOptions, cache_dir: &Path) -> (Stri
 pub fn zca_cache_file(data: &Cifar10, opts: &PrepareOptions, cache_dir: &Path) -> Result<PathBuf> {
     let (train, _, _) = split_parts(data, opts)?;
     Ok(cache_key(&train, opts, cache_dir).1)
+}
+
+/// Metadata entry holding [`tensors_md5`] of the stored tensors.
+const CHECKSUM_KEY: &str = "tensors_md5";
+
+/// md5 of the little-endian bytes of `mean`, then of `w`: the header of a safetensors file
+/// checks shapes and offsets, nothing checks the values, so altered bytes inside the tensors
+/// would otherwise be loaded as a different whitening without notice.
+fn tensors_md5(mean: &[u8], w: &[u8]) -> String {
+    let mut hasher = Md5::new();
+    hasher.update(mean);
+    hasher.update(w);
+    format!("{:x}", hasher.finalize())
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -579,7 +596,10 @@ fn save_cache(cache_dir: &Path, path: &Path, key: &str, zca: &Zca) -> Result<()>
         .map(|(name, view)| view.map(|v| (name, v)))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| cache_err(e.to_string()))?;
-    let metadata = HashMap::from([("key".to_string(), key.to_string())]);
+    let metadata = HashMap::from([
+        ("key".to_string(), key.to_string()),
+        (CHECKSUM_KEY.to_string(), tensors_md5(&mean, &w)),
+    ]);
     // Written under a temporary name and renamed, so a concurrent reader never sees half a file.
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     safetensors::serialize_to_file(views, Some(metadata), &tmp)
@@ -606,7 +626,19 @@ fn load_cache(path: &Path, key: &str) -> Result<Zca> {
     }
     let tensors =
         safetensors::SafeTensors::deserialize(&bytes).map_err(|e| cache_err(e.to_string()))?;
-    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+    // Caches written before the checksum existed have none: they cannot be verified either.
+    let Some(stored_md5) = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(CHECKSUM_KEY))
+        .cloned()
+    else {
+        return Err(cache_err(format!(
+            "no {CHECKSUM_KEY} in the metadata (written by an older version), so its tensors \
+             cannot be verified"
+        )));
+    };
+    let bytes_of = |name: &str, shape: &[usize]| -> Result<&[u8]> {
         let view = tensors.tensor(name).map_err(|e| cache_err(e.to_string()))?;
         if view.dtype() != safetensors::Dtype::F32 || view.shape() != shape {
             return Err(cache_err(format!(
@@ -615,15 +647,26 @@ fn load_cache(path: &Path, key: &str) -> Result<Zca> {
                 view.shape()
             )));
         }
-        Ok(view
-            .data()
+        Ok(view.data())
+    };
+    let mean = bytes_of("mean", &[IMAGE_BYTES])?;
+    let w = bytes_of("w", &[IMAGE_BYTES, IMAGE_BYTES])?;
+    let actual_md5 = tensors_md5(mean, w);
+    if actual_md5 != stored_md5 {
+        return Err(cache_err(format!(
+            "the tensors' md5 is {actual_md5}, the file's metadata says {stored_md5}: the file \
+             was altered after it was written"
+        )));
+    }
+    let floats = |bytes: &[u8]| -> Vec<f32> {
+        bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+            .collect()
     };
     Ok(Zca {
         dim: IMAGE_BYTES,
-        mean: read("mean", &[IMAGE_BYTES])?,
-        w: read("w", &[IMAGE_BYTES, IMAGE_BYTES])?,
+        mean: floats(mean),
+        w: floats(w),
     })
 }

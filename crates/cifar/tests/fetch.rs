@@ -370,3 +370,60 @@ fn a_tarball_that_works_is_preferred_over_npm() {
     assert!(matches!(&outcome, FetchOutcome::Fetched { route } if route.contains("tarball")));
     assert!(!tools.path().join("args").exists(), "npm was not run");
 }
+
+#[cfg(unix)]
+#[test]
+fn temporary_folders_of_dead_fetches_are_removed_and_those_of_live_processes_kept() {
+    let src = source();
+    let tarball = targz("cifar-10-batches-bin", &src.files);
+    let (url, _) = serve(tarball);
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar");
+    // A PID that no longer runs: a child that has exited and been waited for.
+    let mut gone = std::process::Command::new("sh")
+        .args(["-c", "exit 0"])
+        .spawn()
+        .unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    // A PID that runs for the whole test.
+    let mut live = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let alive = live.id();
+    let leftovers = [
+        format!(".cifar.partial-{dead}"),
+        format!(".cifar.download-{dead}"),
+        format!(".cifar.download-{alive}"),
+        format!(".cifar.partial-{alive}"),
+        // Not ours: another target's folder, and a name that carries no PID.
+        format!(".other.partial-{dead}"),
+        ".cifar.partial-notapid".to_string(),
+    ];
+    for name in &leftovers {
+        std::fs::create_dir(parent.path().join(name)).unwrap();
+        std::fs::write(parent.path().join(name).join("data_batch_1.bin"), b"half").unwrap();
+    }
+    let opts = FetchOptions {
+        tarball_url: Some(url),
+        ..quiet(src.md5.clone())
+    };
+    let outcome = fetch(&dir, &opts);
+    live.kill().unwrap();
+    live.wait().unwrap();
+    assert!(
+        matches!(&outcome, Ok(FetchOutcome::Fetched { .. })),
+        "{outcome:?}"
+    );
+    let mut kept = [
+        format!(".cifar.download-{alive}"),
+        format!(".cifar.partial-{alive}"),
+        ".cifar.partial-notapid".to_string(),
+        format!(".other.partial-{dead}"),
+        "cifar".to_string(),
+    ];
+    kept.sort();
+    let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+    assert_only(parent.path(), &kept);
+}

@@ -127,3 +127,27 @@ fn the_official_md5_table_matches_the_published_one() {
     assert_eq!(table["test_batch.bin"], "803d5f7f4d78ea53de84dbe85f74fb6d");
     assert_eq!(table.len(), 6);
 }
+
+#[test]
+fn load_dir_files_keeps_training_files_of_different_sizes_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    write_synthetic_dir(dir.path(), 6, 4, 2).unwrap();
+    // A truncated third file: its first 2 of 6 records (3,073 bytes each).
+    let third = dir.path().join(TRAIN_FILES[2]);
+    let bytes = std::fs::read(&third).unwrap();
+    std::fs::write(&third, &bytes[..2 * RECORD_BYTES]).unwrap();
+    let files = allconv_cifar::load_dir_files(dir.path()).unwrap();
+    let lens: Vec<usize> = files.train.iter().map(RawSplit::len).collect();
+    assert_eq!(lens, [6, 6, 2, 6, 6]);
+    for (name, part) in TRAIN_FILES.iter().zip(&files.train) {
+        assert_eq!(part, &read_split(&dir.path().join(name)).unwrap(), "{name}");
+    }
+    assert_eq!(files.clone().into_cifar10(), load_dir(dir.path()).unwrap());
+    // First 2 of every file; 3 is more than the third file holds.
+    let subset = files.subset(2, 1).unwrap();
+    for (k, part) in files.train.iter().enumerate() {
+        assert_eq!(subset.train.slice(2 * k..2 * k + 2), part.slice(0..2));
+    }
+    let err = files.subset(3, 1).unwrap_err().to_string();
+    assert!(err.contains("data_batch_3.bin, holds 2"), "{err}");
+}

@@ -104,3 +104,57 @@ fn the_cache_file_changes_with_training_images_and_fit_parameters() {
     relabelled.test.images[0] ^= 1;
     assert_eq!(zca_cache_file(&relabelled, &opts, dir).unwrap(), base);
 }
+
+#[test]
+fn altered_tensors_or_a_cache_without_checksum_are_refitted() {
+    let cache = tempfile::tempdir().unwrap();
+    let data = data();
+    let opts = PrepareOptions::default();
+    let first = prepare(&data, &opts, Some(cache.path())).unwrap();
+    assert!(!first.from_cache);
+    let file = zca_cache_file(&data, &opts, cache.path()).unwrap();
+    let good = std::fs::read(&file).unwrap();
+
+    // 16 altered bytes at the end of the file: the safetensors layout is an 8-byte header
+    // length, the JSON header, then the tensor bytes, so these are the last four values of
+    // `w`. The file stays well-formed; only a checksum of the tensors can tell.
+    let mut altered = good.clone();
+    let len = altered.len();
+    altered[len - 16..].iter_mut().for_each(|b| *b ^= 0x5a);
+    safetensors::SafeTensors::deserialize(&altered).expect("still a valid safetensors file");
+    std::fs::write(&file, &altered).unwrap();
+    let refitted = prepare(&data, &opts, Some(cache.path())).unwrap();
+    assert!(!refitted.from_cache, "altered tensors were trusted");
+    assert_eq!(refitted.train, first.train);
+    assert_eq!(refitted.test, first.test);
+    assert!(
+        prepare(&data, &opts, Some(cache.path()))
+            .unwrap()
+            .from_cache
+    );
+
+    // A cache written before the checksum existed: the same tensors, only the key in the
+    // metadata. It cannot be verified, so it is refitted (and replaced by a verifiable one).
+    let bytes = std::fs::read(&file).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let key = metadata.metadata().as_ref().unwrap()["key"].clone();
+    let old = safetensors::serialize(
+        [
+            ("mean", tensors.tensor("mean").unwrap()),
+            ("w", tensors.tensor("w").unwrap()),
+        ],
+        Some(std::collections::HashMap::from([("key".to_string(), key)])),
+    )
+    .unwrap();
+    std::fs::write(&file, &old).unwrap();
+    let from_old = prepare(&data, &opts, Some(cache.path())).unwrap();
+    assert!(!from_old.from_cache, "a cache without checksum was trusted");
+    assert_eq!(from_old.train, first.train);
+    assert!(
+        prepare(&data, &opts, Some(cache.path()))
+            .unwrap()
+            .from_cache
+    );
+    assert_eq!(cache_files(cache.path()), vec![file]);
+}
