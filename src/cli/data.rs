@@ -191,11 +191,12 @@ pub fn ensure_smoke_subset(dir: &Path) -> anyhow::Result<()> {
         dir.display(),
         full.display()
     );
-    let data = allconv_cifar::load_dir(&full)
-        .with_context(|| format!("reading CIFAR-10 from {}", full.display()))?;
-    let subset = data.subset(SMOKE_PER_FILE, SMOKE_TEST)?;
-    allconv_cifar::write_split_dir(dir, &subset)
-        .with_context(|| format!("writing the gpu-smoke subset into {}", dir.display()))
+    // As `allconv data subset`: marked as a subset, and never written over a folder it did not
+    // write (or over the official data).
+    let options = allconv_cifar::SubsetOptions::new(SMOKE_PER_FILE, SMOKE_TEST);
+    allconv_cifar::write_subset_dir(&full, dir, &options)
+        .with_context(|| format!("writing the gpu-smoke subset into {}", dir.display()))?;
+    Ok(())
 }
 
 /// Whether `dir` holds the five training files and the test file.
