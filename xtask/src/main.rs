@@ -68,9 +68,53 @@ fn plan(args: &[String]) -> Result<Plan> {
     Ok(Plan { build, run })
 }
 
+/// Where the CUDA toolkit's `nvcc` is: on `PATH`, else in `$CUDA_HOME/bin`, `$CUDA_PATH/bin`
+/// (the variables cudarc's build script reads) or `/usr/local/cuda/bin`.
+fn find_nvcc(
+    path: Option<&std::ffi::OsStr>,
+    cuda_home: Option<&std::ffi::OsStr>,
+    cuda_path: Option<&std::ffi::OsStr>,
+) -> Option<PathBuf> {
+    let on_path = path.into_iter().flat_map(std::env::split_paths);
+    let roots = [cuda_home, cuda_path]
+        .into_iter()
+        .flatten()
+        .map(|root| Path::new(root).join("bin"))
+        .chain(std::iter::once(PathBuf::from("/usr/local/cuda/bin")));
+    on_path
+        .chain(roots)
+        .map(|dir| dir.join("nvcc"))
+        .find(|nvcc| nvcc.is_file())
+}
+
+/// A `--cuda` build fails deep inside cudarc's build script (a page of output) without the CUDA
+/// toolkit; say first, in one message, what is missing and how to provide it.
+fn check_cuda_toolkit() -> Result<()> {
+    let var = std::env::var_os;
+    if find_nvcc(
+        var("PATH").as_deref(),
+        var("CUDA_HOME").as_deref(),
+        var("CUDA_PATH").as_deref(),
+    )
+    .is_some()
+    {
+        return Ok(());
+    }
+    bail!(
+        "--cuda builds with the CUDA toolkit, and its compiler `nvcc` was found neither on PATH \
+         nor in $CUDA_HOME/bin, $CUDA_PATH/bin or /usr/local/cuda/bin. Install NVIDIA's CUDA \
+         toolkit (12.x or 13.x, with cuDNN 9) and put its bin folder on PATH, or set CUDA_HOME \
+         to the toolkit's folder; on a machine without a GPU, see the README's GPU section for \
+         building the CUDA binary from pip wheels. Without --cuda, xtask builds the CPU binary."
+    )
+}
+
 fn main() -> Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let plan = plan(&args)?;
+    if plan.build.iter().any(|a| a == "cuda") {
+        check_cuda_toolkit()?;
+    }
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     eprintln!("xtask: {cargo} {}", plan.build.join(" "));
@@ -153,6 +197,30 @@ mod tests {
         );
         let p = plan(&strings(&["report", "--runs", "runs/"])).unwrap();
         assert_eq!(p.run, strings(&["report", "--runs", "runs/"]));
+    }
+
+    #[test]
+    fn nvcc_is_found_on_path_or_under_the_toolkit_variables() {
+        let tmp = std::env::temp_dir().join(format!("xtask-nvcc-{}", std::process::id()));
+        let (bin, home) = (tmp.join("bin-dir"), tmp.join("toolkit"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(home.join("bin")).unwrap();
+        let empty = tmp.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let os = |p: &Path| p.as_os_str().to_owned();
+        // Nothing anywhere (unless this machine has /usr/local/cuda, which would then be found).
+        let system = Path::new("/usr/local/cuda/bin/nvcc").is_file();
+        assert_eq!(find_nvcc(Some(&os(&empty)), None, None).is_some(), system);
+        // On PATH.
+        std::fs::write(bin.join("nvcc"), "").unwrap();
+        let path = std::env::join_paths([&empty, &bin]).unwrap();
+        assert_eq!(find_nvcc(Some(&path), None, None), Some(bin.join("nvcc")));
+        // Under CUDA_HOME or CUDA_PATH, with nothing on PATH.
+        std::fs::write(home.join("bin").join("nvcc"), "").unwrap();
+        let want = Some(home.join("bin").join("nvcc"));
+        assert_eq!(find_nvcc(Some(&os(&empty)), Some(&os(&home)), None), want);
+        assert_eq!(find_nvcc(None, None, Some(&os(&home))), want);
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

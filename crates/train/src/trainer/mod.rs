@@ -190,6 +190,10 @@ impl Trainer {
         let say = Reporter::new(progress);
 
         if let Some(result) = dir.result()? {
+            // A finished run counts as this run only under the configuration it finished with:
+            // asked for another (e.g. more epochs), it is refused with the differing keys, as an
+            // unfinished one is, instead of being reported as done.
+            saved_config::check_saved_config(&dir, config, true)?;
             say.line(&format!(
                 "{}: finished already ({}, {} epochs), skipping",
                 dir.path().display(),
