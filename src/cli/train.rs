@@ -28,7 +28,9 @@ pub struct Args {
     #[arg(long)]
     model: Option<String>,
     /// Base learning rate; may be left out when the config's grid has one.
-    #[arg(long)]
+    // Negative numbers reach the value check (which names the key) instead of clap's
+    // "unexpected argument".
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Seed of initialisation, shuffling and dropout; may be left out when the grid has one.
     #[arg(long)]

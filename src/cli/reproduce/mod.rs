@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub models: Vec<String>,
     /// Only these learning rates (comma-separated), instead of `grid.lrs`.
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_delimiter = ',', num_args = 1.., allow_negative_numbers = true)]
     pub lrs: Vec<f64>,
     /// Only these seeds (comma-separated), instead of `grid.seeds`.
     #[arg(long, value_delimiter = ',', num_args = 1..)]

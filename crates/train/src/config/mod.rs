@@ -338,11 +338,28 @@ impl ExperimentConfig {
                 self.schedule.gamma
             ));
         }
-        if self.schedule.milestones.windows(2).any(|w| w[0] > w[1]) {
+        if self.schedule.epochs == 0 {
+            return Err("schedule.epochs must be at least 1".into());
+        }
+        // A milestone m lowers the rate from the (m+1)-th epoch on: 0 would lower it from the
+        // start (that is a smaller base rate), a repeat would apply gamma twice at once.
+        if self.schedule.milestones.contains(&0)
+            || self.schedule.milestones.windows(2).any(|w| w[0] >= w[1])
+        {
             return Err(format!(
-                "schedule.milestones must be increasing, got {:?}",
+                "schedule.milestones must be strictly increasing epochs of at least 1, got {:?}",
                 self.schedule.milestones
             ));
+        }
+        for (key, subset) in [
+            ("data.train_subset", self.data.train_subset),
+            ("data.test_subset", self.data.test_subset),
+        ] {
+            if subset == Some(0) {
+                return Err(format!(
+                    "{key} must be at least 1 (leave it out for all images), got 0"
+                ));
+            }
         }
         for lr in &self.grid.lrs {
             check_lr(*lr).map_err(|e| format!("grid.lrs: {e}"))?;
@@ -351,6 +368,23 @@ impl ExperimentConfig {
             allconv_models::spec(name, &self.model).map_err(|e| format!("grid.models: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Settings that are valid but probably not what was meant, one sentence each (the trainer
+    /// prints them when a run starts): milestones at or after the last epoch never change the rate.
+    pub fn warnings(&self) -> Vec<String> {
+        let epochs = self.schedule.epochs;
+        let late: Vec<usize> = (self.schedule.milestones.iter())
+            .copied()
+            .filter(|&m| m >= epochs)
+            .collect();
+        if late.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "schedule.milestones {late:?} lie at or after the last of the {epochs} epochs: the \
+             learning rate is never lowered there"
+        )]
     }
 
     /// Every (model, lr, seed) of the grid, model-major then lr then seed.

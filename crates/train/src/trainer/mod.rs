@@ -109,7 +109,15 @@ fn load_data(config: &RunConfig, device: &Device) -> Result<DeviceData> {
         &raw,
         &exp.data.prepare_options(),
         exp.data.cache_dir.as_deref(),
-    )?;
+    )
+    .map_err(|e| match e {
+        // Name the configuration key, not the library's option.
+        allconv_cifar::CifarError::InvalidOption { option, reason } => TrainError::Config(format!(
+            "data.{option}: {reason} (data in {})",
+            data_dir.display()
+        )),
+        other => other.into(),
+    })?;
     drop(raw);
     if data.train.is_empty() {
         return Err(TrainError::Config(format!(
@@ -183,10 +191,37 @@ impl Trainer {
     /// provenance, loads the data, builds the network and optimizer, and resumes from the
     /// checkpoint if there is one (refusing one written for another configuration).
     pub fn open(config: &RunConfig, progress: Progress) -> Result<Opened> {
+        let dir = RunDir::new(config.run_dir());
+        let existed = dir.path().exists();
+        let mut lock = Some(dir.lock()?);
+        let opened = Self::open_locked(config, progress, dir.path(), &mut lock);
+        if let (Err(_), Some(_held), false) = (&opened, &lock, existed) {
+            // Refused before anything was recorded: leave no folder behind that claims this
+            // grid point. The lock file goes while still held, so no other process can hold
+            // it meanwhile; then the folder and the parents this call created, if empty.
+            let _ = std::fs::remove_file(dir.lock_path());
+            let root = &config.config.out.runs;
+            let mut folder = Some(dir.path());
+            while let Some(f) = folder.filter(|f| f.starts_with(root) && *f != root.as_path()) {
+                if std::fs::remove_dir(f).is_err() {
+                    break;
+                }
+                folder = f.parent();
+            }
+        }
+        opened
+    }
+
+    /// [`Trainer::open`] once the lock is held: `lock` moves into the trainer it returns.
+    fn open_locked(
+        config: &RunConfig,
+        progress: Progress,
+        dir: &std::path::Path,
+        lock: &mut Option<RunLock>,
+    ) -> Result<Opened> {
         let exp = &config.config;
         let spec = allconv_models::spec(&config.model, &exp.model)?;
-        let dir = RunDir::new(config.run_dir());
-        let lock = dir.lock()?;
+        let dir = RunDir::new(dir.to_path_buf());
         let say = Reporter::new(progress);
 
         if let Some(result) = dir.result()? {
@@ -207,18 +242,12 @@ impl Trainer {
         let saved_state = checkpoints.state()?;
         saved_config::check_saved_config(&dir, config, saved_state.is_some())?;
 
+        // Warnings are printed whatever the progress display: they are not progress.
+        for warning in exp.warnings() {
+            eprintln!("warning: {warning}");
+        }
         let device = exp.training.device.open()?;
         let provenance = Provenance::collect(&exp.data.resolved_dir(), exp.training.device)?;
-        crate::config::save_yaml(
-            &dir.config_path(),
-            &SavedRunConfig {
-                model: config.model.clone(),
-                lr: config.lr,
-                seed: config.seed,
-                config: exp.clone(),
-                provenance,
-            },
-        )?;
         let data = load_data(config, &device)?;
         apply_device_settings(&exp.training);
 
@@ -248,12 +277,26 @@ impl Trainer {
             }
             None => {
                 if let Some(init) = &exp.training.init_from {
-                    checkpoint::load_weights(init, &varmap)?;
+                    checkpoint::load_weights(init, &varmap).map_err(|e| {
+                        TrainError::Config(format!("training.init_from: {}: {e}", init.display()))
+                    })?;
                 }
                 dir.truncate_metrics(0)?;
                 TrainerState::fresh(config)
             }
         };
+        // Written only once everything above has been checked, so that a configuration refused
+        // for its data, weights or checkpoint leaves no config.yaml claiming the folder.
+        crate::config::save_yaml(
+            &dir.config_path(),
+            &SavedRunConfig {
+                model: config.model.clone(),
+                lr: config.lr,
+                seed: config.seed,
+                config: exp.clone(),
+                provenance,
+            },
+        )?;
 
         let epochs = exp.schedule.epochs;
         let steps_per_epoch = batch_count(
@@ -290,7 +333,9 @@ impl Trainer {
             config: config.clone(),
             parameters: spec.parameter_count(),
             dir,
-            _lock: lock,
+            _lock: lock
+                .take()
+                .expect("the lock is held until the trainer takes it"),
             say,
             checkpoints,
             data,
