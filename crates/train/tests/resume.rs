@@ -192,3 +192,47 @@ fn a_checkpoint_written_for_another_seed_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn resume_removes_tensor_files_newer_than_the_last_checkpoint() {
+    // A save that failed between its tensors and state.json (a full disk) leaves complete
+    // weights / momentum files of epoch 2 while state.json names epoch 1's: the resume deletes
+    // them instead of leaving files no state points to.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 10, 20);
+    let config = common::small_config(&data, &tmp.path().join("runs"), 3);
+    let point = common::run_config(&config, "strided-cnn-a", 0.01);
+    let once = RunOptions {
+        stop_after_epochs: Some(1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(&point, &once),
+        Err(TrainError::Interrupted { epochs_done: 1 })
+    ));
+    let checkpoint = RunDir::new(point.run_dir())
+        .checkpoint()
+        .path()
+        .to_path_buf();
+    let (weights1, momentum1) = (
+        checkpoint.join("weights-0001.safetensors"),
+        checkpoint.join("momentum-0001.safetensors"),
+    );
+    assert!(weights1.exists() && momentum1.exists());
+    let (weights2, momentum2) = (
+        checkpoint.join("weights-0002.safetensors"),
+        checkpoint.join("momentum-0002.safetensors"),
+    );
+    std::fs::copy(&weights1, &weights2).unwrap();
+    std::fs::copy(&momentum1, &momentum2).unwrap();
+
+    // Opening the run for the resume restores epoch 1 and clears the orphans at once.
+    match allconv_train::Trainer::open(&point, allconv_train::Progress::Silent).unwrap() {
+        allconv_train::Opened::Ready(_) => {}
+        allconv_train::Opened::Finished(_) => panic!("the run had not finished"),
+    }
+    assert!(weights1.exists() && momentum1.exists());
+    assert!(!weights2.exists(), "stale weights-0002 left");
+    assert!(!momentum2.exists(), "stale momentum-0002 left");
+}

@@ -76,7 +76,9 @@ impl CheckpointDir {
         self.remove_stale(state)
     }
 
-    /// Loads the weights and momentum buffers that `state` names.
+    /// Loads the weights and momentum buffers that `state` names, then deletes every other
+    /// tensor file: a save that failed after its tensors but before `state.json` (a full disk, a
+    /// kill) leaves complete files of a newer epoch that no state points to.
     pub fn restore(
         &self,
         state: &TrainerState,
@@ -84,7 +86,8 @@ impl CheckpointDir {
         sgd: &mut Sgd,
     ) -> Result<()> {
         load_weights(&self.files.file(&state.weights_file), varmap)?;
-        load_momentum(&self.files.file(&state.momentum_file), sgd)
+        load_momentum(&self.files.file(&state.momentum_file), sgd)?;
+        self.remove_stale(state)
     }
 
     /// Deletes tensor files (and leftover temporary files) not named by `state`.
