@@ -45,6 +45,19 @@ pub enum RunsError {
         /// " (pid N)" when the lock file names the holder, else empty.
         holder: String,
     },
+    /// Another process runs the grid of this runs root.
+    #[error(
+        "{root} is being run by another `allconv reproduce`{holder} (lock file {lock} is held); \
+         wait for it to finish, stop it, or use another --out"
+    )]
+    GridLocked {
+        /// The runs root.
+        root: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// " (pid N)" when the lock file names the holder, else empty.
+        holder: String,
+    },
     /// A grid file has no point with the index asked for.
     #[error("grid has no point with index {index} (it has {count} points{indices})")]
     NoGridPoint {

@@ -16,6 +16,7 @@ const RESULT_FILE: &str = "result.json";
 const CHECKPOINT_DIR: &str = "checkpoint";
 const FINAL_WEIGHTS_FILE: &str = "weights.safetensors";
 const LOCK_FILE: &str = "lock";
+const GRID_LOCK_FILE: &str = "reproduce.lock";
 const TRAIN_LOG_FILE: &str = "train.log";
 const STATE_FILE: &str = "state.json";
 const WEIGHTS_PREFIX: &str = "weights-";
@@ -47,6 +48,10 @@ impl RunsRoot {
     /// The folder itself.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+    /// `reproduce.lock`: held (flock) by the process running this root's grid.
+    pub fn grid_lock_path(&self) -> PathBuf {
+        self.root.join(GRID_LOCK_FILE)
     }
     /// The run folder of one grid point (see [`run_dir`]).
     pub fn run(&self, model: &str, lr: f64, seed: u64) -> RunDir {

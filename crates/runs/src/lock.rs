@@ -16,39 +16,80 @@ pub struct RunLock {
     _file: File,
 }
 
+/// Why [`lock_exclusive`] did not get the lock.
+enum Held {
+    /// Another process holds it: " (pid N)" when the lock file names the holder, else empty.
+    By(String),
+    /// The folder or the lock file could not be created or written.
+    Io(RunsError),
+}
+
+/// Takes an exclusive `flock` on `path` inside `folder` (creating both) and writes this
+/// process's id into it for whoever finds it held.
+fn lock_exclusive(
+    folder: &std::path::Path,
+    path: &std::path::Path,
+) -> std::result::Result<RunLock, Held> {
+    std::fs::create_dir_all(folder)
+        .at(folder)
+        .map_err(Held::Io)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .at(path)
+        .map_err(Held::Io)?;
+    if file.try_lock_exclusive().is_err() {
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let holder = text
+            .trim()
+            .parse::<u32>()
+            .map(|pid| format!(" (pid {pid})"))
+            .unwrap_or_default();
+        return Err(Held::By(holder));
+    }
+    // Informational only: the flock, not the file content, is the lock.
+    let write_pid = |file: &mut File| -> std::io::Result<()> {
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())
+    };
+    write_pid(&mut file).at(path).map_err(Held::Io)?;
+    Ok(RunLock { _file: file })
+}
+
+impl crate::RunsRoot {
+    /// Takes the lock of the whole runs root, held by the process that runs its grid (`allconv
+    /// reproduce`), or fails with [`RunsError::GridLocked`] naming the holder: two grids on one
+    /// folder would start the same runs twice and report each other's as failed.
+    pub fn lock_grid(&self) -> Result<RunLock> {
+        lock_exclusive(self.path(), &self.grid_lock_path()).map_err(|held| match held {
+            Held::By(holder) => RunsError::GridLocked {
+                root: self.path().to_path_buf(),
+                lock: self.grid_lock_path(),
+                holder,
+            },
+            Held::Io(e) => e,
+        })
+    }
+}
+
 impl RunDir {
     /// Takes the folder's exclusive lock (creating the folder), or fails with
     /// [`RunsError::Locked`] when another process holds it. The lock is an `flock`, released by
     /// the operating system when the holder exits or is killed, so no stale lock survives a crash.
     pub fn lock(&self) -> Result<RunLock> {
-        std::fs::create_dir_all(self.path()).at(self.path())?;
-        let path = self.lock_path();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at(&path)?;
-        if file.try_lock_exclusive().is_err() {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            let holder = text
-                .trim()
-                .parse::<u32>()
-                .map(|pid| format!(" (pid {pid})"))
-                .unwrap_or_default();
-            return Err(RunsError::Locked {
+        lock_exclusive(self.path(), &self.lock_path()).map_err(|held| match held {
+            Held::By(holder) => RunsError::Locked {
                 run_dir: self.path().to_path_buf(),
-                lock: path,
+                lock: self.lock_path(),
                 holder,
-            });
-        }
-        // Informational only: the flock, not the file content, is the lock.
-        file.set_len(0).at(&path)?;
-        file.rewind().at(&path)?;
-        write!(file, "{}", std::process::id()).at(&path)?;
-        Ok(RunLock { _file: file })
+            },
+            Held::Io(e) => e,
+        })
     }
 
     /// Waits up to `grace` for no process to hold the folder's lock; returns whether it is free.

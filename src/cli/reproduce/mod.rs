@@ -145,8 +145,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         super::data::ensure_data(&data_dir)?;
     }
     let runs = RunsRoot::new(experiment.out.runs.clone());
-    std::fs::create_dir_all(runs.path())
-        .with_context(|| format!("creating {}", runs.path().display()))?;
+    // One grid process per runs root, held until the report is written.
+    let _grid_lock = runs.lock_grid()?;
     let grid_path = runs.grid_path();
     grid.save(&grid_path)
         .with_context(|| format!("writing {}", grid_path.display()))?;
