@@ -13,6 +13,7 @@
 
 mod pool;
 mod slurm;
+mod stop;
 
 use std::path::PathBuf;
 

@@ -145,7 +145,23 @@ pub(super) fn run_grid(
     }
 
     let mut running: Vec<Running> = Vec::new();
+    let stop = super::stop::Guard::install();
     loop {
+        if let Some(signal) = stop.received() {
+            for run in &running {
+                stop.forward(&run.child);
+            }
+            for mut run in running.drain(..) {
+                // Each trainer ends where it is; its last checkpoint stays (see `stop`).
+                let _ = run.child.wait();
+                run.bar.finish_and_clear();
+            }
+            overall.finish_and_clear();
+            anyhow::bail!(
+                "{signal} received: the running trainers were stopped at their last checkpoint \
+                 and no new run was started; the same command resumes the grid"
+            );
+        }
         while running.len() < jobs {
             let Some((index, model, lr, seed, run_dir)) = queue.pop_front() else {
                 break;
