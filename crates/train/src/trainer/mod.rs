@@ -209,6 +209,9 @@ impl Trainer {
 
         let device = exp.training.device.open()?;
         let provenance = Provenance::collect(&exp.data.resolved_dir(), exp.training.device)?;
+        if let Some(warning) = provenance.data_warning() {
+            eprintln!("{warning}");
+        }
         crate::config::save_yaml(
             &dir.config_path(),
             &SavedRunConfig {
