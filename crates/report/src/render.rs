@@ -273,6 +273,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     if summary
         .runs
         .iter()
+        .chain(&summary.outside_grid)
         .any(|r| matches!(r.state, RunState::Unreadable { .. }))
     {
         let _ = writeln!(md, "## Runs that could not be read\n");
