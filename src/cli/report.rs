@@ -47,6 +47,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| RunsRoot::new(&root).report_dir());
         let written = write(&root, &out)?;
+        for bad in &written.unreadable {
+            eprintln!(
+                "warning: {}: {}; left out of the report (listed in it)",
+                bad.dir.display(),
+                bad.reason
+            );
+        }
         println!("{}", written.markdown.display());
     }
     Ok(())
@@ -54,7 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The runs roots to report on: `runs` itself when it holds run folders or a grid.json, else
 /// each subfolder that holds a grid.json (the layout `allconv reproduce` leaves for several
-/// experiments, e.g. `runs/quick` and `runs/paper`).
+/// experiments, e.g. `runs/quick` and `runs/paper`) or run folders of its own (so runs in no
+/// grid.json are reported too, never left out).
 fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !runs.is_dir() {
         anyhow::bail!(
@@ -68,7 +76,10 @@ fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut roots: Vec<PathBuf> = std::fs::read_dir(runs)
         .with_context(|| format!("reading {}", runs.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| RunsRoot::new(p).grid_path().exists())
+        .filter(|p| {
+            RunsRoot::new(p).grid_path().exists()
+                || allconv_runs::scan(p).is_ok_and(|runs| !runs.is_empty())
+        })
         .collect();
     roots.sort();
     if roots.is_empty() {
@@ -83,13 +94,14 @@ fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Writes the report of the runs under `runs` into `out` (see [`allconv_report::write_report`]).
 pub fn write(runs: &Path, out: &Path) -> anyhow::Result<allconv_report::WrittenReport> {
     let expected = expected_points(runs)?;
-    let (settings, provenance) = recorded_settings(runs)?;
+    let (settings, provenance, data) = recorded_settings(runs)?;
     allconv_report::write_report(&allconv_report::ReportOptions {
         runs_root: runs.to_path_buf(),
         out_dir: out.to_path_buf(),
         expected,
         settings,
         provenance,
+        data,
     })
     .with_context(|| {
         format!(
@@ -163,12 +175,18 @@ fn merge(values: BTreeMap<String, BTreeSet<String>>) -> Lines {
         .collect()
 }
 
-/// Settings and provenance recorded in the runs' `config.yaml` files, merged over runs.
-fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
+/// Whether each run folder read the official data, by the folder.
+type DataChecks = Vec<(PathBuf, allconv_report::DataCheck)>;
+
+/// Settings and provenance recorded in the runs' `config.yaml` files, merged over runs, and
+/// whether each run read the official data (judged from its recorded md5 sums, so folders
+/// written before `provenance.official` existed are judged too).
+fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks)> {
     let mut settings: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut provenance: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut data = Vec::new();
     if !runs.is_dir() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), data));
     }
     for found in allconv_runs::scan(runs)? {
         let path = found.dir.config_path();
@@ -191,6 +209,15 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
             settings.entry(key).or_default().insert(value);
         }
         let p = &saved.provenance;
+        let differing = p.files_not_official();
+        data.push((
+            found.dir.path().to_path_buf(),
+            if differing.is_empty() {
+                allconv_report::DataCheck::Official
+            } else {
+                allconv_report::DataCheck::NotOfficial(differing)
+            },
+        ));
         let mut add = |key: String, value: String| {
             provenance.entry(key).or_default().insert(value);
         };
@@ -209,7 +236,7 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines)> {
             add(format!("md5 {file}"), md5.clone());
         }
     }
-    Ok((merge(settings), merge(provenance)))
+    Ok((merge(settings), merge(provenance), data))
 }
 
 /// The arithmetic a run used, as the report states it.

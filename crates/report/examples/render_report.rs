@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         expected: Vec::new(),
         settings: Vec::new(),
         provenance: Vec::new(),
+        data: Vec::new(),
     })?;
     println!("model            paper   ours    lr");
     for row in &written.summary.rows {

@@ -9,13 +9,13 @@ pub mod summary;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use summary::{GridPoint, RunState, Summary};
+pub use summary::{DataCheck, GridPoint, RunState, Summary, UnreadableRun};
 
 /// Everything that can go wrong while reading run folders or writing the report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The run folders could not be listed, or a run's metrics.csv or result.json is not what
-    /// the trainer writes (the message names the file, line and field).
+    /// The run folders could not be listed (a run whose metrics.csv or result.json is not what
+    /// the trainer writes is reported as unreadable instead).
     #[error(transparent)]
     Runs(#[from] allconv_runs::RunsError),
     /// A report file could not be written.
@@ -37,7 +37,7 @@ pub enum ReportError {
 }
 
 /// What to report on and where to write it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ReportOptions {
     /// Root of the run folders.
     pub runs_root: PathBuf,
@@ -51,6 +51,10 @@ pub struct ReportOptions {
     pub settings: Vec<(String, String)>,
     /// Provenance lines (git revision, data checksums, device...), shown as given.
     pub provenance: Vec<(String, String)>,
+    /// Whether each run folder read the official data, from its `config.yaml` (read by the
+    /// caller); a folder not listed is [`DataCheck::Unknown`]. Runs not on the official data
+    /// are marked in Table 3, never mixed in silently.
+    pub data: Vec<(PathBuf, DataCheck)>,
 }
 
 /// The files written by [`write_report`] and the numbers in them.
@@ -66,6 +70,8 @@ pub struct WrittenReport {
     pub figures: Vec<PathBuf>,
     /// The numbers.
     pub summary: Summary,
+    /// The run folders that could not be read, listed in report.md (the caller may warn).
+    pub unreadable: Vec<UnreadableRun>,
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
@@ -93,11 +99,34 @@ fn figure_name(model: &str) -> String {
 /// Reads the run folders under `options.runs_root` and writes the report into
 /// `options.out_dir`.
 pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportError> {
-    let folders = allconv_runs::scan(&options.runs_root)?
-        .into_iter()
-        .map(|found| found.read)
-        .collect::<Result<Vec<_>, _>>()?;
-    let summary = summary::summarize(&folders, &options.expected);
+    let mut folders = Vec::new();
+    let mut unreadable = Vec::new();
+    for found in allconv_runs::scan(&options.runs_root)? {
+        match found.read {
+            Ok(record) => folders.push(record),
+            Err(error) => unreadable.push(UnreadableRun {
+                model: found.model,
+                lr: found.lr,
+                seed: found.seed,
+                dir: found.dir.path().to_path_buf(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+    let mut summary = summary::summarize_all(&folders, &unreadable, &options.expected);
+    for run in summary
+        .runs
+        .iter_mut()
+        .chain(summary.outside_grid.iter_mut())
+    {
+        if let Some((_, check)) = options
+            .data
+            .iter()
+            .find(|(dir, _)| run.dir.as_deref() == Some(dir.as_path()))
+        {
+            run.data = check.clone();
+        }
+    }
     let figures_dir = options.out_dir.join("figures");
     fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
         path: figures_dir.clone(),
@@ -140,5 +169,6 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
         table3_csv,
         figures,
         summary,
+        unreadable,
     })
 }

@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::paper;
-use crate::summary::{ModelRow, RunState, RunSummary, Selection, Stats, Summary};
+use crate::summary::{DataCheck, ModelRow, RunState, RunSummary, Selection, Stats, Summary};
+
+/// Marks a Table 3 row whose finished runs did not all read the official CIFAR-10 files.
+pub const NOT_OFFICIAL_MARK: &str = "†";
 
 /// What to render besides the summary.
 #[derive(Debug, Clone, Default)]
@@ -73,7 +76,17 @@ pub fn status_text(run: &RunSummary) -> String {
         },
         RunState::Partial => format!("partial {} (running or interrupted)", epochs(run)),
         RunState::Missing => "missing".to_string(),
+        RunState::Unreadable { .. } => "unreadable (see Runs that could not be read)".to_string(),
     }
+}
+
+/// Whether a model's finished runs include one not known to have read the official data.
+fn row_not_official(summary: &Summary, row: &ModelRow) -> bool {
+    let key = paper::model_key(&row.model);
+    summary
+        .runs
+        .iter()
+        .any(|r| paper::model_key(&r.model) == key && r.is_done() && r.data != DataCheck::Official)
 }
 
 fn cell_text(summary: &Summary, row: &ModelRow, lr: f64, on_validation: bool) -> String {
@@ -145,6 +158,7 @@ fn counts_text(row: &ModelRow) -> String {
         (c.ended, "ended otherwise"),
         (c.partial, "partial"),
         (c.missing, "missing"),
+        (c.unreadable, "unreadable"),
     ] {
         if n > 0 {
             parts.push(format!("{n} {what}"));
@@ -182,13 +196,14 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     let _ = writeln!(
         md,
         "Generated from the run folders under `{}`: {total} grid points, {} done, {} diverged, \
-         {} partial, {} missing, {} ended otherwise.\n",
+         {} partial, {} missing, {} ended otherwise, {} unreadable.\n",
         context.runs_root,
         count(|s| *s == RunState::Done),
         count(|s| matches!(s, RunState::Diverged { .. })),
         count(|s| *s == RunState::Partial),
         count(|s| *s == RunState::Missing),
         count(|s| matches!(s, RunState::Ended { .. })),
+        count(|s| matches!(s, RunState::Unreadable { .. })),
     );
 
     let _ = writeln!(md, "## Table 3: test error (%), the paper beside ours\n");
@@ -206,9 +221,14 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
         } else {
             ["n/a".to_string(), "–".to_string(), "–".to_string()]
         };
+        let mark = if row_not_official(summary, row) {
+            format!(" {NOT_OFFICIAL_MARK}")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {t} | {td} | {tl} | {v} | {vd} | {vl} | {} |",
+            "| {}{mark} | {} | {} | {t} | {td} | {tl} | {v} | {vd} | {vl} | {} |",
             row.model,
             parameters_text(row),
             paper_error.map(error).unwrap_or_else(|| "–".to_string()),
@@ -233,6 +253,47 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
             " These runs have no validation split, so that column is n/a."
         }
     );
+    let finished = |check: fn(&DataCheck) -> bool| {
+        summary
+            .runs
+            .iter()
+            .filter(|r| r.is_done() && check(&r.data))
+            .count()
+    };
+    let not_official = finished(|d| matches!(d, DataCheck::NotOfficial(_)));
+    let unknown = finished(|d| *d == DataCheck::Unknown);
+    if not_official + unknown > 0 {
+        let _ = writeln!(
+            md,
+            "{NOT_OFFICIAL_MARK} Not the official CIFAR-10 data: {not_official} finished run(s) \
+             read files whose md5 sums differ from the official ones and {unknown} record no \
+             data checksums (see Provenance). Their numbers do not compare with the paper's.\n"
+        );
+    }
+    if summary
+        .runs
+        .iter()
+        .chain(&summary.outside_grid)
+        .any(|r| matches!(r.state, RunState::Unreadable { .. }))
+    {
+        let _ = writeln!(md, "## Runs that could not be read\n");
+        let _ = writeln!(
+            md,
+            "These folders are left out of every number above; fix or remove the file named \
+             and run the report again.\n"
+        );
+        for run in summary.runs.iter().chain(&summary.outside_grid) {
+            if let RunState::Unreadable { reason } = &run.state {
+                let dir = run
+                    .dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                let _ = writeln!(md, "- `{dir}`: {reason}");
+            }
+        }
+        let _ = writeln!(md);
+    }
 
     let mut grid_table = |title: &str, on_validation: bool| {
         let _ = writeln!(md, "## {title}\n");
@@ -246,7 +307,12 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
         }
         let _ = writeln!(md);
         for row in summary.rows.iter().filter(|r| {
-            r.counts.done + r.counts.diverged + r.counts.ended + r.counts.partial + r.counts.missing
+            r.counts.done
+                + r.counts.diverged
+                + r.counts.ended
+                + r.counts.partial
+                + r.counts.missing
+                + r.counts.unreadable
                 > 0
         }) {
             let _ = write!(md, "| {} |", row.model);
@@ -307,6 +373,37 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
         );
     }
     let _ = writeln!(md);
+
+    if !summary.outside_grid.is_empty() {
+        let _ = writeln!(md, "## Runs outside the grid\n");
+        let _ = writeln!(
+            md,
+            "Run folders under this root that are not grid points (not in its grid.json, or \
+             holding only a `config.yaml`): shown here, counted nowhere above.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| Model | LR | Seed | Status | Epochs | Final test error | Folder |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---|");
+        for run in &summary.outside_grid {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                run.model,
+                run.lr,
+                run.seed,
+                status_text(run),
+                epochs(run),
+                opt(run.final_test_error),
+                run.dir
+                    .as_ref()
+                    .map(|d| format!("`{}`", d.display()))
+                    .unwrap_or_else(|| "–".to_string()),
+            );
+        }
+        let _ = writeln!(md);
+    }
 
     let _ = writeln!(md, "## Curves\n");
     if context.figures.is_empty() {
@@ -386,6 +483,36 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     }
 
     let _ = writeln!(md, "## Provenance\n");
+    let mut data_lines = Vec::new();
+    for run in summary.runs.iter().filter(|r| r.dir.is_some()) {
+        let dir = run.dir.as_ref().map(|d| d.display().to_string());
+        let dir = dir.unwrap_or_default();
+        match &run.data {
+            DataCheck::Official => {}
+            DataCheck::NotOfficial(files) => data_lines.push(format!(
+                "- `{dir}`: not the official data (md5 differs for {})",
+                files.join(", ")
+            )),
+            DataCheck::Unknown => data_lines.push(format!(
+                "- `{dir}`: not known to be the official data (no data checksums recorded)"
+            )),
+        }
+    }
+    if data_lines.is_empty() {
+        let _ = writeln!(
+            md,
+            "Every run read the official CIFAR-10 files (their md5 sums are recorded).\n"
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "{NOT_OFFICIAL_MARK} Runs not on the official CIFAR-10 data:\n"
+        );
+        for line in data_lines {
+            let _ = writeln!(md, "{line}");
+        }
+        let _ = writeln!(md);
+    }
     if context.provenance.is_empty() {
         let _ = writeln!(
             md,
@@ -429,6 +556,7 @@ fn state_word(state: &RunState) -> String {
         RunState::Ended { status, .. } => status.clone(),
         RunState::Partial => "partial".into(),
         RunState::Missing => "missing".into(),
+        RunState::Unreadable { .. } => "unreadable".into(),
     }
 }
 

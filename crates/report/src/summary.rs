@@ -53,6 +53,23 @@ pub enum RunState {
     Partial,
     /// No folder, or a folder without any finished epoch.
     Missing,
+    /// A folder whose `metrics.csv` or `result.json` could not be read (corrupt or truncated).
+    Unreadable {
+        /// What is wrong with it (names the file, line and field).
+        reason: String,
+    },
+}
+
+/// Whether a run read the official CIFAR-10 files, as its `config.yaml` recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DataCheck {
+    /// The recorded md5 sums are the official ones.
+    Official,
+    /// These files' recorded md5 sums differ from the official ones.
+    NotOfficial(Vec<String>),
+    /// No data checksums recorded (no readable `config.yaml`).
+    #[default]
+    Unknown,
 }
 
 /// One grid point with the numbers the report shows for it.
@@ -90,6 +107,8 @@ pub struct RunSummary {
     pub metrics: Vec<EpochMetrics>,
     /// `config.yaml` of the run, verbatim.
     pub config_yaml: Option<String>,
+    /// Whether the run read the official data.
+    pub data: DataCheck,
 }
 
 impl RunSummary {
@@ -167,6 +186,8 @@ pub struct StateCounts {
     pub partial: usize,
     /// Not started.
     pub missing: usize,
+    /// A folder that could not be read.
+    pub unreadable: usize,
 }
 
 impl StateCounts {
@@ -177,6 +198,7 @@ impl StateCounts {
             RunState::Ended { .. } => self.ended += 1,
             RunState::Partial => self.partial += 1,
             RunState::Missing => self.missing += 1,
+            RunState::Unreadable { .. } => self.unreadable += 1,
         }
     }
 }
@@ -195,6 +217,9 @@ pub struct Summary {
     pub rows: Vec<ModelRow>,
     /// Whether any run has a validation split.
     pub has_validation: bool,
+    /// Run folders that are not grid points: not in the grid expected, or (without a grid)
+    /// holding neither `metrics.csv` nor `result.json`. Shown apart, never counted.
+    pub outside_grid: Vec<RunSummary>,
 }
 
 impl Summary {
@@ -312,7 +337,46 @@ fn summarize_folder(folder: &RunRecord, planned: Option<u32>) -> RunSummary {
         images_per_sec: Stats::of(&throughput).map(|s| s.mean),
         metrics: folder.metrics.clone(),
         config_yaml: folder.config_yaml.clone(),
+        data: DataCheck::Unknown,
     }
+}
+
+/// A grid point with no numbers: not started, or a folder that could not be read.
+fn empty_run(model: &str, lr: f64, seed: u64, planned: Option<u32>) -> RunSummary {
+    RunSummary {
+        model: display_name(model),
+        lr,
+        seed,
+        dir: None,
+        state: RunState::Missing,
+        epochs_done: 0,
+        epochs_planned: planned,
+        final_test_error: None,
+        final_val_error: None,
+        best_test: None,
+        test_error_at_best_val: None,
+        parameters: None,
+        wall_seconds: None,
+        images_per_sec: None,
+        metrics: Vec::new(),
+        config_yaml: None,
+        data: DataCheck::Unknown,
+    }
+}
+
+/// A run folder that could not be read: where it is in the layout and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadableRun {
+    /// Model name from the folder name.
+    pub model: String,
+    /// Learning rate from the folder name.
+    pub lr: f64,
+    /// Seed from the folder name.
+    pub seed: u64,
+    /// The folder.
+    pub dir: PathBuf,
+    /// The reading error (names the file, line and field).
+    pub reason: String,
 }
 
 fn select(summary: &Summary, model: &str, on_validation: bool) -> Option<Selection> {
@@ -342,47 +406,63 @@ fn select(summary: &Summary, model: &str, on_validation: bool) -> Option<Selecti
 }
 
 /// Computes the report's numbers from the run folders found and the grid points expected.
-/// Every expected point appears (as missing when it has no folder); every folder appears even
-/// when it is not in `expected`.
+/// Every expected point appears (as missing when it has no folder); see [`summarize_all`] for
+/// the folders that are not grid points.
 pub fn summarize(folders: &[RunRecord], expected: &[GridPoint]) -> Summary {
+    summarize_all(folders, &[], expected)
+}
+
+/// [`summarize`], with the folders that could not be read: a grid point whose folder is
+/// unreadable is shown as such (never as missing, never in the means). A folder is a grid point
+/// when it is in `expected`, or, with no grid expected, when it holds `metrics.csv` or
+/// `result.json`; every other folder goes to [`Summary::outside_grid`].
+pub fn summarize_all(
+    folders: &[RunRecord],
+    unreadable: &[UnreadableRun],
+    expected: &[GridPoint],
+) -> Summary {
     let mut by_point: BTreeMap<(String, String, u64), RunSummary> = BTreeMap::new();
+    let mut outside_grid = Vec::new();
     let point_key =
         |model: &str, lr: f64, seed: u64| (paper::model_key(model), format!("{lr}"), seed);
+    let find_point = |model: &str, lr: f64, seed: u64| {
+        expected.iter().find(|p| {
+            paper::model_key(&p.model) == paper::model_key(model)
+                && same_lr(p.lr, lr)
+                && p.seed == seed
+        })
+    };
     for folder in folders {
-        let planned = expected
-            .iter()
-            .find(|p| {
-                paper::model_key(&p.model) == paper::model_key(&folder.model)
-                    && same_lr(p.lr, folder.lr)
-                    && p.seed == folder.seed
-            })
-            .and_then(|p| p.epochs);
-        by_point.insert(
-            point_key(&folder.model, folder.lr, folder.seed),
-            summarize_folder(folder, planned),
-        );
+        let point = find_point(&folder.model, folder.lr, folder.seed);
+        let run = summarize_folder(folder, point.and_then(|p| p.epochs));
+        let in_grid = if expected.is_empty() {
+            !folder.metrics.is_empty() || folder.result.is_some()
+        } else {
+            point.is_some()
+        };
+        if in_grid {
+            by_point.insert(point_key(&folder.model, folder.lr, folder.seed), run);
+        } else {
+            outside_grid.push(run);
+        }
+    }
+    for bad in unreadable {
+        let point = find_point(&bad.model, bad.lr, bad.seed);
+        let mut run = empty_run(&bad.model, bad.lr, bad.seed, point.and_then(|p| p.epochs));
+        run.dir = Some(bad.dir.clone());
+        run.state = RunState::Unreadable {
+            reason: bad.reason.clone(),
+        };
+        if expected.is_empty() || point.is_some() {
+            by_point.insert(point_key(&bad.model, bad.lr, bad.seed), run);
+        } else {
+            outside_grid.push(run);
+        }
     }
     for point in expected {
         by_point
             .entry(point_key(&point.model, point.lr, point.seed))
-            .or_insert_with(|| RunSummary {
-                model: display_name(&point.model),
-                lr: point.lr,
-                seed: point.seed,
-                dir: None,
-                state: RunState::Missing,
-                epochs_done: 0,
-                epochs_planned: point.epochs,
-                final_test_error: None,
-                final_val_error: None,
-                best_test: None,
-                test_error_at_best_val: None,
-                parameters: None,
-                wall_seconds: None,
-                images_per_sec: None,
-                metrics: Vec::new(),
-                config_yaml: None,
-            });
+            .or_insert_with(|| empty_run(&point.model, point.lr, point.seed, point.epochs));
     }
     let mut runs: Vec<RunSummary> = by_point.into_values().collect();
     runs.sort_by(|a, b| {
@@ -416,6 +496,7 @@ pub fn summarize(folders: &[RunRecord], expected: &[GridPoint]) -> Summary {
         lrs,
         rows: Vec::new(),
         has_validation,
+        outside_grid,
     };
     let rows = summary
         .models

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use allconv_report::{write_report, GridPoint, ReportOptions};
+use allconv_report::{write_report, DataCheck, GridPoint, ReportOptions};
 
 const HEADER: &str =
     "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,images_per_sec";
@@ -127,6 +127,21 @@ fn report_numbers_come_from_the_metrics_files() {
         expected,
         settings: Vec::new(),
         provenance: vec![("git revision".into(), "abc123".into())],
+        // Model A read the official files; one All-CNN-C seed read a changed data_batch_3.bin,
+        // the other recorded no checksums.
+        data: [0.25, 0.1, 0.05, 0.01]
+            .iter()
+            .map(|lr| {
+                (
+                    root.join(format!("model-a/lr-{lr}/seed-0")),
+                    DataCheck::Official,
+                )
+            })
+            .chain([(
+                root.join("all-cnn-c/lr-0.05/seed-0"),
+                DataCheck::NotOfficial(vec!["data_batch_3.bin".into()]),
+            )])
+            .collect(),
     })
     .unwrap();
     let md = fs::read_to_string(&written.markdown).unwrap();
@@ -142,10 +157,27 @@ fn report_numbers_come_from_the_metrics_files() {
     );
     // All-CNN-C: 11.00 ± 1.41 over two seeds; 11.00 - 9.08 = +1.92; the lr 0.1 point is missing.
     assert!(
-        md.contains("| All-CNN-C | 1,369,738 | 9.08 | 11.00 ± 1.41 (n=2) | +1.92 | 0.05 |"),
+        md.contains("| All-CNN-C † | 1,369,738 | 9.08 | 11.00 ± 1.41 (n=2) | +1.92 | 0.05 |"),
         "{md}"
     );
     assert!(md.contains("2 done, 1 missing |"), "{md}");
+    // The marked row is explained under the table, and each run is named under Provenance.
+    assert!(
+        md.contains("† Not the official CIFAR-10 data: 1 finished run(s) read files whose md5 sums differ from the official ones and 1 record no data checksums"),
+        "{md}"
+    );
+    let provenance = md.split("## Provenance").nth(1).expect(&md);
+    assert!(
+        provenance.contains(
+            "all-cnn-c/lr-0.05/seed-0`: not the official data (md5 differs for data_batch_3.bin)"
+        ),
+        "{md}"
+    );
+    assert!(
+        provenance.contains("all-cnn-c/lr-0.05/seed-1`: not known to be the official data"),
+        "{md}"
+    );
+    assert!(!provenance.contains("model-a/lr-0.1/seed-0"), "{md}");
     // Models of the paper without runs are still listed.
     assert!(
         md.contains("| Strided-CNN-A | 839,242 | 13.46 | – |"),
@@ -242,14 +274,17 @@ fn without_validation_split_the_validation_choice_is_not_applicable() {
             ),
         ],
         provenance: Vec::new(),
+        data: Vec::new(),
     })
     .unwrap();
     let md = fs::read_to_string(&written.markdown).unwrap();
     assert!(
-        md.contains("| All-CNN-C | 1,369,738 | 9.08 | 9.08 | +0.00 | 0.05 | n/a |"),
+        md.contains("| All-CNN-C † | 1,369,738 | 9.08 | 9.08 | +0.00 | 0.05 | n/a |"),
         "{md}"
     );
     assert!(!md.contains("final validation error (%)"), "{md}");
+    // Hand-written folders record no data checksums: the row is marked, never passed as official.
+    assert!(md.contains("and 1 record no data checksums"), "{md}");
     // Settings given by the caller are listed beside the paper's; absent keys say so.
     assert!(
         md.contains("| batch size | open (default 128) | `training.batch_size` = 128 |"),
@@ -280,6 +315,7 @@ fn an_epoch_without_evaluation_does_not_hide_the_last_evaluated_error() {
         }],
         settings: Vec::new(),
         provenance: Vec::new(),
+        data: Vec::new(),
     })
     .unwrap();
     let md = fs::read_to_string(&written.markdown).unwrap();
@@ -292,23 +328,112 @@ fn an_epoch_without_evaluation_does_not_hide_the_last_evaluated_error() {
 }
 
 #[test]
-fn a_broken_metrics_file_is_named_in_the_error() {
+fn a_broken_metrics_file_is_listed_and_every_other_run_reported() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("model-b/lr-0.1/seed-0");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("metrics.csv"), format!("{HEADER}\n1,0.1,1.0\n")).unwrap();
-    let message = write_report(&ReportOptions {
-        runs_root: tmp.path().to_path_buf(),
-        out_dir: tmp.path().join("out"),
-        expected: Vec::new(),
-        settings: Vec::new(),
-        provenance: Vec::new(),
-    })
-    .unwrap_err()
-    .to_string();
-    assert!(
-        message.contains("model-b/lr-0.1/seed-0/metrics.csv"),
-        "{message}"
+    let root = tmp.path().join("runs");
+    // A good run: final test acc 0.8753 -> 12.47 %.
+    run_folder(
+        &root,
+        "model-a",
+        0.1,
+        0,
+        &[(1.5, Some(0.7), 0.80), (1.0, Some(0.84), 0.8753)],
+        Some(("done", None, 839_242)),
     );
-    assert!(message.contains("3 cells, expected 10"), "{message}");
+    // A truncated metrics row (3 of 10 cells) and a truncated result.json.
+    let broken = root.join("model-b/lr-0.1/seed-0");
+    fs::create_dir_all(&broken).unwrap();
+    fs::write(broken.join("metrics.csv"), format!("{HEADER}\n1,0.1,1.0\n")).unwrap();
+    let half_json = root.join("model-b/lr-0.05/seed-0");
+    fs::create_dir_all(&half_json).unwrap();
+    fs::write(
+        half_json.join("result.json"),
+        "{\"model\": \"model-b\", \"lr\"",
+    )
+    .unwrap();
+    let written = write_report(&ReportOptions {
+        runs_root: root.clone(),
+        out_dir: tmp.path().join("out"),
+        ..ReportOptions::default()
+    })
+    .unwrap();
+    let md = fs::read_to_string(&written.markdown).unwrap();
+    // The good run is reported with its number.
+    assert!(md.contains("| Model A †"), "{md}");
+    assert!(md.contains("| 12.47 | +0.00 | 0.1 |"), "{md}");
+    // Both broken ones are listed with the file and the reason.
+    assert_eq!(written.unreadable.len(), 2, "{:?}", written.unreadable);
+    assert!(md.contains("## Runs that could not be read"), "{md}");
+    assert!(md.contains("model-b/lr-0.1/seed-0/metrics.csv"), "{md}");
+    assert!(md.contains("3 cells, expected 10"), "{md}");
+    assert!(md.contains("model-b/lr-0.05/seed-0/result.json"), "{md}");
+    // Counted as unreadable grid points, never as missing or done.
+    assert!(md.contains("3 grid points, 1 done"), "{md}");
+    assert!(
+        md.contains("0 missing, 0 ended otherwise, 2 unreadable"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Model B | 885,610"),
+        "Model B is in the paper's table: {md}"
+    );
+    assert!(md.contains("| 2 unreadable |"), "{md}");
+}
+
+#[test]
+fn folders_outside_the_grid_are_shown_apart_and_not_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("runs");
+    // In the grid: final test acc 0.8753 -> 12.47 %.
+    run_folder(
+        &root,
+        "model-a",
+        0.1,
+        0,
+        &[(1.5, Some(0.7), 0.80), (1.0, Some(0.84), 0.8753)],
+        Some(("done", None, 839_242)),
+    );
+    // Not in the grid: a finished run with a lower error (10.00 %), which must not be chosen.
+    run_folder(
+        &root,
+        "model-a",
+        0.05,
+        0,
+        &[(1.0, Some(0.85), 0.90)],
+        Some(("done", None, 839_242)),
+    );
+    // A folder with only a config.yaml of another configuration.
+    let config_only = root.join("model-c/lr-0.01/seed-3");
+    fs::create_dir_all(&config_only).unwrap();
+    fs::write(config_only.join("config.yaml"), "model: model-c\n").unwrap();
+    let written = write_report(&ReportOptions {
+        runs_root: root.clone(),
+        out_dir: tmp.path().join("out"),
+        expected: vec![grid_point("model-a", 0.1, 0)],
+        ..ReportOptions::default()
+    })
+    .unwrap();
+    let md = fs::read_to_string(&written.markdown).unwrap();
+    assert!(md.contains("from the run folders under"), "{md}");
+    assert!(md.contains("1 grid points, 1 done"), "{md}");
+    assert!(md.contains("| 12.47 | +0.00 | 0.1 |"), "{md}");
+    let outside = md.split("## Runs outside the grid").nth(1).expect(&md);
+    assert!(
+        outside.contains("| Model A | 0.05 | 0 | done | 1/2 | 10.00 |"),
+        "{md}"
+    );
+    assert!(outside.contains("| Model C | 0.01 | 3 | missing |"), "{md}");
+    assert_eq!(written.summary.outside_grid.len(), 2);
+
+    // Without a grid, the config-only folder is still not a grid point.
+    let written = write_report(&ReportOptions {
+        runs_root: root,
+        out_dir: tmp.path().join("out2"),
+        ..ReportOptions::default()
+    })
+    .unwrap();
+    let md = fs::read_to_string(&written.markdown).unwrap();
+    assert!(md.contains("2 grid points, 2 done"), "{md}");
+    assert_eq!(written.summary.outside_grid.len(), 1);
+    assert!(md.contains("| Model C | 0.01 | 3 | missing |"), "{md}");
 }

@@ -30,21 +30,63 @@ pub struct Provenance {
     /// numbers repeat bit for bit only on the same path and thread count.
     #[serde(default)]
     pub cpu_kernels: String,
+    /// Whether `data_md5` are the official CIFAR-10 sums ([`allconv_cifar::OFFICIAL_MD5`]):
+    /// only such runs compare with the paper. False in folders written before this was
+    /// recorded; [`Provenance::files_not_official`] judges those from their sums.
+    #[serde(default)]
+    pub official: bool,
 }
 
 impl Provenance {
     /// Collects versions, git revision and the md5 of every file in `data_dir`.
     pub fn collect(data_dir: &Path, device: DeviceKind) -> Result<Self> {
+        let data_md5 = allconv_cifar::checksums(data_dir)?;
         Ok(Provenance {
+            official: files_not_official(&data_md5).is_empty(),
             allconv_version: env!("CARGO_PKG_VERSION").to_string(),
             git_revision: git_revision(),
             device: device.to_string(),
             data_dir: data_dir.to_path_buf(),
-            data_md5: allconv_cifar::checksums(data_dir)?,
+            data_md5,
             cpu: allconv_models::ops::cpu_model(),
             cpu_kernels: allconv_models::ops::cpu_kernels()?.name().to_string(),
         })
     }
+}
+
+impl Provenance {
+    /// The data files whose recorded md5 is not the official one (or that are not recorded):
+    /// empty exactly when the run read the official CIFAR-10 files.
+    pub fn files_not_official(&self) -> Vec<String> {
+        files_not_official(&self.data_md5)
+    }
+
+    /// The warning to print at the start of a run on data that is not the official CIFAR-10
+    /// (naming the folder and the differing files), or `None` on the official data.
+    pub fn data_warning(&self) -> Option<String> {
+        let files = self.files_not_official();
+        (!files.is_empty()).then(|| {
+            format!(
+                "warning: the data in {} is not the official CIFAR-10 (md5 differs for {}); \
+                 this run does not compare with the paper",
+                self.data_dir.display(),
+                files.join(", ")
+            )
+        })
+    }
+}
+
+/// The official data files whose md5 in `sums` is absent or different.
+fn files_not_official(sums: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    allconv_cifar::OFFICIAL_MD5
+        .iter()
+        .filter(|(file, md5)| {
+            !sums
+                .get(*file)
+                .is_some_and(|recorded| recorded.eq_ignore_ascii_case(md5))
+        })
+        .map(|(file, _)| file.to_string())
+        .collect()
 }
 
 fn git_revision() -> String {
@@ -74,4 +116,51 @@ pub struct SavedRunConfig {
     pub config: ExperimentConfig,
     /// Versions, data checksums, device.
     pub provenance: Provenance,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provenance(sums: &[(&str, &str)]) -> Provenance {
+        Provenance {
+            allconv_version: "0".into(),
+            git_revision: "unknown".into(),
+            device: "cpu".into(),
+            data_dir: PathBuf::from("data/x"),
+            data_md5: sums
+                .iter()
+                .map(|(f, m)| (f.to_string(), m.to_string()))
+                .collect(),
+            cpu: String::new(),
+            cpu_kernels: String::new(),
+            official: false,
+        }
+    }
+
+    #[test]
+    fn the_official_sums_pass_and_one_changed_file_is_named() {
+        // The table the data crate publishes, verbatim: nothing differs.
+        let official = provenance(&allconv_cifar::OFFICIAL_MD5);
+        assert!(official.files_not_official().is_empty());
+        assert_eq!(official.data_warning(), None);
+        // One pixel byte flipped in data_batch_3.bin changes only that file's sum.
+        let mut sums = allconv_cifar::OFFICIAL_MD5;
+        sums[2].1 = "00000000000000000000000000000000";
+        assert_eq!(sums[2].0, "data_batch_3.bin");
+        let changed = provenance(&sums);
+        assert_eq!(changed.files_not_official(), vec!["data_batch_3.bin"]);
+        let warning = changed.data_warning().unwrap();
+        assert!(warning.contains("data/x"), "{warning}");
+        assert!(warning.contains("data_batch_3.bin"), "{warning}");
+        assert!(!warning.contains("data_batch_1.bin"), "{warning}");
+    }
+
+    #[test]
+    fn a_config_yaml_written_before_the_flag_still_reads() {
+        let yaml = "allconv_version: '0.1.0'\ngit_revision: unknown\ndevice: cpu\n\
+                    data_dir: data\ndata_md5: {}\n";
+        let read: Provenance = super::super::from_yaml_str(yaml).unwrap();
+        assert!(!read.official);
+    }
 }

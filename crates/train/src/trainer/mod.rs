@@ -248,6 +248,9 @@ impl Trainer {
         }
         let device = exp.training.device.open()?;
         let provenance = Provenance::collect(&exp.data.resolved_dir(), exp.training.device)?;
+        if let Some(warning) = provenance.data_warning() {
+            eprintln!("{warning}");
+        }
         let data = load_data(config, &device)?;
         apply_device_settings(&exp.training);
 
