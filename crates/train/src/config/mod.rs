@@ -151,9 +151,10 @@ impl std::str::FromStr for DeviceKind {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "cpu" => Ok(DeviceKind::Cpu),
-            "cuda" | "gpu" => Ok(DeviceKind::Cuda),
+            "cuda" => Ok(DeviceKind::Cuda),
+            // No aliases: what was asked is what the run records (`gpu` used to become `cuda`).
             other => Err(format!(
-                "unknown device `{other}`, expected `cpu` or `cuda`"
+                "unknown device `{other}`, expected `cpu` or `cuda` (CUDA GPUs are `cuda`)"
             )),
         }
     }
