@@ -1,26 +1,14 @@
 //! Two `allconv reproduce` on one runs folder: the second is refused at once, naming the
 //! process that holds the folder, and writes nothing there.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn a_second_grid_on_one_runs_folder_is_refused_naming_the_holder() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    allconv_cifar::write_synthetic_dir(&data, 10, 20, 5).unwrap();
-    let runs = tmp.path().join("runs");
-    let config = tmp.path().join("tiny.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "data:\n  dir: {}\n  preprocessing: scale\nschedule:\n  epochs: 1\n  milestones: []\n\
-             training:\n  batch_size: 25\n  device: cpu\ngrid:\n  models: [strided-cnn-a]\n  lrs: [0.01]\n\
-             out:\n  runs: {}\n",
-            data.display(),
-            runs.display()
-        ),
-    )
-    .unwrap();
+    let (config, runs) = common::tiny_grid(tmp.path(), 1);
     let reproduce = || {
         Command::new(env!("CARGO_BIN_EXE_allconv"))
             .args(["reproduce", "--jobs", "1", "--config"])

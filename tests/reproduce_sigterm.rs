@@ -4,28 +4,15 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
 fn sigterm_to_the_grid_stops_its_trainers_and_the_grid_resumes() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    allconv_cifar::write_synthetic_dir(&data, 10, 20, 5).unwrap();
-    let runs = tmp.path().join("runs");
-    let config = tmp.path().join("tiny.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "data:\n  dir: {}\n  preprocessing: scale\nschedule:\n  epochs: 2\n  milestones: []\n\
-             training:\n  batch_size: 25\n  device: cpu\n  stuck_epochs: 0\n\
-             grid:\n  models: [strided-cnn-a]\n  lrs: [0.01]\n\
-             out:\n  runs: {}\n",
-            data.display(),
-            runs.display()
-        ),
-    )
-    .unwrap();
+    let (config, runs) = common::tiny_grid(tmp.path(), 2);
     let run_dir = runs.join("strided-cnn-a/lr-0.01/seed-0");
     let reproduce = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_allconv"));

@@ -1,0 +1,27 @@
+//! Helpers shared by the root tests that run `allconv reproduce` (each includes this module
+//! with `mod common;`).
+
+use std::path::{Path, PathBuf};
+
+/// Synthetic CIFAR-10 (5 x 10 training, 20 test images) under `dir/data` and a one-point grid
+/// (Strided-CNN-A, lr 0.01, `epochs` epochs, scale preprocessing, batch 25, CPU) writing its runs
+/// to `dir/runs`; returns (config file, runs root).
+pub fn tiny_grid(dir: &Path, epochs: usize) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    allconv_cifar::write_synthetic_dir(&data, 10, 20, 5).unwrap();
+    let runs = dir.join("runs");
+    let config = dir.join("tiny.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data:\n  dir: {}\n  preprocessing: scale\nschedule:\n  epochs: {epochs}\n  milestones: []\n\
+             training:\n  batch_size: 25\n  device: cpu\n  stuck_epochs: 0\n\
+             grid:\n  models: [strided-cnn-a]\n  lrs: [0.01]\n\
+             out:\n  runs: {}\n",
+            data.display(),
+            runs.display()
+        ),
+    )
+    .unwrap();
+    (config, runs)
+}
