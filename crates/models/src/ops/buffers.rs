@@ -98,6 +98,25 @@ pub(crate) fn zeroed<T: WithDType>(slots: &mut [MaybeUninit<T>]) -> &mut [T] {
     unsafe { &mut *(slots as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
+/// Copies `src` into `slots` (equal lengths) and returns them as initialised values.
+pub(crate) fn write_slice<'a, T: Copy>(slots: &'a mut [MaybeUninit<T>], src: &[T]) -> &'a mut [T] {
+    assert_eq!(slots.len(), src.len(), "write_slice: lengths differ");
+    for (slot, &v) in slots.iter_mut().zip(src) {
+        slot.write(v);
+    }
+    // SAFETY: every element was initialised just above, and MaybeUninit<T> has T's layout.
+    unsafe { assume_init_mut(slots) }
+}
+
+/// The values behind `slots`.
+///
+/// # Safety
+/// Every element of `slots` must have been initialised.
+pub(crate) unsafe fn assume_init_mut<T>(slots: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: MaybeUninit<T> has T's layout; the caller guarantees initialisation.
+    unsafe { &mut *(slots as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
 /// The vector of values behind `v`.
 ///
 /// # Safety

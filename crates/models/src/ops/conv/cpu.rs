@@ -7,11 +7,11 @@ use std::mem::MaybeUninit;
 use candle_core::WithDType;
 use rayon::prelude::*;
 
-use super::gemm::{matmul, matmul_ld, Mat};
+use super::gemm::{matmul, matmul_ld_uninit, Mat};
 use super::geom::Geom;
 use super::im2col::{col2im, columns, gather, im2col};
 use super::relu::{gather_relu_masked, relu_masked};
-use crate::ops::buffers::{assume_init, uninit, zeroed};
+use crate::ops::buffers::{assume_init, assume_init_mut, uninit, write_slice, zeroed};
 use crate::ops::dropout::{Mask, WideApply};
 
 /// `v = relu?(v + bias)` over one output row.
@@ -67,8 +67,6 @@ pub(super) fn conv_forward<T: WideApply>(
                 .enumerate()
             {
                 let first = chunk_index * chunk + group_index * group;
-                // Zeroed here, in cache, just before the GEMM overwrites it.
-                let y_group = zeroed(y_group);
                 let images: Vec<&[T]> = x_group.chunks_exact(g.in_len()).collect();
                 let block = g.block_rows();
                 if images.len() == 1 && block < g.out_h {
@@ -77,16 +75,17 @@ pub(super) fn conv_forward<T: WideApply>(
                         let oys = r0..(r0 + block).min(g.out_h);
                         let nb = oys.len() * g.out_w;
                         im2col(images[0], &mut cols, nb, g, oys);
-                        matmul_ld(
+                        matmul_ld_uninit(
                             &mut y_group[r0 * g.out_w..],
                             l,
                             (o, nb, k),
                             Mat::rows(w, k),
                             Mat::rows(&cols, nb),
-                            false,
                             parallelism,
                         );
                     }
+                    // SAFETY: the blocks' products wrote every output row, all columns.
+                    let y_group = unsafe { assume_init_mut(y_group) };
                     for (c, row) in y_group.chunks_exact_mut(l).enumerate() {
                         finish(row, first, c);
                     }
@@ -96,14 +95,16 @@ pub(super) fn conv_forward<T: WideApply>(
                 let cols_ref = columns(&images, &mut cols, g);
                 if images.len() == 1 {
                     // One image: the product is already in NCHW order.
-                    matmul(
+                    matmul_ld_uninit(
                         y_group,
+                        l,
                         (o, l, k),
                         Mat::rows(w, k),
                         Mat::rows(cols_ref, l),
-                        false,
                         parallelism,
                     );
+                    // SAFETY: the product wrote all `o x l` outputs of the image.
+                    let y_group = unsafe { assume_init_mut(y_group) };
                     for (c, row) in y_group.chunks_exact_mut(l).enumerate() {
                         finish(row, first, c);
                     }
@@ -119,14 +120,14 @@ pub(super) fn conv_forward<T: WideApply>(
                     );
                     for (i, yb) in y_group.chunks_exact_mut(g.out_len()).enumerate() {
                         for (c, row) in yb.chunks_exact_mut(l).enumerate() {
-                            row.copy_from_slice(&grouped_y[c * n + i * l..][..l]);
+                            let row = write_slice(row, &grouped_y[c * n + i * l..][..l]);
                             finish(row, first + i, c);
                         }
                     }
                 }
             }
         });
-    // SAFETY: the chunks cover `y`, and every group of every chunk went through `zeroed`.
+    // SAFETY: the chunks cover `y`, and every group of every chunk was written whole above.
     unsafe { assume_init(y) }
 }
 

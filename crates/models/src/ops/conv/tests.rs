@@ -155,8 +155,10 @@ fn grouped_and_single_image_products_equal_the_definition() {
         (5, 2, 2),
         (3, 3, 1),
     ] {
-        // Odd and even widths: the stride-2 pair loops end on a half pair or a whole one.
-        for wd in [8, 7] {
+        // Odd and even widths: the stride-2 pair loops end on a half pair or a whole one; the
+        // wider ones give stride-2 rows of 7-17 outputs (the fixed 4- and 8-value blocks, with
+        // and without an overlapping last block).
+        for wd in [8, 7, 15, 16, 17, 33, 34] {
             let (batch, c, h, o) = (7, 3, 9, 5);
             let xl = Layout::contiguous((batch, c, h, wd));
             let wl = Layout::contiguous((o, c, kernel, kernel));
