@@ -1,6 +1,8 @@
 //! The ReLU's backward pass from its output (`dy * (y > 0)`, PyTorch's rule: no gradient at 0):
 //! as a whole-tensor op ([`ReluMaskOp`], for the CUDA convolution, whose backward sees the
 //! masked gradient) and per row while the CPU convolution's backward stages a GEMM operand.
+//! Also the visualisation's other backward rules ([`ReluBackward`], [`ReluRuleOp`]), one
+//! whole-tensor pass on every device.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, WithDType};
