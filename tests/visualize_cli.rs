@@ -207,6 +207,55 @@ fn visualize_writes_the_stated_grid_with_the_original_pixels_first() {
         }
     }
 
+    // The paper's layout: per unit, the 9 most activating of the 20 test images (largest
+    // first), then their guided reconstructions: 18 columns, one row per unit.
+    let patches = tmp.path().join("patches");
+    ok(&allconv(&[
+        "visualize",
+        "--run",
+        s(&run),
+        "--top-patches",
+        "--layer",
+        "conv2",
+        "--units",
+        "0,5",
+        "--search",
+        "20",
+        "--out",
+        s(&patches),
+    ]));
+    let grid = image::open(patches.join("conv2-top-patches.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(grid.dimensions(), (18 * 96 + 19 * 2, 2 * 96 + 3 * 2));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(patches.join("index.json")).unwrap())
+            .unwrap();
+    for (r, row) in index["pictures"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let acts: Vec<f64> = row["activations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap())
+            .collect();
+        assert_eq!(acts.len(), 9);
+        assert!(acts.windows(2).all(|w| w[0] >= w[1]), "{acts:?}");
+        // Its first cell shows the test image it names.
+        let name = row["images"][0].as_str().unwrap();
+        let i: usize = name.strip_prefix("test:").unwrap().parse().unwrap();
+        let raw = &test.images[i * 3072..][..3072];
+        for p in [0usize, 33, 1023] {
+            let (x, y) = ((p % 32) as u32, (p / 32) as u32);
+            let want = [raw[p], raw[1024 + p], raw[2048 + p]];
+            assert_eq!(grid.get_pixel(2 + 3 * x, 2 + r as u32 * 98 + 3 * y).0, want);
+        }
+    }
+
     // A picture of another size is refused with what was expected.
     image::RgbImage::new(16, 32).save(&file).unwrap();
     let err = failed(&allconv(&args));

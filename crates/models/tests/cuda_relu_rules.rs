@@ -43,6 +43,10 @@ fn each_rule_on_cuda_equals_the_cpu() {
             .iter()
             .zip(&gpu)
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(err <= 1e-3 * scale, "{}: {err} vs scale {scale}", rule.name());
+        assert!(
+            err <= 1e-3 * scale,
+            "{}: {err} vs scale {scale}",
+            rule.name()
+        );
     }
 }
