@@ -92,6 +92,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.top_patches && args.search == 0 {
+        bail!("--search must be at least 1 (test images to search)");
+    }
     let conv = args.layer.as_deref().map(parse_layer).transpose()?;
     let class = args.class.as_deref().map(parse_class).transpose()?;
     if !args.top_patches && args.unit.is_none() && class.is_none() && args.top_units.is_none() {
