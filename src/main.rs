@@ -33,6 +33,11 @@ enum Command {
     Reproduce(cli::reproduce::Args),
     /// Write report.md, report.csv and curves from run folders.
     Report(cli::report::Args),
+    /// Test error and per-class accuracy of a run's or any weights file's network.
+    Evaluate(cli::evaluate::Args),
+    /// Guided backpropagation, deconvnet and backprop pictures of what units respond to.
+    /// (Boxed: its many flags would make every variant as large.)
+    Visualize(Box<cli::visualize::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +52,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => cli::train::run(*a),
         Command::Reproduce(a) => cli::reproduce::run(a),
         Command::Report(a) => cli::report::run(a),
+        Command::Evaluate(a) => cli::evaluate::run(a),
+        Command::Visualize(a) => cli::visualize::run(*a),
     }
 }

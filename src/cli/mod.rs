@@ -3,7 +3,10 @@
 pub mod bench;
 pub mod config_flags;
 pub mod data;
+pub mod evaluate;
 pub mod models;
 pub mod report;
 pub mod reproduce;
+pub mod source;
 pub mod train;
+pub mod visualize;

@@ -5,7 +5,8 @@ pub mod network;
 pub mod ops;
 pub mod spec;
 
-pub use network::{dropout, Mode, Network};
+pub use network::{dropout, Mode, Network, Target, Traced};
+pub use ops::ReluBackward;
 pub use spec::{
     spec, window_output, Init, LayerSpec, ModelOptions, ModelSpec, INPUT_CHANNELS, INPUT_SIZE,
     MODEL_NAMES,
@@ -70,6 +71,9 @@ pub enum ModelError {
         /// The widest path this CPU runs.
         best: &'static str,
     },
+    /// A visualisation target the network does not have.
+    #[error("target {0}")]
+    InvalidTarget(String),
     /// The `VarMap`'s lock was poisoned by a panic in another thread.
     #[error("the VarMap lock is poisoned (another thread panicked while holding it)")]
     Poisoned,

@@ -1,11 +1,12 @@
 //! A [`ModelSpec`] turned into trainable candle tensors.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+use crate::ops::ReluBackward;
 use crate::spec::{Init, LayerSpec, ModelOptions, ModelSpec, INPUT_CHANNELS};
 use crate::{ops, ModelError};
 
@@ -20,6 +21,30 @@ pub enum Mode {
         /// Seed of this forward pass's dropout masks (e.g. derived from run seed and step).
         dropout_seed: u64,
     },
+}
+
+/// What [`Network::input_gradient`] propagates back to the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The logit of class `0..classes`.
+    Class(usize),
+    /// Channel `unit` of convolution `conv` (counted from 1, as in `conv{i}.weight`), at the
+    /// spatial position where it is largest in each image (the first such position on ties).
+    Unit {
+        /// Which convolution (1-based).
+        conv: usize,
+        /// Which of its output channels (0-based).
+        unit: usize,
+    },
+}
+
+/// A forward pass that keeps what the visualisation needs: every convolution's output.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    /// Output of each convolution (after its ReLU, if any), `conv_outputs[i]` of `conv{i+1}`.
+    pub conv_outputs: Vec<Tensor>,
+    /// The logits `[B, classes]`.
+    pub logits: Tensor,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +259,117 @@ impl Network {
         }
         Ok(h)
     }
+
+    /// Number of convolutions (`conv1` ... `conv{n}`).
+    pub fn conv_count(&self) -> usize {
+        self.layers
+            .iter()
+            .filter(|l| matches!(l, Layer::Conv { .. }))
+            .count()
+    }
+
+    /// The evaluation forward pass (no dropout) of `x [B, 3, H, W]` whose ReLUs pass gradients
+    /// back by `rule`, keeping every convolution's output. With [`ReluBackward::Backprop`] its
+    /// values and gradients are those of `forward(x, Mode::Eval)`.
+    pub fn forward_traced(&self, x: &Tensor, rule: ReluBackward) -> candle_core::Result<Traced> {
+        let mut h = x.clone();
+        let mut conv_outputs = Vec::new();
+        for layer in &self.layers {
+            h = match layer {
+                Layer::Dropout { .. } => h,
+                Layer::Conv {
+                    weight,
+                    bias,
+                    stride,
+                    pad,
+                    relu,
+                } => {
+                    let y = if *relu {
+                        ops::conv2d_relu_rule(&h, weight, bias, *stride, *pad, rule)?
+                    } else {
+                        ops::conv2d(&h, weight, bias, *stride, *pad)?
+                    };
+                    conv_outputs.push(y.clone());
+                    y
+                }
+                Layer::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                } => ops::max_pool2d(&h, *kernel, *stride, *pad)?,
+                Layer::GlobalAvgPool => h.mean((2, 3))?,
+            };
+        }
+        Ok(Traced {
+            conv_outputs,
+            logits: h,
+        })
+    }
+
+    /// The gradient `[B, 3, H, W]` of `target` (summed over the batch; images do not interact
+    /// without dropout) with respect to the input `x`, every ReLU passing it back by `rule`:
+    /// plain backpropagation, the deconvnet rule or guided backpropagation
+    /// (docs/protocol.md, "Visualising what the networks learned").
+    pub fn input_gradient(
+        &self,
+        x: &Tensor,
+        target: Target,
+        rule: ReluBackward,
+    ) -> Result<Tensor, ModelError> {
+        let input = Var::from_tensor(&x.detach())?;
+        let traced = self.forward_traced(input.as_tensor(), rule)?;
+        let objective = match target {
+            Target::Class(k) => {
+                let classes = traced.logits.dim(D::Minus1)?;
+                if k >= classes {
+                    return Err(ModelError::InvalidTarget(format!(
+                        "class {k}: the network has classes 0..{classes}"
+                    )));
+                }
+                traced.logits.narrow(1, k, 1)?.sum_all()?
+            }
+            Target::Unit { conv, unit } => {
+                let Some(a) = conv.checked_sub(1).and_then(|i| traced.conv_outputs.get(i)) else {
+                    return Err(ModelError::InvalidTarget(format!(
+                        "conv{conv}: the network has conv1..conv{}",
+                        traced.conv_outputs.len()
+                    )));
+                };
+                let channels = a.dim(1)?;
+                if unit >= channels {
+                    return Err(ModelError::InvalidTarget(format!(
+                        "unit {unit} of conv{conv}: it has units 0..{channels}"
+                    )));
+                }
+                let plane = a.narrow(1, unit, 1)?.flatten_from(1)?;
+                let one_hot = first_argmax_one_hot(&plane)?;
+                (plane * one_hot)?.sum_all()?
+            }
+        };
+        let grads = objective.backward()?;
+        match grads.get(input.as_tensor()) {
+            Some(g) => Ok(g.clone()),
+            None => Ok(input.as_tensor().zeros_like()?),
+        }
+    }
+}
+
+/// A `[B, L]` tensor like `plane`, 1 at the first largest element of each row and 0 elsewhere.
+fn first_argmax_one_hot(plane: &Tensor) -> candle_core::Result<Tensor> {
+    let rows = plane.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let mut mask = Vec::with_capacity(rows.iter().map(Vec::len).sum());
+    for row in &rows {
+        let mut best = 0;
+        for (i, &v) in row.iter().enumerate() {
+            if v > row[best] {
+                best = i;
+            }
+        }
+        mask.extend((0..row.len()).map(|i| if i == best { 1.0 } else { 0.0 }));
+    }
+    Tensor::from_vec(mask, plane.shape(), &Device::Cpu)?
+        .to_dtype(plane.dtype())?
+        .to_device(plane.device())
 }
 
 /// Inverted dropout: zero each element with probability `rate` (in `[0, 1)`), scale the rest by

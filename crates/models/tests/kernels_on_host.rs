@@ -397,6 +397,44 @@ fn relu_mask_equals_the_cpu_rule_bit_for_bit() {
     }
 }
 
+#[test]
+fn relu_rule_kernel_follows_each_backward_rule() {
+    let Some(driver) = driver() else { return };
+    // The rules as docs/protocol.md states them, per element: backprop keeps dy where y > 0,
+    // deconvnet where dy > 0, guided where both (codes 0, 1, 2 of `ReluBackward`).
+    type Keeps = fn(f32, f32) -> bool;
+    let rules: [(u32, Keeps); 3] = [
+        (0, |_, y| y > 0.0),
+        (1, |d, _| d > 0.0),
+        (2, |d, y| d > 0.0 && y > 0.0),
+    ];
+    for n in [1, 257, 10_001] {
+        let mut rng = Lcg::new(7 + n as u64);
+        let dy: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        let y: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        let dir = tempfile::tempdir().unwrap();
+        write_array(dir.path(), "dy", &dy);
+        write_array(dir.path(), "y", &y);
+        for (code, keeps) in rules {
+            let expected: Vec<f32> = dy
+                .iter()
+                .zip(&y)
+                .map(|(&d, &y)| if keeps(d, y) { d } else { 0.0 })
+                .collect();
+            for (launch, out) in run::<f32>(
+                driver,
+                dir.path(),
+                "relu_rule_f32",
+                n,
+                &[n.to_string(), code.to_string()],
+                &["out"],
+            ) {
+                assert_same_bits(&expected, &out[0], &format!("rule {code}, {n}, {launch}"));
+            }
+        }
+    }
+}
+
 /// SplitMix64's output function, transcribed from `ops/dropout.rs`'s documentation.
 fn mix(z: u64) -> u64 {
     let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -150,6 +150,15 @@ int main(int argc, char** argv) {
         auto out = sentinel<float>(n);
         launch(grid, block, [&] { allconv_relu_mask_f32(dy.data(), y.data(), out.data(), n); });
         write("out", out);
+    } else if (k == "relu_rule_f32") {
+        need(2);
+        const u64 n = parse(a[0]);
+        const unsigned int rule = static_cast<unsigned int>(parse(a[1]));
+        const auto dy = read<float>("dy", n), y = read<float>("y", n);
+        auto out = sentinel<float>(n);
+        launch(grid, block,
+               [&] { allconv_relu_rule_f32(dy.data(), y.data(), out.data(), n, rule); });
+        write("out", out);
     } else if (k == "dropout_f32" || k == "dropout_f64") {
         need(4);
         const u64 n = parse(a[0]), key = parse(a[1]), threshold = parse(a[2]);

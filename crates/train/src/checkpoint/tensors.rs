@@ -81,9 +81,12 @@ pub fn load_weights(path: &Path, varmap: &candle_nn::VarMap) -> Result<()> {
         }
     }
     for (name, var) in &vars {
-        let t = tensors
-            .get(name)
-            .ok_or_else(|| err(format!("no tensor for parameter `{name}`")))?;
+        let t = tensors.get(name).ok_or_else(|| {
+            err(format!(
+                "no tensor for parameter `{name}` (the model expects shape {:?})",
+                var.dims()
+            ))
+        })?;
         if t.dims() != var.dims() {
             return Err(err(format!(
                 "tensor `{name}` has shape {:?}, the model expects {:?}",

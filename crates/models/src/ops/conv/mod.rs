@@ -44,7 +44,8 @@ use super::buffers::{contiguous, float_storage, own_kernel_runs, Float, Kernels}
 use super::dropout::Dropout;
 use cpu::{conv_backward, conv_forward};
 use geom::Geom;
-use relu::ReluMaskOp;
+pub use relu::ReluBackward;
+use relu::{ReluMaskOp, ReluRuleOp};
 
 /// Forward convolution op on `(x [N,C,H,W], w [O,C,kh,kw], b [O])`, optionally followed by a
 /// fused ReLU (saves candle's separate ReLU passes and their backward over the activations),
@@ -55,6 +56,8 @@ struct Conv2dOp {
     relu: bool,
     /// Dropout after the ReLU (only with `relu`, only on the CPU).
     dropout: Option<Dropout>,
+    /// How the ReLU's backward pass masks the gradient (training: always `Backprop`).
+    rule: ReluBackward,
 }
 
 impl CustomOp3 for Conv2dOp {
@@ -130,7 +133,12 @@ impl CustomOp3 for Conv2dOp {
         // On the CPU the backward op masks the gradient itself, image by image while it is in
         // cache, instead of a separate pass that writes a masked copy of the whole gradient.
         let cpu = matches!(res.device(), Device::Cpu);
-        let grad = if self.relu && !cpu {
+        let backprop = self.rule == ReluBackward::Backprop;
+        let grad = if self.relu && !backprop {
+            // The visualisation rules: a separate pass (speed does not matter there).
+            grad.contiguous()?
+                .apply_op2_no_bwd(res, &ReluRuleOp(self.rule))?
+        } else if self.relu && !cpu {
             grad.contiguous()?.apply_op2_no_bwd(res, &ReluMaskOp)?
         } else {
             grad.contiguous()?
@@ -139,7 +147,7 @@ impl CustomOp3 for Conv2dOp {
             stride: self.stride,
             pad: self.pad,
             input_grad,
-            relu_output: (self.relu && cpu).then(|| res.clone()),
+            relu_output: (self.relu && cpu && backprop).then(|| res.clone()),
             grad_scale: self.dropout.map(|d| d.scale()),
         };
         // One op computes all three gradients (they share the column matrices); its output is
@@ -268,7 +276,7 @@ pub fn conv2d(
     stride: usize,
     pad: usize,
 ) -> Result<Tensor> {
-    conv2d_impl(x, weight, bias, stride, pad, false)
+    conv2d_impl(x, weight, bias, stride, pad, false, ReluBackward::Backprop)
 }
 
 /// `relu(conv2d(x, weight, bias, stride, pad))`, fused on the CPU (the backward pass masks the
@@ -280,7 +288,22 @@ pub fn conv2d_relu(
     stride: usize,
     pad: usize,
 ) -> Result<Tensor> {
-    conv2d_impl(x, weight, bias, stride, pad, true)
+    conv2d_impl(x, weight, bias, stride, pad, true, ReluBackward::Backprop)
+}
+
+/// [`conv2d_relu`] whose backward pass masks the gradient by `rule` (see [`ReluBackward`]):
+/// plain backpropagation, the deconvnet rule or guided backpropagation, for visualising what a
+/// unit responds to. The rules other than `Backprop` need our own kernels (f32 or f64 on the
+/// CPU, f32 on CUDA); elsewhere they are an error.
+pub fn conv2d_relu_rule(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    pad: usize,
+    rule: ReluBackward,
+) -> Result<Tensor> {
+    conv2d_impl(x, weight, bias, stride, pad, true, rule)
 }
 
 /// `dropout(relu(conv2d(x, weight, bias, stride, pad)))` with [`Dropout`]'s mask: the same
@@ -314,6 +337,7 @@ pub fn conv2d_relu_dropout(
             pad,
             relu: true,
             dropout: Some(dropout),
+            rule: ReluBackward::Backprop,
         },
     )
 }
@@ -325,6 +349,7 @@ fn conv2d_impl(
     stride: usize,
     pad: usize,
     relu: bool,
+    rule: ReluBackward,
 ) -> Result<Tensor> {
     if own_kernel_runs(x, Kernels::CpuAndCudaF32) {
         x.contiguous()?.apply_op3(
@@ -335,7 +360,16 @@ fn conv2d_impl(
                 pad,
                 relu,
                 dropout: None,
+                rule,
             },
+        )
+    } else if relu && rule != ReluBackward::Backprop {
+        bail!(
+            "conv2d relu: the {} backward rule needs f32/f64 on the CPU or f32 on CUDA, got {:?} \
+             on {:?}",
+            rule.name(),
+            x.dtype(),
+            x.device().location()
         )
     } else {
         let out_channels = weight.dim(0)?;

@@ -1,6 +1,8 @@
 //! The ReLU's backward pass from its output (`dy * (y > 0)`, PyTorch's rule: no gradient at 0):
 //! as a whole-tensor op ([`ReluMaskOp`], for the CUDA convolution, whose backward sees the
 //! masked gradient) and per row while the CPU convolution's backward stages a GEMM operand.
+//! Also the visualisation's other backward rules ([`ReluBackward`], [`ReluRuleOp`]), one
+//! whole-tensor pass on every device.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, WithDType};
@@ -100,5 +102,121 @@ impl CustomOp2 for ReluMaskOp {
         yl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         crate::ops::cuda::relu_mask((gs, gl), (ys, yl))
+    }
+}
+
+/// How a ReLU passes a gradient back to its input: the three rules the visualisation compares
+/// (docs/protocol.md, "Visualising what the networks learned").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReluBackward {
+    /// Plain backpropagation: zero where the forward input was not positive (`dy * (y > 0)`).
+    Backprop,
+    /// The "deconvnet" rule: zero where the returning gradient is not positive (`max(dy, 0)`),
+    /// whatever the forward input was.
+    Deconvnet,
+    /// Guided backpropagation: zero where either is not positive (`dy * (y > 0) * (dy > 0)`).
+    Guided,
+}
+
+impl ReluBackward {
+    /// The three rules, in the order the visualisation shows them.
+    pub const ALL: [ReluBackward; 3] = [Self::Backprop, Self::Deconvnet, Self::Guided];
+
+    /// The rule's name on the command line and in index files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Backprop => "backprop",
+            Self::Deconvnet => "deconvnet",
+            Self::Guided => "guided",
+        }
+    }
+
+    /// The rule called `name` (as [`ReluBackward::name`] spells it), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The code the CUDA kernel `allconv_relu_rule_f32` takes (0, 1, 2 in [`Self::ALL`] order).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The gradient this rule passes back for output gradient `g` where the ReLU output is `y`.
+    #[inline]
+    pub(crate) fn apply<T: WithDType>(self, g: T, y: T) -> T {
+        let zero = T::zero();
+        match self {
+            Self::Backprop => {
+                if y > zero {
+                    g
+                } else {
+                    zero
+                }
+            }
+            Self::Deconvnet => {
+                if g > zero {
+                    g
+                } else {
+                    zero
+                }
+            }
+            Self::Guided => {
+                if y > zero && g > zero {
+                    g
+                } else {
+                    zero
+                }
+            }
+        }
+    }
+}
+
+/// `(dy, y) -> ` the gradient [`ReluBackward`] passes back: the ReLU backward of a fused
+/// convolution run for visualisation (for plain backpropagation training uses [`ReluMaskOp`]).
+pub(super) struct ReluRuleOp(pub(super) ReluBackward);
+
+fn relu_rule<T: WithDType>(rule: ReluBackward, dy: &[T], y: &[T]) -> Vec<T> {
+    dy.iter().zip(y).map(|(&d, &y)| rule.apply(d, y)).collect()
+}
+
+impl CustomOp2 for ReluRuleOp {
+    fn name(&self) -> &'static str {
+        "allconv-relu-rule"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if gl.shape() != yl.shape() {
+            bail!(
+                "relu rule: gradient {:?} and output {:?} differ",
+                gl.shape(),
+                yl.shape()
+            )
+        }
+        const OP: &str = "relu rule";
+        let storage = float_storage!(OP, gs.dtype(), T => relu_rule::<T>(
+            self.0,
+            contiguous(gs, gl, OP, "gradient")?,
+            contiguous(ys, yl, OP, "output")?,
+        ));
+        Ok((storage, gl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+        ys: &candle_core::CudaStorage,
+        yl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        crate::ops::cuda::relu_rule((gs, gl), (ys, yl), self.0.code())
     }
 }

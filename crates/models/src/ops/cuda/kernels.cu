@@ -6,6 +6,7 @@
 //   max_pool_bwd   ops/pool.rs MaxPoolBackwardOp   gradient to the first arg-max, summed in
 //                                                  increasing output index (bit-identical)
 //   relu_mask      ops/conv.rs ReluMaskOp          dy * (y > 0)
+//   relu_rule      ops/conv/relu.rs ReluRuleOp     the visualisation rules (ReluBackward)
 //   dropout        ops/dropout.rs                  same counter hash, same mask, bit-identical
 //   sgd            ops/sgd.rs                      same operations in the same order
 //
@@ -138,6 +139,17 @@ extern "C" __global__ void allconv_relu_mask_f32(const float* dy, const float* y
                                                  u64 n) {
     GRID_STRIDE_LOOP(i, n) {
         out[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    }
+}
+
+// ReLU backward by rule (ReluBackward::code): 0 backprop (y > 0), 1 deconvnet (dy > 0),
+// 2 guided (both); selects as above.
+extern "C" __global__ void allconv_relu_rule_f32(const float* dy, const float* y, float* out,
+                                                 u64 n, unsigned int rule) {
+    GRID_STRIDE_LOOP(i, n) {
+        const bool forward_open = rule == 1u || y[i] > 0.0f;
+        const bool backward_open = rule == 0u || dy[i] > 0.0f;
+        out[i] = forward_open && backward_open ? dy[i] : 0.0f;
     }
 }
 

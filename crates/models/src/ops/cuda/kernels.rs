@@ -230,6 +230,41 @@ pub(crate) fn relu_mask(
     ))
 }
 
+/// The ReLU backward by rule (`ReluBackward::code`), same contract as the CPU `ReluRuleOp`.
+pub(crate) fn relu_rule(
+    (gs, gl): (&CudaStorage, &Layout),
+    (ys, yl): (&CudaStorage, &Layout),
+    rule: u32,
+) -> Result<(CudaStorage, Shape)> {
+    const OP: &str = "relu rule";
+    f32_only(gs, OP)?;
+    if gl.shape() != yl.shape() {
+        bail!(
+            "{OP}: gradient {:?} and output {:?} differ",
+            gl.shape(),
+            yl.shape()
+        )
+    }
+    let dy = view::<f32>(gs, gl, OP, "gradient")?;
+    let y = view::<f32>(ys, yl, OP, "output")?;
+    let dev = &gs.device;
+    let count = gl.shape().elem_count();
+    // SAFETY: the kernel writes every element.
+    let mut out = unsafe { dev.alloc::<f32>(count)? };
+    if count > 0 {
+        let func = dev.get_or_load_custom_func("allconv_relu_rule_f32", MODULE, PTX)?;
+        let mut b = func.builder();
+        let n = count as u64;
+        b.arg(&dy).arg(&y).arg(&mut out).arg(&n).arg(&rule);
+        // SAFETY: matches the kernel's signature; all three buffers hold `count` elements.
+        unsafe { b.launch(config(count)) }.w()?;
+    }
+    Ok((
+        CudaStorage::wrap_cuda_slice(out, dev.clone()),
+        gl.shape().clone(),
+    ))
+}
+
 /// Dropout of a contiguous f32/f64 tensor with the host-derived `key` and `threshold` (see
 /// `ops/dropout.rs`); kept elements are multiplied by `scale` rounded to the dtype.
 pub(crate) fn dropout(

@@ -9,4 +9,6 @@ mod kernels;
 
 pub(crate) use cudnn::{conv_backward, conv_forward};
 pub use cudnn::{cudnn_cache_len, cudnn_plans};
-pub(crate) use kernels::{dropout, max_pool_backward, max_pool_forward, relu_mask, sgd_step};
+pub(crate) use kernels::{
+    dropout, max_pool_backward, max_pool_forward, relu_mask, relu_rule, sgd_step,
+};

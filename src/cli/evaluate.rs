@@ -1,0 +1,101 @@
+//! `allconv evaluate`: test error and per-class accuracy of a run folder's weights or of any
+//! weights file with our (PyTorch-compatible) tensor names, so that weights trained elsewhere
+//! can be checked against our numbers and ours elsewhere.
+
+use allconv_cifar::{Order, CLASS_NAMES};
+use allconv_models::Mode;
+use anyhow::Context;
+use candle_core::D;
+
+use super::source::{self, SourceArgs};
+
+/// Flags of `allconv evaluate`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `evaluate` prints with `--json`.
+#[derive(serde::Serialize)]
+struct Report {
+    model: String,
+    weights: String,
+    preprocessing: String,
+    test_images: usize,
+    /// In %, as `result.json` states errors.
+    test_error: f64,
+    /// Per class `0..10`: fraction of its test images classified correctly (`null` without any).
+    class_accuracy: Vec<Option<f64>>,
+}
+
+/// Runs `allconv evaluate`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
+    let loaded = args.source.load()?;
+    let data = source::prepare(&loaded.experiment, &source::raw_data(&loaded.experiment)?)?;
+    let test = &data.test;
+    if test.is_empty() {
+        anyhow::bail!("the test split is empty (data.test_subset = 0?)");
+    }
+    let mut correct = [0usize; 10];
+    let mut total = [0usize; 10];
+    let batches = allconv_cifar::batches(
+        test,
+        args.batch_size,
+        Order::Sequential,
+        true,
+        &loaded.device,
+    )?;
+    for batch in batches {
+        let (x, y) = batch?;
+        let logits = loaded.net.forward(&x, Mode::Eval)?;
+        let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let labels = y.to_vec1::<u32>()?;
+        for (p, l) in predicted.into_iter().zip(labels) {
+            let l = l as usize;
+            total[l] += 1;
+            correct[l] += usize::from(p as usize == l);
+        }
+    }
+    let n: usize = total.iter().sum();
+    let right: usize = correct.iter().sum();
+    let report = Report {
+        model: loaded.model,
+        weights: loaded.weights.display().to_string(),
+        preprocessing: loaded.experiment.data.preprocessing.to_string(),
+        test_images: n,
+        test_error: 100.0 * (1.0 - right as f64 / n as f64),
+        class_accuracy: correct
+            .iter()
+            .zip(&total)
+            .map(|(&c, &t)| (t > 0).then(|| c as f64 / t as f64))
+            .collect(),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("writing the report as JSON")?
+        );
+        return Ok(());
+    }
+    println!(
+        "{} from {} ({} preprocessing), {} test images",
+        report.model, report.weights, report.preprocessing, report.test_images
+    );
+    println!("test error: {:.2} %", report.test_error);
+    println!("class        accuracy  images");
+    for (k, acc) in report.class_accuracy.iter().enumerate() {
+        let acc = acc.map_or("-".to_string(), |a| format!("{:.2} %", 100.0 * a));
+        println!("{k} {:<10} {acc:>9} {:>7}", CLASS_NAMES[k], total[k]);
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Where `allconv evaluate` and `allconv visualize` get a network from: a run folder (its
+//! `config.yaml` and `weights.safetensors`) or any weights file with our (PyTorch) tensor names
+//! plus a model name; and the data prepared the way that network was trained.
+
+use std::path::PathBuf;
+
+use allconv_cifar::{Cifar10, Prepared};
+use allconv_models::Network;
+use allconv_runs::RunDir;
+use allconv_train::config::{load_yaml, DeviceKind, SavedRunConfig};
+use allconv_train::{ExperimentConfig, Setting};
+use anyhow::{bail, Context};
+use candle_core::Device;
+use candle_nn::VarMap;
+
+/// Flags choosing the weights, the model and the data.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// A run folder: model, data and preprocessing from its config.yaml, weights from its
+    /// weights.safetensors.
+    #[arg(long, conflicts_with_all = ["weights", "model", "config"])]
+    pub run: Option<PathBuf>,
+    /// A safetensors file with tensors conv1.weight [out, in, kh, kw], conv1.bias [out], ...
+    #[arg(long, requires = "model")]
+    pub weights: Option<PathBuf>,
+    /// The network the weights are for (see `allconv models`).
+    #[arg(long, requires = "weights")]
+    pub model: Option<String>,
+    /// With --weights: experiment YAML for the model options and the data (default: the
+    /// built-in defaults, i.e. the paper's GCN + ZCA).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// data.dir: the CIFAR-10 binary batches.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// data.preprocessing: scale, standardize or gcn_zca (must be what the weights were
+    /// trained with).
+    #[arg(long)]
+    pub preprocessing: Option<String>,
+    /// training.device: cpu or cuda.
+    #[arg(long)]
+    pub device: Option<DeviceKind>,
+    /// Set any configuration key (see docs/configuration.md), e.g. `--set data.cache_dir=...`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Setting>,
+}
+
+/// A network with its weights loaded, and the configuration describing its data.
+pub struct Loaded {
+    /// The network, evaluation-ready.
+    pub net: Network,
+    /// Its canonical model name.
+    pub model: String,
+    /// The weights file read.
+    pub weights: PathBuf,
+    /// Data and model settings (from the run folder or the flags).
+    pub experiment: ExperimentConfig,
+    /// Where the network lives.
+    pub device: Device,
+}
+
+impl SourceArgs {
+    /// Reads the configuration, builds the network and loads its weights; a missing or
+    /// misshapen tensor is an error naming the tensor and the shape the model expects.
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        let (model, weights, mut experiment) = match (&self.run, &self.weights, &self.model) {
+            (Some(run), _, _) => {
+                let dir = RunDir::new(run.clone());
+                let config_path = dir.config_path();
+                if !config_path.exists() {
+                    bail!(
+                        "{} has no config.yaml: not a run folder written by `allconv train`",
+                        run.display()
+                    );
+                }
+                let saved: SavedRunConfig = load_yaml(&config_path)
+                    .with_context(|| format!("reading {}", config_path.display()))?;
+                let weights = dir.final_weights_path();
+                if !weights.exists() {
+                    bail!(
+                        "{} does not exist (the run has not finished); pass a checkpoint with \
+                         --weights {}/weights-*.safetensors --model {}",
+                        weights.display(),
+                        dir.checkpoint_path().display(),
+                        saved.model
+                    );
+                }
+                (saved.model, weights, saved.config)
+            }
+            (None, Some(weights), Some(model)) => {
+                let experiment = match &self.config {
+                    Some(path) => ExperimentConfig::load(path)?,
+                    None => ExperimentConfig::default(),
+                };
+                (model.clone(), weights.clone(), experiment)
+            }
+            _ => bail!("say which network: --run RUN_DIR, or --weights FILE --model NAME"),
+        };
+        let mut settings = Vec::new();
+        if let Some(dir) = &self.data_dir {
+            settings.push(Setting::new("data.dir", dir.display().to_string()));
+        }
+        if let Some(p) = &self.preprocessing {
+            settings.push(Setting::new("data.preprocessing", p.clone()));
+        }
+        if let Some(d) = self.device {
+            settings.push(Setting::new("training.device", d.to_string()));
+        }
+        settings.extend(self.set.iter().cloned());
+        experiment.apply(&settings)?;
+
+        let spec = allconv_models::spec(&model, &experiment.model)?;
+        let device = experiment.training.device.open()?;
+        allconv_train::apply_device_settings(&experiment.training);
+        let varmap = VarMap::new();
+        let net = Network::new(&spec, &varmap, &device, 0)?;
+        allconv_train::checkpoint::load_weights(&weights, &varmap)
+            .with_context(|| format!("loading {} as {} weights", weights.display(), spec.name))?;
+        Ok(Loaded {
+            net,
+            model: spec.name,
+            weights,
+            experiment,
+            device,
+        })
+    }
+}
+
+/// The CIFAR-10 of `experiment`'s `data.dir`.
+pub fn raw_data(experiment: &ExperimentConfig) -> anyhow::Result<Cifar10> {
+    let dir = experiment.data.resolved_dir();
+    allconv_cifar::load_dir(&dir).with_context(|| format!("reading CIFAR-10 in {}", dir.display()))
+}
+
+/// `data` preprocessed as `experiment` says: statistics fitted on its training part (the ZCA
+/// fit read from the cache when the training run left one there).
+pub fn prepare(experiment: &ExperimentConfig, data: &Cifar10) -> anyhow::Result<Prepared> {
+    allconv_cifar::prepare(
+        data,
+        &experiment.data.prepare_options(),
+        experiment.data.cache_dir.as_deref(),
+    )
+    .with_context(|| {
+        format!(
+            "preprocessing ({}) the data in {}",
+            experiment.data.preprocessing,
+            experiment.data.resolved_dir().display()
+        )
+    })
+}

@@ -1,0 +1,501 @@
+//! `allconv visualize`: what a unit or class responds to, reconstructed in input space by
+//! plain backpropagation, the deconvnet rule and guided backpropagation (docs/protocol.md,
+//! "Visualising what the networks learned"). Writes PNG grids and an `index.json` saying what
+//! every picture shows.
+
+mod picture;
+
+use std::path::{Path, PathBuf};
+
+use allconv_cifar::{Cifar10, RawSplit, CLASS_NAMES, IMAGE_BYTES};
+use allconv_models::{Network, ReluBackward, Target};
+use anyhow::{bail, Context};
+use candle_core::{Device, Tensor};
+use serde_json::json;
+
+use super::source::{self, Loaded, SourceArgs};
+use picture::{Layout, Planes};
+
+/// Marks an `--out` folder as written by this command (so it may write there again).
+const TOOL: &str = "allconv visualize";
+const INDEX: &str = "index.json";
+
+/// Flags of `allconv visualize`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Test images: `test:A..B` (indices A to B-1) or `test:I,J,...`.
+    #[arg(long, default_value = "test:0..8", conflicts_with = "image")]
+    images: String,
+    /// A 32x32 RGB PNG instead of test images (repeat for several), preprocessed with the
+    /// statistics fitted on the network's training data.
+    #[arg(long)]
+    image: Vec<PathBuf>,
+    /// The convolution of the target unit(s): conv1, conv2, ...
+    #[arg(long)]
+    layer: Option<String>,
+    /// Target: this channel of --layer, at its largest spatial activation in each image.
+    #[arg(long, requires = "layer", conflicts_with_all = ["class", "top_units", "top_patches"])]
+    unit: Option<usize>,
+    /// Target: the logit of this class (0-9 or its name).
+    #[arg(long, conflicts_with_all = ["layer", "top_units", "top_patches"])]
+    class: Option<String>,
+    /// Target: in each image, its N most active units of --layer (one row each).
+    #[arg(long, requires = "layer", conflicts_with = "top_patches")]
+    top_units: Option<usize>,
+    /// Paper-style figure: for each of --units of --layer, the 9 images of the first --search
+    /// test images where it is most active, then their guided reconstructions.
+    #[arg(long, requires_all = ["layer", "units"])]
+    top_patches: bool,
+    /// With --top-patches: the units, e.g. 0,1,2.
+    #[arg(long, value_delimiter = ',')]
+    units: Vec<usize>,
+    /// With --top-patches: how many test images (from the first) to search.
+    #[arg(long, default_value_t = 1000)]
+    search: usize,
+    /// Backward rules, one column each: backprop, deconvnet, guided.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "backprop,deconvnet,guided"
+    )]
+    method: Vec<String>,
+    /// Output folder (created; refused if it holds files this command did not write).
+    #[arg(long)]
+    out: PathBuf,
+    /// Pixels per image pixel in the PNG.
+    #[arg(long, default_value_t = 3)]
+    zoom: usize,
+}
+
+/// One picture to show: what it is, its raw pixels and where it came from.
+struct Picture {
+    /// `test:17` or the PNG's path.
+    name: String,
+    /// The CIFAR class name, for test images.
+    label: Option<&'static str>,
+    raw: Vec<u8>,
+}
+
+/// Runs `allconv visualize`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.zoom == 0 || args.zoom > 16 {
+        bail!("--zoom must be in 1..=16, got {}", args.zoom);
+    }
+    let methods = args
+        .method
+        .iter()
+        .map(|m| {
+            ReluBackward::from_name(m).with_context(|| {
+                format!("--method: unknown rule {m:?}, expected backprop, deconvnet or guided")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.top_patches && args.search == 0 {
+        bail!("--search must be at least 1 (test images to search)");
+    }
+    let conv = args.layer.as_deref().map(parse_layer).transpose()?;
+    let class = args.class.as_deref().map(parse_class).transpose()?;
+    if !args.top_patches && args.unit.is_none() && class.is_none() && args.top_units.is_none() {
+        bail!("say what to visualise: --layer convK --unit U, --class K, --layer convK --top-units N, or --top-patches");
+    }
+    prepare_out(&args.out)?;
+
+    let loaded = args.source.load()?;
+    if let Some(conv) = conv {
+        let n = loaded.net.conv_count();
+        if conv == 0 || conv > n {
+            bail!("--layer conv{conv}: {} has conv1..conv{n}", loaded.model);
+        }
+    }
+    let data = source::raw_data(&loaded.experiment)?;
+    let pictures = if args.top_patches {
+        test_pictures(&data.test, 0..args.search.min(data.test.len()))?
+    } else if !args.image.is_empty() {
+        args.image
+            .iter()
+            .map(|p| read_png(p))
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        test_pictures(&data.test, parse_images(&args.images, data.test.len())?)?
+    };
+    let x = preprocessed(&loaded, &data, &pictures)?;
+
+    let mut index = Vec::new();
+    if args.top_patches {
+        let conv = conv.expect("clap requires --layer");
+        index.push(top_patches(&args, &loaded, &x, &pictures, conv)?);
+    } else {
+        let (file, rows) = if let Some(unit) = args.unit {
+            let conv = conv.expect("clap requires --layer");
+            let rows = (0..pictures.len())
+                .map(|i| (i, Target::Unit { conv, unit }))
+                .collect();
+            (format!("conv{conv}-unit{unit}.png"), rows)
+        } else if let Some(k) = class {
+            let rows = (0..pictures.len()).map(|i| (i, Target::Class(k))).collect();
+            (format!("class-{k}.png"), rows)
+        } else {
+            let n = args.top_units.expect("one target is given");
+            let conv = conv.expect("clap requires --layer");
+            let rows = top_units(&loaded.net, &x, conv, n)?;
+            (format!("conv{conv}-top{n}.png"), rows)
+        };
+        index.push(rows_picture(
+            &args, &loaded, &x, &pictures, &methods, &file, &rows,
+        )?);
+    }
+    // Pictures written into this folder before (by other targets) stay listed.
+    let earlier = read_index(&args.out)
+        .and_then(|v| v["pictures"].as_array().cloned())
+        .unwrap_or_default();
+    let mut pictures_listed: Vec<serde_json::Value> = earlier
+        .into_iter()
+        .filter(|e| !index.iter().any(|n| n["file"] == e["file"]))
+        .collect();
+    pictures_listed.extend(index);
+    let index = json!({
+        "tool": TOOL,
+        "model": loaded.model,
+        "weights": loaded.weights.display().to_string(),
+        "preprocessing": loaded.experiment.data.preprocessing.to_string(),
+        "scaling": "each reconstruction min-max scaled to 0..255 on its own (all channels together)",
+        "pictures": pictures_listed,
+    });
+    std::fs::write(
+        args.out.join(INDEX),
+        serde_json::to_string_pretty(&index)? + "\n",
+    )
+    .with_context(|| format!("writing {}", args.out.join(INDEX).display()))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// `conv6` -> 6.
+fn parse_layer(s: &str) -> anyhow::Result<usize> {
+    s.strip_prefix("conv")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("--layer {s:?}: expected convK, e.g. conv6"))
+}
+
+/// `3` or `cat` -> 3.
+fn parse_class(s: &str) -> anyhow::Result<usize> {
+    if let Ok(k) = s.parse::<usize>() {
+        return Ok(k);
+    }
+    CLASS_NAMES.iter().position(|c| *c == s).with_context(|| {
+        format!(
+            "--class {s:?}: expected 0-9 or one of {}",
+            CLASS_NAMES.join(", ")
+        )
+    })
+}
+
+/// `test:A..B` or `test:I,J` -> test indices, each below `len`.
+fn parse_images(s: &str, len: usize) -> anyhow::Result<Vec<usize>> {
+    let bad = || format!("--images {s:?}: expected test:A..B or test:I,J,... (indices 0..{len})");
+    let spec = s.strip_prefix("test:").with_context(bad)?;
+    let indices: Vec<usize> = if let Some((a, b)) = spec.split_once("..") {
+        let (a, b): (usize, usize) = (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
+        (a..b).collect()
+    } else {
+        spec.split(',')
+            .map(|i| i.trim().parse().with_context(bad))
+            .collect::<anyhow::Result<_>>()?
+    };
+    if indices.is_empty() {
+        bail!("--images {s:?} selects no image");
+    }
+    if let Some(i) = indices.iter().find(|&&i| i >= len) {
+        bail!("--images {s:?}: test image {i} does not exist (the test set has {len})");
+    }
+    Ok(indices)
+}
+
+fn test_pictures(
+    test: &RawSplit,
+    indices: impl IntoIterator<Item = usize>,
+) -> anyhow::Result<Vec<Picture>> {
+    Ok(indices
+        .into_iter()
+        .map(|i| Picture {
+            name: format!("test:{i}"),
+            label: Some(CLASS_NAMES[test.labels[i] as usize]),
+            raw: test.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES].to_vec(),
+        })
+        .collect())
+}
+
+/// A 32x32 PNG as CIFAR planes; any other size is refused (the networks saw 32x32 images).
+fn read_png(path: &Path) -> anyhow::Result<Picture> {
+    let img = image::open(path)
+        .with_context(|| format!("--image {}: not a readable image", path.display()))?;
+    if (img.width(), img.height()) != (32, 32) {
+        bail!(
+            "--image {}: {}x{} pixels, expected a 32x32 RGB picture like CIFAR-10's",
+            path.display(),
+            img.width(),
+            img.height()
+        );
+    }
+    let rgb = img.to_rgb8();
+    let mut raw = vec![0u8; IMAGE_BYTES];
+    for (i, p) in rgb.pixels().enumerate() {
+        for c in 0..3 {
+            raw[c * 1024 + i] = p.0[c];
+        }
+    }
+    Ok(Picture {
+        name: path.display().to_string(),
+        label: None,
+        raw,
+    })
+}
+
+/// The pictures preprocessed with the statistics fitted on the network's training data, as a
+/// `[N, 3, 32, 32]` tensor on its device.
+fn preprocessed(loaded: &Loaded, data: &Cifar10, pictures: &[Picture]) -> anyhow::Result<Tensor> {
+    let chosen = RawSplit {
+        images: pictures
+            .iter()
+            .flat_map(|p| p.raw.iter().copied())
+            .collect(),
+        labels: vec![0; pictures.len()],
+    };
+    let mut experiment = loaded.experiment.clone();
+    // The pictures are the test split here: all of them.
+    experiment.data.test_subset = None;
+    let with_pictures = Cifar10 {
+        train: data.train.clone(),
+        test: chosen,
+    };
+    let prepared = source::prepare(&experiment, &with_pictures)?;
+    Ok(Tensor::from_vec(
+        prepared.test.images,
+        (pictures.len(), 3, 32, 32),
+        &loaded.device,
+    )?)
+}
+
+/// Per image, its `n` units of `conv` with the largest (spatial maximum) activation.
+fn top_units(
+    net: &Network,
+    x: &Tensor,
+    conv: usize,
+    n: usize,
+) -> anyhow::Result<Vec<(usize, Target)>> {
+    let maxima = unit_maxima(net, x, conv)?;
+    let mut rows = Vec::new();
+    for (i, m) in maxima.iter().enumerate() {
+        let mut order: Vec<usize> = (0..m.len()).collect();
+        order.sort_by(|&a, &b| m[b].total_cmp(&m[a]));
+        rows.extend(
+            order
+                .into_iter()
+                .take(n)
+                .map(|unit| (i, Target::Unit { conv, unit })),
+        );
+    }
+    Ok(rows)
+}
+
+/// `[image][unit]`: the largest activation of each unit of `conv` in each image.
+fn unit_maxima(net: &Network, x: &Tensor, conv: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut out = Vec::new();
+    for start in (0..x.dim(0)?).step_by(100) {
+        let len = 100.min(x.dim(0)? - start);
+        let traced =
+            net.forward_traced(&x.narrow(0, start, len)?.detach(), ReluBackward::Backprop)?;
+        let a = traced.conv_outputs[conv - 1].detach();
+        out.extend(
+            a.flatten_from(2)?
+                .max(2)?
+                .to_device(&Device::Cpu)?
+                .to_vec2::<f32>()?,
+        );
+    }
+    Ok(out)
+}
+
+/// What the target is, in words.
+fn describe(target: Target) -> String {
+    match target {
+        Target::Class(k) => format!("class {k} ({})", CLASS_NAMES.get(k).unwrap_or(&"?")),
+        Target::Unit { conv, unit } => format!("conv{conv} unit {unit} at its largest activation"),
+    }
+}
+
+/// The gradient of `target` for picture `i` by `rule`, min-max scaled.
+fn reconstruction(
+    net: &Network,
+    x: &Tensor,
+    i: usize,
+    target: Target,
+    rule: ReluBackward,
+) -> anyhow::Result<Planes> {
+    let g = net.input_gradient(&x.narrow(0, i, 1)?, target, rule)?;
+    let g = g
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_device(&Device::Cpu)?
+        .to_vec1::<f32>()?;
+    Ok(picture::min_max_scaled(&g))
+}
+
+fn planes(raw: &[u8]) -> Planes {
+    let mut p = [0u8; IMAGE_BYTES];
+    p.copy_from_slice(raw);
+    p
+}
+
+/// One row per `(picture, target)`: the original, then one reconstruction per method.
+fn rows_picture(
+    args: &Args,
+    loaded: &Loaded,
+    x: &Tensor,
+    pictures: &[Picture],
+    methods: &[ReluBackward],
+    file: &str,
+    rows: &[(usize, Target)],
+) -> anyhow::Result<serde_json::Value> {
+    let mut cells = Vec::new();
+    let mut described = Vec::new();
+    for &(i, target) in rows {
+        let mut row = vec![planes(&pictures[i].raw)];
+        for &rule in methods {
+            row.push(reconstruction(&loaded.net, x, i, target, rule)?);
+        }
+        cells.push(row);
+        described.push(json!({
+            "image": pictures[i].name,
+            "label": pictures[i].label,
+            "target": describe(target),
+        }));
+    }
+    let layout = Layout {
+        rows: rows.len(),
+        cols: 1 + methods.len(),
+        zoom: args.zoom,
+        gap: 2,
+    };
+    let mut columns = vec!["original (before preprocessing)".to_string()];
+    columns.extend(methods.iter().map(|m| m.name().to_string()));
+    save(
+        args,
+        layout,
+        &cells,
+        file,
+        json!({ "columns": columns, "rows": described }),
+    )
+}
+
+/// For each unit, the 9 most activating pictures, then their guided reconstructions.
+fn top_patches(
+    args: &Args,
+    loaded: &Loaded,
+    x: &Tensor,
+    pictures: &[Picture],
+    conv: usize,
+) -> anyhow::Result<serde_json::Value> {
+    const TOP: usize = 9;
+    let maxima = unit_maxima(&loaded.net, x, conv)?;
+    let channels = maxima.first().map_or(0, Vec::len);
+    let mut cells = Vec::new();
+    let mut described = Vec::new();
+    for &unit in &args.units {
+        if unit >= channels {
+            bail!(
+                "--units: conv{conv} of {} has units 0..{channels}, not {unit}",
+                loaded.model
+            );
+        }
+        let mut order: Vec<usize> = (0..pictures.len()).collect();
+        order.sort_by(|&a, &b| maxima[b][unit].total_cmp(&maxima[a][unit]));
+        order.truncate(TOP);
+        let target = Target::Unit { conv, unit };
+        let mut row: Vec<Planes> = order.iter().map(|&i| planes(&pictures[i].raw)).collect();
+        for &i in &order {
+            row.push(reconstruction(
+                &loaded.net,
+                x,
+                i,
+                target,
+                ReluBackward::Guided,
+            )?);
+        }
+        cells.push(row);
+        described.push(json!({
+            "target": describe(target),
+            "images": order.iter().map(|&i| &pictures[i].name).collect::<Vec<_>>(),
+            "activations": order.iter().map(|&i| maxima[i][unit]).collect::<Vec<_>>(),
+        }));
+    }
+    let layout = Layout {
+        rows: args.units.len(),
+        cols: 2 * TOP,
+        zoom: args.zoom,
+        gap: 2,
+    };
+    let file = format!("conv{conv}-top-patches.png");
+    let columns = format!(
+        "columns 1-{TOP}: the {TOP} of the first {} test images where the unit is most active \
+         (largest first); columns {}-{}: their guided-backpropagation reconstructions",
+        pictures.len(),
+        TOP + 1,
+        2 * TOP
+    );
+    save(
+        args,
+        layout,
+        &cells,
+        &file,
+        json!({ "columns": columns, "rows": described }),
+    )
+}
+
+fn save(
+    args: &Args,
+    layout: Layout,
+    cells: &[Vec<Planes>],
+    file: &str,
+    mut entry: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let path = args.out.join(file);
+    picture::compose(layout, cells)
+        .save(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let (w, h) = layout.size();
+    entry["file"] = json!(file);
+    entry["width"] = json!(w);
+    entry["height"] = json!(h);
+    entry["cell"] = json!(layout.cell());
+    entry["gap"] = json!(layout.gap);
+    Ok(entry)
+}
+
+/// Creates `out`, or accepts it if empty or written by this command before.
+fn prepare_out(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out)
+            .with_context(|| format!("--out {}: not a readable folder", out.display()))?;
+        if entries.next().is_some() {
+            let ours = read_index(out).is_some();
+            if !ours {
+                bail!(
+                    "--out {}: the folder holds files not written by `{TOOL}`; choose an empty or new folder",
+                    out.display()
+                );
+            }
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+}
+
+/// The `index.json` this command wrote into `out`, if there is one.
+fn read_index(out: &Path) -> Option<serde_json::Value> {
+    std::fs::read_to_string(out.join(INDEX))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .filter(|v| v["tool"] == TOOL)
+}
