@@ -118,7 +118,8 @@ impl RunDir {
 }
 
 /// The files of a run's `checkpoint/` folder: `state.json` names the tensor files of the last
-/// complete checkpoint, `weights-000k.safetensors` and `momentum-000k.safetensors` for epoch `k`.
+/// complete checkpoint, `weights-000k.safetensors` and `momentum-000k.safetensors` for epoch `k`
+/// (`weights-000k-step-00000s.safetensors` after step `s` of the next epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointFiles {
     dir: PathBuf,
@@ -144,6 +145,22 @@ impl CheckpointFiles {
     /// Name (relative to the folder) of the momentum file of epoch `epoch`.
     pub fn momentum_name(epoch: usize) -> String {
         format!("{MOMENTUM_PREFIX}{epoch:04}{SAFETENSORS_SUFFIX}")
+    }
+    /// Name of the weights file after `step` steps of the epoch following epoch `epoch` (a
+    /// checkpoint written part-way through an epoch); [`CheckpointFiles::weights_name`] for
+    /// step 0.
+    pub fn weights_name_at(epoch: usize, step: usize) -> String {
+        Self::at_step(Self::weights_name(epoch), step)
+    }
+    /// Name of the momentum file matching [`CheckpointFiles::weights_name_at`].
+    pub fn momentum_name_at(epoch: usize, step: usize) -> String {
+        Self::at_step(Self::momentum_name(epoch), step)
+    }
+    fn at_step(name: String, step: usize) -> String {
+        match (step, name.strip_suffix(SAFETENSORS_SUFFIX)) {
+            (0, _) | (_, None) => name,
+            (_, Some(stem)) => format!("{stem}-step-{step:06}{SAFETENSORS_SUFFIX}"),
+        }
     }
     /// A file of the folder by its name.
     pub fn file(&self, name: &str) -> PathBuf {
