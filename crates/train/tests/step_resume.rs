@@ -1,7 +1,7 @@
 //! A run stopped part-way through an epoch (what a stop signal does: `RunOptions::stop`, here
 //! raised by the `stop_after_steps` hook through the same check) resumes at that step and ends
 //! bit for bit where an uninterrupted run ends; stops without progress are counted and capped
-//! (docs/protocol.md, "Resuming").
+//! (docs/protocol.md, "Training": interruptions change nothing).
 
 mod common;
 
