@@ -7,10 +7,18 @@ mod closed_stdout;
 
 use clap::{Parser, Subcommand};
 
+/// `allconv --version`: the version and whether this build has CUDA (`allconv reproduce
+/// --emit-slurm --slurm-binary` reads it to refuse a cuda grid for a build without).
+const VERSION: &str = if cfg!(feature = "cuda") {
+    concat!(env!("CARGO_PKG_VERSION"), " (cuda)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (cpu only)")
+};
+
 #[derive(Parser)]
 #[command(
     name = "allconv",
-    version,
+    version = VERSION,
     about = "Reproduce the All Convolutional Net (Springenberg et al. 2014) on CIFAR-10"
 )]
 struct Cli {

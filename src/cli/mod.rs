@@ -6,4 +6,5 @@ pub mod data;
 pub mod models;
 pub mod report;
 pub mod reproduce;
+pub mod stop_signal;
 pub mod train;

@@ -23,6 +23,8 @@ const WEIGHTS_PREFIX: &str = "weights-";
 const MOMENTUM_PREFIX: &str = "momentum-";
 const SAFETENSORS_SUFFIX: &str = ".safetensors";
 const SLURM_SCRIPT_FILE: &str = "grid.sbatch";
+const SLURM_REPORT_SCRIPT_FILE: &str = "report.sbatch";
+const SLURM_SUBMIT_FILE: &str = "submit.sh";
 const SLURM_LOGS_DIR: &str = "logs";
 
 /// The run folder of one grid point below a runs root: `<runs>/<model>/lr-<lr>/seed-<seed>/`,
@@ -176,7 +178,7 @@ impl CheckpointFiles {
 }
 
 /// The folder `allconv reproduce --emit-slurm DIR` writes: `grid.json`, the array script
-/// `grid.sbatch` and `logs/`.
+/// `grid.sbatch`, the report job `report.sbatch`, `submit.sh` (submits both) and `logs/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmFolder {
     dir: PathBuf,
@@ -198,6 +200,14 @@ impl SlurmFolder {
     /// `grid.sbatch`.
     pub fn script_path(&self) -> PathBuf {
         self.dir.join(SLURM_SCRIPT_FILE)
+    }
+    /// `report.sbatch`: the job that writes the report once the array has ended.
+    pub fn report_script_path(&self) -> PathBuf {
+        self.dir.join(SLURM_REPORT_SCRIPT_FILE)
+    }
+    /// `submit.sh`: submits the array, then the report job depending on it.
+    pub fn submit_path(&self) -> PathBuf {
+        self.dir.join(SLURM_SUBMIT_FILE)
     }
     /// `logs/`: one output file per array task.
     pub fn logs_path(&self) -> PathBuf {
