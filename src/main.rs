@@ -38,7 +38,7 @@ enum Command {
     /// (Boxed: its many flags would make every variant as large.)
     Train(Box<cli::train::Args>),
     /// Run the whole grid of a config, then write the report.
-    Reproduce(cli::reproduce::Args),
+    Reproduce(Box<cli::reproduce::Args>),
     /// Write report.md, report.csv and curves from run folders.
     Report(cli::report::Args),
 }
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Models(a) => cli::models::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Train(a) => cli::train::run(*a),
-        Command::Reproduce(a) => cli::reproduce::run(a),
+        Command::Reproduce(a) => cli::reproduce::run(*a),
         Command::Report(a) => cli::report::run(a),
     }
 }
