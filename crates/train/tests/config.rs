@@ -258,7 +258,10 @@ fn the_slurm_section_parses_and_bad_resources_are_named() {
     assert_eq!(c.slurm.time, "2-00:00:00");
     assert_eq!(c.slurm.gpus_per_task, Some(2));
     // Left out: the defaults of docs/configuration.md.
-    assert_eq!((c.slurm.signal_lead, c.slurm.max_stalled_requeues), (120, 3));
+    assert_eq!(
+        (c.slurm.signal_lead, c.slurm.max_stalled_requeues),
+        (120, 3)
+    );
     assert_eq!(c.slurm.cpus_per_task, None);
     for (yaml, key) in [
         ("slurm:\n  partition: \"two words\"\n", "slurm.partition"),
