@@ -74,11 +74,16 @@ trap cleanup EXIT
 trap 'keep_tmp=1' ERR
 
 # Free ports (two CI runs on one machine must not meet).
-read -r ctld_port slurmd_port < <(python3 -c '
+if command -v python3 >/dev/null; then
+  read -r ctld_port slurmd_port < <(python3 -c '
 import socket
 s = [socket.socket() for _ in range(2)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
+else
+  ctld_port=$((20000 + RANDOM % 20000))
+  slurmd_port=$((ctld_port + 1))
+fi
 node=$(hostname -s)
 cpus=$(nproc)
 memory=$(awk '/MemTotal/ { print int($2 / 1024 * 0.8) }' /proc/meminfo)
@@ -235,7 +240,7 @@ again=${again%%;*}
   fail "the resubmitted array changed a result"
 
 # The GPU variant, as emitted, is accepted by sbatch (--test-only: this node's GPU is a stand-in).
-cuda_allconv="$repo/${CARGO_TARGET_DIR:-target}/cuda/release/allconv"
+cuda_allconv="$repo/target/cuda/release/allconv" # where .ci/run builds it
 if ! [ -x "$cuda_allconv" ] || ! "$cuda_allconv" --version | grep -q "(cuda)"; then
   # A stand-in for a CUDA build: --test-only runs nothing, and emit reads only its --version.
   cuda_allconv="$tmp/allconv-cuda"

@@ -326,7 +326,11 @@ fn the_slurm_script_trains_exactly_the_grid_point_of_its_index() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     entries.sort();
-    assert_eq!(entries, ["grid.json", "reproduce.lock"], "emitting trains nothing");
+    assert_eq!(
+        entries,
+        ["grid.json", "reproduce.lock"],
+        "emitting trains nothing"
+    );
     let grid: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("grid.json")).unwrap()).unwrap();
     assert_eq!(grid["points"].as_array().map(Vec::len), Some(2));

@@ -8,8 +8,8 @@
 //! is a result and the grid goes on; a failed child is reported with the end of its log and the
 //! grid goes on, and the command fails at the end.
 //!
-//! Ctrl-C reaches the children too (they share the terminal's process group); each stops with
-//! its last per-epoch checkpoint intact, and the same command continues where it stopped.
+//! Ctrl-C reaches the children too (they share the terminal's process group); each writes a
+//! checkpoint at the step under way and stops, and the same command continues from there.
 
 mod pool;
 mod slurm;
