@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The emitted Slurm jobs on a real Slurm: a one-node cluster on this machine (Debian's slurmctld,
 # slurmd and munge, installed when missing), a tiny synthetic CPU grid (2 models x 2 learning
-# rates, 3 epochs) submitted with the emitted submit.sh, one task requeued mid-epoch.
+# rates, 3 epochs) submitted with the emitted submit.sh, two tasks stopped mid-epoch.
 #
 # Asserts: every grid point done; the report job ran and its report lists every point; the
-# requeued task resumed from its step checkpoint and ends with the weights of an uninterrupted
-# run of the same point (bytewise); a resubmitted array skips the finished points; sbatch
-# --test-only accepts the GPU variant of the script. Skips (exit 0, with a message) only where
+# requeued task (scontrol requeue) resumed from its step checkpoint and ends with the weights of
+# an uninterrupted run of the same point (bytewise); a task sent USR1 (the time-limit signal)
+# requeued itself and resumed from its step checkpoint; a resubmitted array skips the finished
+# points; sbatch --test-only accepts the GPU variant of the script. Skips (exit 0, with a message) only where
 # Slurm cannot be installed. The daemons run from a temporary folder (SLURM_CONF) and are
 # stopped by their PIDs at the end.
 #
@@ -191,16 +192,24 @@ RAYON_NUM_THREADS=1 "$allconv" train --quiet --grid "$work/slurm/grid.json" --in
 reference=$!
 pids+=("$reference")
 
-# Requeue that task part-way through its second epoch.
-metrics="$work/runs/all-cnn-a/lr-0.05/seed-0/metrics.csv"
-deadline=$(($(date +%s) + 180))
-until [ -f "$metrics" ] && [ "$(wc -l <"$metrics")" -ge 2 ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "task $requeued finished no epoch in 180 s"
-  sleep 0.2
-done
-sleep 2
+# Waits until the run of a task has finished its first epoch, then a moment more (into epoch 2).
+into_second_epoch() {
+  local metrics="$work/runs/$1/seed-0/metrics.csv" deadline=$(($(date +%s) + 180))
+  until [ -f "$metrics" ] && [ "$(wc -l <"$metrics")" -ge 2 ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$1 finished no epoch in 180 s"
+    sleep 0.2
+  done
+  sleep 2
+}
+# Requeue that task part-way through its second epoch, as an administrator or pre-emption does.
+into_second_epoch all-cnn-a/lr-0.05
 scontrol requeue "${array}_${requeued}"
-say "requeued task ${array}_${requeued} after its first epoch"
+say "requeued task ${array}_${requeued} (scontrol requeue) in its second epoch"
+# And send task 3 what Slurm sends before the time limit (--signal=B:USR1): it requeues itself.
+signalled=3
+into_second_epoch all-cnn-a/lr-0.01
+scancel --batch --signal=USR1 "${array}_${signalled}"
+say "sent USR1 to task ${array}_${signalled} in its second epoch"
 
 deadline=$(($(date +%s) + 300))
 while [ -n "$(squeue -h -j "$array,$report" -o %i 2>/dev/null)" ]; do
@@ -229,6 +238,13 @@ cmp "$work/runs/all-cnn-a/lr-0.05/seed-0/weights.safetensors" \
   "$work/reference/all-cnn-a/lr-0.05/seed-0/weights.safetensors" ||
   fail "the requeued run's weights differ from the uninterrupted run's"
 say "task $requeued: $(grep -oE "resuming after epoch [0-9]+/3, at step [0-9]+ of epoch [0-9]+" "$log"); weights identical to the uninterrupted run"
+
+log="$work/slurm/logs/${array}_${signalled}.out"
+grep -q "USR1: the time limit is 120 s away" "$log" || fail "task $signalled saw no USR1: $(cat "$log")"
+grep -q "restart 1 " "$log" || fail "task $signalled did not requeue itself: $(cat "$log")"
+grep -qE "resuming after epoch [0-9]+/3, at step [1-9][0-9]* of epoch" "$log" ||
+  fail "task $signalled did not resume from a step checkpoint: $(cat "$log")"
+say "task $signalled: USR1, requeued itself, $(grep -oE "resuming after epoch [0-9]+/3, at step [0-9]+ of epoch [0-9]+" "$log")"
 
 # A resubmitted array trains nothing: every point is skipped as finished.
 before=$(cat "$work"/runs/*/lr-*/seed-0/result.json | md5sum)
