@@ -40,10 +40,12 @@ fn train(config: &Path, restart_count: Option<&str>) -> Output {
 fn a_requeue_after_too_many_stalled_stops_fails_saying_why() {
     let tmp = tempfile::tempdir().unwrap();
     let (path, config) = experiment(tmp.path());
-    // Two stops before the first step, as a time limit shorter than the data loading gives.
+    // Two requeued processes stopped before their first step, as a time limit shorter than the
+    // data loading gives.
     let point = RunConfig::new(config, "strided-cnn-a", 0.01, 0).unwrap();
     let at_once = RunOptions {
         stop_after_steps: Some(0),
+        max_stalled_stops: Some(2),
         ..Default::default()
     };
     for _ in 0..2 {
