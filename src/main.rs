@@ -7,10 +7,18 @@ mod closed_stdout;
 
 use clap::{Parser, Subcommand};
 
+/// `allconv --version`: the version and whether this build has CUDA (`allconv reproduce
+/// --emit-slurm --slurm-binary` reads it to refuse a cuda grid for a build without).
+const VERSION: &str = if cfg!(feature = "cuda") {
+    concat!(env!("CARGO_PKG_VERSION"), " (cuda)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (cpu only)")
+};
+
 #[derive(Parser)]
 #[command(
     name = "allconv",
-    version,
+    version = VERSION,
     about = "Reproduce the All Convolutional Net (Springenberg et al. 2014) on CIFAR-10"
 )]
 struct Cli {
@@ -30,7 +38,7 @@ enum Command {
     /// (Boxed: its many flags would make every variant as large.)
     Train(Box<cli::train::Args>),
     /// Run the whole grid of a config, then write the report.
-    Reproduce(cli::reproduce::Args),
+    Reproduce(Box<cli::reproduce::Args>),
     /// Write report.md, report.csv and curves from run folders.
     Report(cli::report::Args),
     /// Test error and per-class accuracy of a run's or any weights file's network.
@@ -50,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Models(a) => cli::models::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Train(a) => cli::train::run(*a),
-        Command::Reproduce(a) => cli::reproduce::run(a),
+        Command::Reproduce(a) => cli::reproduce::run(*a),
         Command::Report(a) => cli::report::run(a),
         Command::Evaluate(a) => cli::evaluate::run(a),
         Command::Visualize(a) => cli::visualize::run(*a),

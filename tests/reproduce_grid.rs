@@ -320,7 +320,20 @@ fn the_slurm_script_trains_exactly_the_grid_point_of_its_index() {
         .output()
         .unwrap();
     assert!(syntax.status.success(), "{}", text(&syntax));
-    assert!(!out.exists(), "emitting the script trains nothing");
+    // Emitting trains nothing: the runs root holds the grid file (for the report) and no run.
+    let mut entries: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["grid.json", "reproduce.lock"],
+        "emitting trains nothing"
+    );
+    let grid: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("grid.json")).unwrap()).unwrap();
+    assert_eq!(grid["points"].as_array().map(Vec::len), Some(2));
 
     // The task of index 1 (strided-cnn-a, lr 0.01), run by hand as Slurm would run it.
     let task = Command::new("bash")

@@ -8,5 +8,6 @@ pub mod models;
 pub mod report;
 pub mod reproduce;
 pub mod source;
+pub mod stop_signal;
 pub mod train;
 pub mod visualize;

@@ -7,6 +7,7 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use allconv_train::{
@@ -105,10 +106,10 @@ fn single<T: Clone + std::fmt::Debug>(flag: &str, values: &[T], from: &str) -> a
 
 /// Test hook for deterministic interruption tests (`tests/reproduce_grid.rs`): with
 /// `ALLCONV_TEST_HOLD=<run folder>=<epochs>` in the environment, the run in that folder stops
-/// after that many epochs of this process (checkpointed) and waits to be killed. Without it a
+/// after that many epochs of this process (checkpointed) and waits for a stop signal. Without it a
 /// test that signals a grid mid-run races the trainer, and on a fast machine the grid can
 /// finish first.
-fn test_hold(dir: &Path) -> Option<EpochHook> {
+fn test_hold(dir: &Path, stop: &'static AtomicBool) -> Option<EpochHook> {
     let value = std::env::var("ALLCONV_TEST_HOLD").ok()?;
     let (folder, epochs) = value.rsplit_once('=')?;
     if Path::new(folder) != dir {
@@ -117,12 +118,25 @@ fn test_hold(dir: &Path) -> Option<EpochHook> {
     let epochs: usize = epochs.parse().ok()?;
     Some(Arc::new(move |end: &EpochEnd<'_>| {
         if !end.finished && end.epochs_this_process == epochs {
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+            // Until a signal: the trainer then stops as it would mid-run.
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
         ControlFlow::Continue(())
     }))
+}
+
+/// In a Slurm task that is a requeue (`SLURM_RESTART_COUNT` > 0), the number of stops without
+/// progress after which the run refuses to start (`slurm.max_stalled_requeues`); `None` for a
+/// first start, which clears the count.
+fn slurm_requeue_limit(config: &RunConfig) -> Option<usize> {
+    let restarts: u64 = std::env::var("SLURM_RESTART_COUNT")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (restarts > 0).then_some(config.config.slurm.max_stalled_requeues)
 }
 
 /// Runs `allconv train`.
@@ -136,11 +150,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Progress::Auto
     };
     let dir = config.run_dir();
+    let stop = super::stop_signal::install();
     let result = allconv_train::run(
         &config,
         &RunOptions {
             progress,
-            on_epoch_end: test_hold(&dir),
+            on_epoch_end: test_hold(&dir, stop),
+            stop: Some(stop),
+            max_stalled_stops: slurm_requeue_limit(&config),
             ..Default::default()
         },
     )

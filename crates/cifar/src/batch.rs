@@ -247,6 +247,16 @@ impl Iterator for DeviceBatches<'_> {
         Some(self.build(start, stop - start))
     }
 
+    /// Skips `n` batches without gathering them (a run resumed part-way through an epoch
+    /// starts at its step this way), then yields the next.
+    fn nth(&mut self, n: usize) -> Option<Self::Item> {
+        self.next = self
+            .next
+            .saturating_add(n.saturating_mul(self.batch_size))
+            .min(self.end);
+        self.next()
+    }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         let left = (self.end - self.next).div_ceil(self.batch_size);
         (left, Some(left))

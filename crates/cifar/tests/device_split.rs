@@ -50,6 +50,33 @@ fn device_batches_equal_host_batches_for_every_order_and_last_batch_rule() {
 }
 
 #[test]
+fn skipped_batches_are_the_tail_of_the_full_sequence() {
+    // A run resumed part-way through an epoch skips the steps it did: what follows must be the
+    // very batches an uninterrupted epoch sees next, and their step numbers with them.
+    let split = distinct(23);
+    let device_split = DeviceSplit::new(&split, &Device::Cpu).unwrap();
+    let order = Order::Shuffled { seed: 5, epoch: 2 };
+    let all: Vec<Batch> = device_split
+        .batches(5, order, true)
+        .unwrap()
+        .map(|b| flat(b.map_err(candle_core::Error::wrap)))
+        .collect();
+    let tail: Vec<(usize, Batch)> = device_split
+        .batches(5, order, true)
+        .unwrap()
+        .enumerate()
+        .skip(3)
+        .map(|(i, b)| (i, flat(b.map_err(candle_core::Error::wrap))))
+        .collect();
+    // 5 batches (4 of 5 images, 1 of 3); skipping 3 leaves steps 3 and 4.
+    assert_eq!(tail.iter().map(|t| t.0).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(tail[0].1, all[3]);
+    assert_eq!(tail[1].1, all[4]);
+    let mut past_end = device_split.batches(5, order, true).unwrap();
+    assert!(past_end.nth(9).is_none());
+}
+
+#[test]
 fn sequential_device_batches_are_the_split_in_order() {
     let split = distinct(4);
     let device_split = DeviceSplit::new(&split, &Device::Cpu).unwrap();

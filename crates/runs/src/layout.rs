@@ -23,6 +23,8 @@ const WEIGHTS_PREFIX: &str = "weights-";
 const MOMENTUM_PREFIX: &str = "momentum-";
 const SAFETENSORS_SUFFIX: &str = ".safetensors";
 const SLURM_SCRIPT_FILE: &str = "grid.sbatch";
+const SLURM_REPORT_SCRIPT_FILE: &str = "report.sbatch";
+const SLURM_SUBMIT_FILE: &str = "submit.sh";
 const SLURM_LOGS_DIR: &str = "logs";
 
 /// The run folder of one grid point below a runs root: `<runs>/<model>/lr-<lr>/seed-<seed>/`,
@@ -118,7 +120,8 @@ impl RunDir {
 }
 
 /// The files of a run's `checkpoint/` folder: `state.json` names the tensor files of the last
-/// complete checkpoint, `weights-000k.safetensors` and `momentum-000k.safetensors` for epoch `k`.
+/// complete checkpoint, `weights-000k.safetensors` and `momentum-000k.safetensors` for epoch `k`
+/// (`weights-000k-step-00000s.safetensors` after step `s` of the next epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointFiles {
     dir: PathBuf,
@@ -145,6 +148,22 @@ impl CheckpointFiles {
     pub fn momentum_name(epoch: usize) -> String {
         format!("{MOMENTUM_PREFIX}{epoch:04}{SAFETENSORS_SUFFIX}")
     }
+    /// Name of the weights file after `step` steps of the epoch following epoch `epoch` (a
+    /// checkpoint written part-way through an epoch); [`CheckpointFiles::weights_name`] for
+    /// step 0.
+    pub fn weights_name_at(epoch: usize, step: usize) -> String {
+        Self::at_step(Self::weights_name(epoch), step)
+    }
+    /// Name of the momentum file matching [`CheckpointFiles::weights_name_at`].
+    pub fn momentum_name_at(epoch: usize, step: usize) -> String {
+        Self::at_step(Self::momentum_name(epoch), step)
+    }
+    fn at_step(name: String, step: usize) -> String {
+        match (step, name.strip_suffix(SAFETENSORS_SUFFIX)) {
+            (0, _) | (_, None) => name,
+            (_, Some(stem)) => format!("{stem}-step-{step:06}{SAFETENSORS_SUFFIX}"),
+        }
+    }
     /// A file of the folder by its name.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -159,7 +178,7 @@ impl CheckpointFiles {
 }
 
 /// The folder `allconv reproduce --emit-slurm DIR` writes: `grid.json`, the array script
-/// `grid.sbatch` and `logs/`.
+/// `grid.sbatch`, the report job `report.sbatch`, `submit.sh` (submits both) and `logs/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmFolder {
     dir: PathBuf,
@@ -181,6 +200,14 @@ impl SlurmFolder {
     /// `grid.sbatch`.
     pub fn script_path(&self) -> PathBuf {
         self.dir.join(SLURM_SCRIPT_FILE)
+    }
+    /// `report.sbatch`: the job that writes the report once the array has ended.
+    pub fn report_script_path(&self) -> PathBuf {
+        self.dir.join(SLURM_REPORT_SCRIPT_FILE)
+    }
+    /// `submit.sh`: submits the array, then the report job depending on it.
+    pub fn submit_path(&self) -> PathBuf {
+        self.dir.join(SLURM_SUBMIT_FILE)
     }
     /// `logs/`: one output file per array task.
     pub fn logs_path(&self) -> PathBuf {

@@ -19,6 +19,6 @@ pub use error::{IoContext, Result, RunsError};
 pub use grid::{GridConfig, GridFile, GridPoint};
 pub use layout::{run_dir, CheckpointFiles, RunDir, RunsRoot, SlurmFolder};
 pub use lock::RunLock;
-pub use metrics::{read_metrics, EpochMetrics, METRICS_HEADER};
+pub use metrics::{display_lr, read_metrics, EpochMetrics, METRICS_HEADER};
 pub use result::{FolderState, RunResult, RunStatus};
 pub use scan::{scan, FoundRun, RunRecord};

@@ -191,3 +191,11 @@ impl RunDir {
         file.sync_data().at(&path)
     }
 }
+
+/// A learning rate as people write it: the shortest decimal of the value rounded to 13
+/// significant digits, so that a scheduled rate such as 0.05 x 0.1 (stored as
+/// 0.005000000000000001) reads `0.005`. For display only; files keep the exact value.
+pub fn display_lr(lr: f64) -> String {
+    let rounded: f64 = format!("{lr:.12e}").parse().unwrap_or(lr);
+    format!("{rounded}")
+}

@@ -57,6 +57,22 @@ fn run_folder_names_use_the_shortest_decimal_lr() {
         CheckpointFiles::momentum_name(12),
         "momentum-0012.safetensors"
     );
+    // A checkpoint after step 40 of epoch 4 (3 epochs done); step 0 is the epoch-end name.
+    assert_eq!(
+        CheckpointFiles::weights_name_at(3, 40),
+        "weights-0003-step-000040.safetensors"
+    );
+    assert_eq!(
+        CheckpointFiles::momentum_name_at(3, 40),
+        "momentum-0003-step-000040.safetensors"
+    );
+    assert_eq!(
+        CheckpointFiles::weights_name_at(3, 0),
+        "weights-0003.safetensors"
+    );
+    assert!(CheckpointFiles::is_replaceable(
+        "weights-0003-step-000040.safetensors"
+    ));
     assert!(CheckpointFiles::is_replaceable("weights-0001.safetensors"));
     assert!(CheckpointFiles::is_replaceable("state.json.tmp-42"));
     assert!(!CheckpointFiles::is_replaceable("state.json"));

@@ -118,3 +118,16 @@ fn a_wrong_header_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn scheduled_learning_rates_display_as_written() {
+    // 0.05 x 0.1 in f64 is 0.005000000000000001 (one ulp above 0.005): shown as 0.005.
+    let scheduled = 0.05 * 0.1;
+    assert_eq!(format!("{scheduled}"), "0.005000000000000001");
+    assert_eq!(allconv_runs::display_lr(scheduled), "0.005");
+    // 0.25 x 0.1 x 0.1 = 0.0025000000000000005 in f64.
+    assert_eq!(allconv_runs::display_lr(0.25 * 0.1 * 0.1), "0.0025");
+    // Exact decimals stay as they are, including small ones.
+    assert_eq!(allconv_runs::display_lr(0.25), "0.25");
+    assert_eq!(allconv_runs::display_lr(1e-5), "0.00001");
+}

@@ -42,6 +42,33 @@ pub enum TrainError {
         /// Epochs finished and checkpointed.
         epochs_done: usize,
     },
+    /// A stop request (a signal) stopped the run part-way; a checkpoint at that step was written.
+    #[error(
+        "stopped on request after step {step} of epoch {} (checkpoint written); the same command \
+         resumes at that step",
+        epochs_done + 1
+    )]
+    Stopped {
+        /// Epochs finished before the stop.
+        epochs_done: usize,
+        /// SGD steps of the next epoch done before the stop.
+        step: usize,
+    },
+    /// A requeued run whose last stops each came before a single step was trained.
+    #[error(
+        "not started: this run was stopped {stops} times in a row before it trained a single \
+         step (at step {step} of epoch {epoch}): the time between a task's start and its stop \
+         signal is too short to load the data and train; give the tasks more time (`slurm.time`, \
+         `--time`) and submit again"
+    )]
+    NoProgress {
+        /// Consecutive stops without progress.
+        stops: usize,
+        /// The epoch (1-based) the run stands in.
+        epoch: usize,
+        /// SGD steps of that epoch already done.
+        step: usize,
+    },
     /// A model name or model option is invalid.
     #[error(transparent)]
     Model(#[from] allconv_models::ModelError),

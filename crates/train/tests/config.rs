@@ -247,3 +247,29 @@ fn grid_files_round_trip_and_name_missing_points() {
     assert_eq!(rc.config.schedule.epochs, 7);
     assert_eq!(rc.run_dir(), Path::new("runs/model-b/lr-0.25/seed-2"));
 }
+
+#[test]
+fn the_slurm_section_parses_and_bad_resources_are_named() {
+    let c = ExperimentConfig::from_yaml(
+        "slurm:\n  partition: gpu\n  time: \"2-00:00:00\"\n  gpus_per_task: 2\n  extra: [--constraint=a100]\n",
+    )
+    .unwrap();
+    assert_eq!(c.slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!(c.slurm.time, "2-00:00:00");
+    assert_eq!(c.slurm.gpus_per_task, Some(2));
+    // Left out: the defaults of docs/configuration.md.
+    assert_eq!(
+        (c.slurm.signal_lead, c.slurm.max_stalled_requeues),
+        (120, 3)
+    );
+    assert_eq!(c.slurm.cpus_per_task, None);
+    for (yaml, key) in [
+        ("slurm:\n  partition: \"two words\"\n", "slurm.partition"),
+        ("slurm:\n  cpus_per_task: 0\n", "slurm.cpus_per_task"),
+        ("slurm:\n  extra: [\"constraint=a100\"]\n", "slurm.extra"),
+        ("slurm:\n  nodes: 2\n", "nodes"),
+    ] {
+        let err = ExperimentConfig::from_yaml(yaml).unwrap_err().to_string();
+        assert!(err.contains(key), "{yaml}: {err}");
+    }
+}

@@ -8,8 +8,8 @@
 //! is a result and the grid goes on; a failed child is reported with the end of its log and the
 //! grid goes on, and the command fails at the end.
 //!
-//! Ctrl-C reaches the children too (they share the terminal's process group); each stops with
-//! its last per-epoch checkpoint intact, and the same command continues where it stopped.
+//! Ctrl-C reaches the children too (they share the terminal's process group); each writes a
+//! checkpoint at the step under way and stops, and the same command continues from there.
 
 mod pool;
 mod slurm;
@@ -70,14 +70,16 @@ pub struct Args {
     /// Only these seeds (comma-separated), instead of `grid.seeds`.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub seeds: Vec<u64>,
-    /// Configuration overrides (`--device` defaults to cuda with `--emit-slurm`; a `--data-dir`
-    /// folder is fetched when its files are missing).
+    /// Configuration overrides (a `--data-dir` folder is fetched when its files are missing).
     #[command(flatten)]
     pub overrides: ConfigFlags,
-    /// Write `grid.json` and a Slurm array script `grid.sbatch` into this folder instead of
-    /// training.
+    /// Write `grid.json`, a Slurm array script `grid.sbatch`, a report job `report.sbatch` and
+    /// `submit.sh` (submits both) into this folder instead of training; `<runs>/grid.json` too.
     #[arg(long, value_name = "DIR")]
     pub emit_slurm: Option<PathBuf>,
+    /// Resources of the Slurm jobs (the `slurm:` keys).
+    #[command(flatten)]
+    pub slurm: slurm::SlurmFlags,
     /// Where to write the report (default `<runs>/report`).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -106,12 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.seeds.is_empty() {
         settings.push(Setting::new("grid.seeds", args.seeds.clone()));
     }
-    if args.overrides.device.is_none() && args.emit_slurm.is_some() {
-        settings.push(Setting::new(
-            "training.device",
-            DeviceKind::Cuda.to_string(),
-        ));
-    }
+    settings.extend(args.slurm.settings());
     settings.extend(args.overrides.settings());
     experiment
         .apply(&settings)
@@ -128,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     if let Some(dir) = &args.emit_slurm {
-        return slurm::emit(dir, &grid, &experiment);
+        return slurm::emit(dir, &grid, &experiment, args.slurm.slurm_binary.as_deref());
     }
     if experiment.training.device == DeviceKind::Cuda && !candle_core::utils::cuda_is_available() {
         bail!(

@@ -1,6 +1,8 @@
-//! Checkpoints: weights, momentum buffers and trainer state of a run after an epoch.
+//! Checkpoints: weights, momentum buffers and trainer state of a run after an epoch, or part-way
+//! through one when the run was told to stop.
 //!
-//! Files of epoch `k` are `weights-000k.safetensors` and `momentum-000k.safetensors` (names from
+//! Files of epoch `k` are `weights-000k.safetensors` and `momentum-000k.safetensors` (with
+//! `-step-00000s` before the suffix for one written after step `s` of epoch `k + 1`; names from
 //! [`allconv_runs::CheckpointFiles`]), written under a temporary name and renamed;
 //! `state.json`, written last the same way, names them. A process killed at any moment therefore
 //! leaves `state.json` pointing at a complete, consistent set of files (the previous epoch's or
@@ -9,7 +11,7 @@
 mod state;
 mod tensors;
 
-pub use state::{Seeds, TrainerState};
+pub use state::{PartialEpoch, Seeds, TrainerState};
 pub use tensors::{
     load_momentum, load_tensors, load_weights, save_momentum, save_tensors, save_weights,
     weights_of,
@@ -63,8 +65,8 @@ impl CheckpointDir {
     ) -> Result<()> {
         let dir = self.files.path();
         std::fs::create_dir_all(dir).at(dir)?;
-        state.weights_file = CheckpointFiles::weights_name(state.epoch);
-        state.momentum_file = CheckpointFiles::momentum_name(state.epoch);
+        state.weights_file = CheckpointFiles::weights_name_at(state.epoch, state.step);
+        state.momentum_file = CheckpointFiles::momentum_name_at(state.epoch, state.step);
         save_weights(&self.files.file(&state.weights_file), varmap)?;
         save_momentum(&self.files.file(&state.momentum_file), sgd)?;
         let path = self.files.state_path();

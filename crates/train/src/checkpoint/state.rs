@@ -21,11 +21,39 @@ pub struct Seeds {
     pub dropout: u64,
 }
 
+/// The running sums of an epoch stopped part-way (a checkpoint written on a stop signal), so
+/// that the resumed epoch's `metrics.csv` row is the one an uninterrupted epoch writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartialEpoch {
+    /// Sum over the steps done of (mean batch loss x batch size).
+    pub loss_sum: f64,
+    /// Correctly classified training images so far.
+    pub correct: u64,
+    /// Training images so far.
+    pub seen: usize,
+    /// Seconds of those steps.
+    pub seconds: f64,
+}
+
 /// Everything besides tensors that a resumed run needs to continue exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
     /// Finished epochs (the next epoch to run, 0-based).
     pub epoch: usize,
+    /// SGD steps of epoch `epoch` (0-based) already done: 0 for a checkpoint at an epoch's end;
+    /// more for one written part-way through an epoch on a stop signal. Absent (0) in the
+    /// checkpoints of earlier versions, which were all written at epoch ends.
+    #[serde(default)]
+    pub step: usize,
+    /// The running sums of the steps of epoch `epoch` done so far (zero when `step` is 0).
+    #[serde(default)]
+    pub partial: PartialEpoch,
+    /// Consecutive stops (signals) of this run that made no progress: the process stopped at
+    /// the very (epoch, step) it had resumed from. Bounds requeue loops (see
+    /// `RunOptions::max_stalled_stops`).
+    #[serde(default)]
+    pub stalled_stops: usize,
     /// Model name.
     pub model: String,
     /// Base learning rate.
@@ -51,6 +79,9 @@ impl TrainerState {
     pub fn fresh(config: &RunConfig) -> Self {
         TrainerState {
             epoch: 0,
+            step: 0,
+            partial: PartialEpoch::default(),
+            stalled_stops: 0,
             model: config.model.clone(),
             lr: config.lr,
             seed: config.seed,

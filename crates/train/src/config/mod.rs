@@ -8,6 +8,7 @@
 
 mod provenance;
 mod settings;
+mod slurm;
 mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::error::{Result, TrainError};
 pub use allconv_runs::run_dir;
 pub use provenance::{Provenance, SavedRunConfig};
 pub use settings::Setting;
+pub use slurm::SlurmConfig;
 pub use yaml::{from_yaml_str, load_yaml, save_yaml, to_yaml_string};
 
 /// The training-set normalisation, as named in YAML (`scale`, `standardize`, `gcn_zca`).
@@ -288,6 +290,8 @@ pub struct ExperimentConfig {
     pub grid: GridConfig,
     /// Output folders.
     pub out: OutConfig,
+    /// Resources of the Slurm array job (`allconv reproduce --emit-slurm`); not used in training.
+    pub slurm: SlurmConfig,
 }
 
 impl ExperimentConfig {
@@ -368,7 +372,7 @@ impl ExperimentConfig {
         for name in &self.grid.models {
             allconv_models::spec(name, &self.model).map_err(|e| format!("grid.models: {e}"))?;
         }
-        Ok(())
+        self.slurm.validate()
     }
 
     /// Settings that are valid but probably not what was meant, one sentence each (the trainer

@@ -9,6 +9,7 @@ mod steps;
 
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Optimizer, VarMap};
 use indicatif::ProgressBar;
 
-use crate::checkpoint::{self, CheckpointDir, TrainerState};
+use crate::checkpoint::{self, CheckpointDir, PartialEpoch, TrainerState};
 use crate::config::{Provenance, RunConfig, SavedRunConfig, TrainingConfig};
 use crate::divergence::{self, StuckDetector};
 use crate::error::{Result, TrainError};
@@ -70,6 +71,16 @@ pub struct RunOptions {
     pub stop_after_epochs: Option<usize>,
     /// Called after every epoch's checkpoint (tests use it to interrupt a run at a known point).
     pub on_epoch_end: Option<EpochHook>,
+    /// Raised (by a signal handler) to stop the run: after the SGD step under way the trainer
+    /// writes a checkpoint at that step and returns [`TrainError::Stopped`]; the next process
+    /// continues from that very step, as an uninterrupted run would.
+    pub stop: Option<&'static AtomicBool>,
+    /// Test hook: stop as [`RunOptions::stop`] does after this many SGD steps of this process.
+    pub stop_after_steps: Option<usize>,
+    /// `Some(n)`: this process is a requeue of a stopped one (a Slurm restart), and it refuses
+    /// to start ([`TrainError::NoProgress`]) when the run's last `n` stops each came before a
+    /// single step was trained. `None`: a fresh start, which clears that count.
+    pub max_stalled_stops: Option<usize>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -81,6 +92,9 @@ impl std::fmt::Debug for RunOptions {
                 "on_epoch_end",
                 &self.on_epoch_end.as_ref().map(|_| "<callback>"),
             )
+            .field("stop", &self.stop)
+            .field("stop_after_steps", &self.stop_after_steps)
+            .field("max_stalled_stops", &self.max_stalled_stops)
             .finish()
     }
 }
@@ -183,6 +197,24 @@ pub struct Trainer {
     diverged: Option<String>,
     bar: ProgressBar,
     epochs_this_process: usize,
+    stop: StopRequest,
+    /// (epoch, step) this process started from: a stop there made no progress.
+    resumed_at: (usize, usize),
+}
+
+/// When the run is to stop part-way: a flag raised from outside, or a step count (test hook).
+#[derive(Default)]
+struct StopRequest {
+    flag: Option<&'static AtomicBool>,
+    after_steps: Option<usize>,
+    steps_this_process: usize,
+}
+
+impl StopRequest {
+    fn requested(&self) -> bool {
+        self.flag.is_some_and(|f| f.load(Ordering::SeqCst))
+            || self.after_steps == Some(self.steps_this_process)
+    }
 }
 
 impl Trainer {
@@ -270,8 +302,13 @@ impl Trainer {
                 state.check_belongs_to(config, &checkpoints.files().state_path())?;
                 checkpoints.restore(&state, &varmap, &mut sgd)?;
                 dir.truncate_metrics(state.epoch)?;
+                let at = if state.step == 0 {
+                    String::new()
+                } else {
+                    format!(", at step {} of epoch {}", state.step, state.epoch + 1)
+                };
                 say.line(&format!(
-                    "{}: resuming after epoch {}/{}",
+                    "{}: resuming after epoch {}/{}{at}",
                     dir.path().display(),
                     state.epoch,
                     exp.schedule.epochs
@@ -301,6 +338,7 @@ impl Trainer {
             },
         )?;
 
+        let state_position = (state.epoch, state.step);
         let epochs = exp.schedule.epochs;
         let steps_per_epoch = batch_count(
             data.train.len(),
@@ -309,7 +347,7 @@ impl Trainer {
         );
         let bar = say.bar(
             (epochs * steps_per_epoch) as u64,
-            (state.epoch * steps_per_epoch) as u64,
+            (state.epoch * steps_per_epoch + state.step) as u64,
             &format!("{} lr {} seed {}", config.model, config.lr, config.seed),
         );
         let stuck = StuckDetector {
@@ -350,6 +388,8 @@ impl Trainer {
             diverged,
             bar,
             epochs_this_process: 0,
+            stop: StopRequest::default(),
+            resumed_at: (state_position.0, state_position.1),
         })))
     }
 
@@ -376,12 +416,19 @@ impl Trainer {
     /// Trains the next epoch (every SGD step, losses read every `training.loss_read_every`
     /// steps). `None` when a non-finite loss ended the run in this epoch (its reason is kept
     /// for the result; no row and no checkpoint are written for it).
+    ///
+    /// A stop request ([`RunOptions::stop`]) seen after a step that is not the epoch's last
+    /// writes a checkpoint at that step and returns [`TrainError::Stopped`]; an epoch resumed
+    /// from such a checkpoint starts at its step, with its running sums.
     pub fn train_epoch(&mut self) -> Result<Option<TrainedEpoch>> {
-        let training = &self.config.config.training;
+        let training = self.config.config.training.clone();
         let epoch = self.state.epoch; // 0-based
         let lr = self.schedule.lr_at(epoch);
         self.sgd.set_learning_rate(lr);
         let started = Instant::now();
+        let first = self.state.step;
+        let before = std::mem::take(&mut self.state.partial);
+        self.state.step = 0;
         let order = if training.shuffle {
             Order::Shuffled {
                 seed: self.state.seeds.shuffle,
@@ -390,16 +437,18 @@ impl Trainer {
         } else {
             Order::Sequential
         };
-        let mut loss_sum = 0.0;
-        let mut correct = 0u64;
-        let mut seen = 0usize;
+        let mut loss_sum = before.loss_sum;
+        let mut correct = before.correct;
+        let mut seen = before.seen;
         let mut pending = PendingSteps::default();
         let batches =
             self.data
                 .train
                 .batches(training.batch_size, order, training.keep_last_batch)?;
         let last_step = batches.len();
-        for (step, batch) in batches.enumerate() {
+        // The batches and dropout seeds of the steps already done are skipped, not drawn again:
+        // both depend only on (seed, epoch, step).
+        for (step, batch) in batches.enumerate().skip(first) {
             let (x, y) = batch?;
             let mode = if training.dropout {
                 Mode::Train {
@@ -413,7 +462,9 @@ impl Trainer {
             self.sgd.backward_step(&loss)?;
             pending.push(&loss, &logits, &y)?;
             self.bar.inc(1);
-            if pending.len() < training.loss_read_every && step + 1 < last_step {
+            self.stop.steps_this_process += 1;
+            let stopping = step + 1 < last_step && self.stop.requested();
+            if !stopping && pending.len() < training.loss_read_every && step + 1 < last_step {
                 continue;
             }
             let first_step = step + 1 - pending.len();
@@ -422,7 +473,7 @@ impl Trainer {
                     divergence::non_finite_loss(result.loss, epoch + 1, first_step + i + 1)
                 {
                     self.diverged = Some(reason);
-                    self.state.elapsed_seconds += started.elapsed().as_secs_f64();
+                    self.state.elapsed_seconds += before.seconds + started.elapsed().as_secs_f64();
                     return Ok(None);
                 }
                 loss_sum += result.loss * result.batch as f64;
@@ -430,6 +481,16 @@ impl Trainer {
                 seen += result.batch;
             }
             let elapsed = started.elapsed().as_secs_f64();
+            if stopping {
+                self.state.step = step + 1;
+                self.state.partial = PartialEpoch {
+                    loss_sum,
+                    correct,
+                    seen,
+                    seconds: before.seconds + elapsed,
+                };
+                return Err(self.stop_here());
+            }
             self.bar.set_message(format!(
                 "epoch {}/{} loss {:.4} acc {:.1}% {:.0} img/s",
                 epoch + 1,
@@ -444,8 +505,40 @@ impl Trainer {
             loss: loss_sum / seen as f64,
             accuracy: correct as f64 / seen as f64,
             images: seen,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: before.seconds + started.elapsed().as_secs_f64(),
         }))
+    }
+
+    /// Watches `flag` (and the `after_steps` test hook) for a request to stop part-way.
+    fn watch_stop(&mut self, flag: Option<&'static AtomicBool>, after_steps: Option<usize>) {
+        self.stop.flag = flag;
+        self.stop.after_steps = after_steps;
+    }
+
+    /// Writes the checkpoint of the current position (`state.epoch`, `state.step`) on a stop
+    /// request and returns the error that ends the run; a stop where this process started
+    /// counts as one more stop without progress.
+    fn stop_here(&mut self) -> TrainError {
+        self.bar.finish_and_clear();
+        let here = (self.state.epoch, self.state.step);
+        self.state.stalled_stops = if here == self.resumed_at {
+            self.state.stalled_stops + 1
+        } else {
+            0
+        };
+        if let Err(e) = self.checkpoint() {
+            return e;
+        }
+        self.say.line(&format!(
+            "{}: stopped on request at step {} of epoch {} (checkpoint written)",
+            self.dir.path().display(),
+            here.1,
+            here.0 + 1
+        ));
+        TrainError::Stopped {
+            epochs_done: here.0,
+            step: here.1,
+        }
     }
 
     /// Evaluates the network on the validation and test splits (no dropout).
@@ -468,6 +561,8 @@ impl Trainer {
     /// when a non-finite loss ended the run during the epoch.
     pub fn run_epoch(&mut self) -> Result<Option<EpochMetrics>> {
         let started = Instant::now();
+        // Seconds an earlier process spent on this epoch's first steps.
+        let earlier = self.state.partial.seconds;
         let Some(trained) = self.train_epoch()? else {
             return Ok(None);
         };
@@ -483,7 +578,7 @@ impl Trainer {
         self.state
             .best
             .record(epoch, error(evaluation.validation), error(evaluation.test));
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = earlier + started.elapsed().as_secs_f64();
         let row = EpochMetrics {
             epoch,
             lr: trained.lr,
@@ -569,7 +664,24 @@ pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
         Opened::Finished(result) => return Ok(*result),
         Opened::Ready(trainer) => trainer,
     };
+    let stalled = trainer.state.stalled_stops;
+    match options.max_stalled_stops {
+        Some(limit) if limit > 0 && stalled >= limit => {
+            trainer.bar.finish_and_clear();
+            return Err(TrainError::NoProgress {
+                stops: stalled,
+                epoch: trainer.state.epoch + 1,
+                step: trainer.state.step,
+            });
+        }
+        Some(_) => {}
+        None => trainer.state.stalled_stops = 0,
+    }
+    trainer.watch_stop(options.stop, options.stop_after_steps);
     while !trainer.is_finished() {
+        if trainer.stop.requested() {
+            return Err(trainer.stop_here());
+        }
         let Some(row) = trainer.run_epoch()? else {
             continue;
         };

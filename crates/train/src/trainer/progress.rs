@@ -62,7 +62,7 @@ impl Reporter {
         let text = format!(
             "{model} epoch {}/{epochs} lr {} | train loss {:.4} acc {:.2}% | val loss {} acc {} | test loss {} acc {} | {:.1} s, {:.0} img/s, ETA {}",
             row.epoch,
-            row.lr,
+            allconv_runs::display_lr(row.lr),
             row.train_loss,
             100.0 * row.train_acc,
             loss(row.val_loss),

@@ -6,7 +6,7 @@ use crate::config::{ExperimentConfig, RunConfig, SavedRunConfig};
 use crate::error::{Result, TrainError};
 
 /// Refuses to continue a run folder whose `config.yaml` was written for a different run: every
-/// recorded setting but the output root and the device must match.
+/// recorded setting but the output root, the device and the Slurm resources must match.
 pub(crate) fn check_saved_config(
     dir: &RunDir,
     config: &RunConfig,
@@ -22,6 +22,8 @@ pub(crate) fn check_saved_config(
         if let Some(c) = v.get_mut("config").and_then(|c| c.as_object_mut()) {
             c.remove("out");
             c.remove("grid");
+            // Resources of the cluster job, not of the training: a resubmission may change them.
+            c.remove("slurm");
             if let Some(t) = c.get_mut("training").and_then(|t| t.as_object_mut()) {
                 t.remove("device");
             }

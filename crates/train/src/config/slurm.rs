@@ -1,0 +1,101 @@
+//! `slurm:` the resources and requeue policy of the array job that `allconv reproduce
+//! --emit-slurm` writes. Training itself never reads them, so they are not compared when a run
+//! resumes: a resubmission may ask for other resources.
+
+use serde::{Deserialize, Serialize};
+
+/// `slurm:` resources of each array task, and how requeues are bounded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// `--partition`; `null`: the cluster's default partition.
+    pub partition: Option<String>,
+    /// `--account`; `null`: the user's default account.
+    pub account: Option<String>,
+    /// `--qos`; `null`: the default QOS.
+    pub qos: Option<String>,
+    /// `--time` of each task (Slurm's formats, e.g. `24:00:00`, `2-00:00:00`, `90`).
+    pub time: String,
+    /// GPUs of each task (`--gres=gpu:N`); `null`: 1 for a `cuda` grid. A `cpu` grid requests
+    /// none whatever is set here.
+    pub gpus_per_task: Option<u32>,
+    /// `--cpus-per-task`, also the trainer's thread count; `null`: no request (Slurm's default
+    /// of one CPU, one thread).
+    pub cpus_per_task: Option<u32>,
+    /// `--mem` of each task (e.g. `16G`); `null`: the partition's default.
+    pub mem: Option<String>,
+    /// At most this many tasks at once (`--array=0-N%P`); `null`: no limit.
+    pub array_parallelism: Option<u32>,
+    /// Seconds before the time limit at which Slurm signals the task (`--signal=B:USR1@S`) to
+    /// checkpoint at its current step and requeue itself.
+    pub signal_lead: u32,
+    /// A requeued task fails, saying why, once its run has been stopped this many times in a row
+    /// without training a single step (e.g. a time limit shorter than the data loading plus the
+    /// signal lead); 0: no limit.
+    pub max_stalled_requeues: usize,
+    /// Further `#SBATCH` options, one per line, written as given (e.g. `--constraint=a100`).
+    pub extra: Vec<String>,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            partition: None,
+            account: None,
+            qos: None,
+            time: "24:00:00".into(),
+            gpus_per_task: None,
+            cpus_per_task: None,
+            mem: None,
+            array_parallelism: None,
+            signal_lead: 120,
+            max_stalled_requeues: 3,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl SlurmConfig {
+    /// Checks what would make the `#SBATCH` lines malformed; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let texts = [
+            ("slurm.partition", self.partition.as_deref()),
+            ("slurm.account", self.account.as_deref()),
+            ("slurm.qos", self.qos.as_deref()),
+            ("slurm.time", Some(self.time.as_str())),
+            ("slurm.mem", self.mem.as_deref()),
+        ];
+        for (key, value) in texts {
+            if let Some(v) = value {
+                if v.is_empty()
+                    || v.chars()
+                        .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+                {
+                    return Err(format!(
+                        "{key} must be one word without spaces or quotes, got {v:?}"
+                    ));
+                }
+            }
+        }
+        for (key, value) in [
+            ("slurm.gpus_per_task", self.gpus_per_task),
+            ("slurm.cpus_per_task", self.cpus_per_task),
+            ("slurm.array_parallelism", self.array_parallelism),
+        ] {
+            if value == Some(0) {
+                return Err(format!(
+                    "{key} must be at least 1 (leave it out for the default), got 0"
+                ));
+            }
+        }
+        for line in &self.extra {
+            if !line.starts_with('-') || line.contains('\n') {
+                return Err(format!(
+                    "slurm.extra: each entry is one sbatch option starting with `-` (e.g. \
+                     `--constraint=a100`), got {line:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! A run stopped part-way through an epoch (what a stop signal does: `RunOptions::stop`, here
+//! raised by the `stop_after_steps` hook through the same check) resumes at that step and ends
+//! bit for bit where an uninterrupted run ends; stops without progress are counted and capped
+//! (docs/protocol.md, "Training": interruptions change nothing).
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use allconv_train::{final_weights, run, RunConfig, RunDir, RunOptions, TrainError};
+
+/// 60 synthetic training images in batches of 16: 4 steps per epoch (16, 16, 16, 12); 3 epochs,
+/// dropout and shuffling on, the rate lowered after epoch 2, losses read every 3 steps.
+fn point(tmp: &Path, runs: &str) -> RunConfig {
+    let data = tmp.join("data");
+    if !data.exists() {
+        common::synthetic_data(&data, 12, 20);
+    }
+    let mut config = common::small_config(&data, &tmp.join(runs), 3);
+    config.schedule.milestones = vec![2];
+    config.training.batch_size = 16;
+    config.training.loss_read_every = 3;
+    common::run_config(&config, "strided-cnn-a", 0.01)
+}
+
+fn stop_after(steps: usize) -> RunOptions {
+    RunOptions {
+        stop_after_steps: Some(steps),
+        ..Default::default()
+    }
+}
+
+fn assert_same_weights(a: &Path, b: &Path) {
+    let a = final_weights(a).unwrap();
+    let b = final_weights(b).unwrap();
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, ta) in &a {
+        let va = ta.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let vb = b[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(
+            va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name} differs after a mid-epoch resume"
+        );
+    }
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = point(tmp.path(), "straight");
+    run(&straight, &RunOptions::default()).unwrap();
+
+    let stopped = point(tmp.path(), "stopped");
+    let dir = RunDir::new(stopped.run_dir());
+    // 5 steps: epoch 1 (4 steps) and step 1 of epoch 2.
+    match run(&stopped, &stop_after(5)) {
+        Err(TrainError::Stopped {
+            epochs_done: 1,
+            step: 1,
+        }) => {}
+        other => panic!("expected a stop after step 1 of epoch 2, got {other:?}"),
+    }
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.checkpoint().state_path()).unwrap())
+            .unwrap();
+    assert_eq!(
+        (state["epoch"].as_u64(), state["step"].as_u64()),
+        (Some(1), Some(1))
+    );
+    // The partial sums cover the one step of epoch 2 done: 16 images.
+    assert_eq!(state["partial"]["seen"].as_u64(), Some(16));
+    assert!(dir
+        .checkpoint()
+        .file("weights-0001-step-000001.safetensors")
+        .exists());
+    // Two more steps (steps 2 and 3 of epoch 2; not its last, 4), then to the end.
+    match run(&stopped, &stop_after(2)) {
+        Err(TrainError::Stopped {
+            epochs_done: 1,
+            step: 3,
+        }) => {}
+        other => panic!("expected a stop after step 3 of epoch 2, got {other:?}"),
+    }
+    let result = run(&stopped, &RunOptions::default()).unwrap();
+    assert_eq!(result.epochs_run, 3);
+
+    assert_same_weights(&straight.run_dir(), &stopped.run_dir());
+    let rows_a = RunDir::new(straight.run_dir()).read_metrics().unwrap();
+    let rows_b = dir.read_metrics().unwrap();
+    assert_eq!(
+        rows_b.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    for (ra, rb) in rows_a.iter().zip(&rows_b) {
+        // The resumed epoch's training loss and accuracy include the steps of the stopped
+        // process: the same sums in the same order as uninterrupted.
+        assert_eq!(
+            (
+                ra.lr,
+                ra.train_loss.to_bits(),
+                ra.train_acc,
+                ra.test_loss,
+                ra.test_acc
+            ),
+            (
+                rb.lr,
+                rb.train_loss.to_bits(),
+                rb.train_acc,
+                rb.test_loss,
+                rb.test_acc
+            ),
+            "epoch {}",
+            ra.epoch
+        );
+    }
+}
+
+#[test]
+fn a_stop_flag_raised_before_the_run_starts_checkpoints_where_it_stands() {
+    // What a signal during the data loading does: the flag is up when the first step is due.
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let stopped = point(tmp.path(), "runs");
+    FLAG.store(true, Ordering::SeqCst);
+    let flagged = RunOptions {
+        stop: Some(&FLAG),
+        ..Default::default()
+    };
+    match run(&stopped, &flagged) {
+        Err(TrainError::Stopped {
+            epochs_done: 0,
+            step: 0,
+        }) => {}
+        other => panic!("expected a stop before the first step, got {other:?}"),
+    }
+    FLAG.store(false, Ordering::SeqCst);
+    assert_eq!(run(&stopped, &flagged).unwrap().epochs_run, 3);
+}
+
+#[test]
+fn stops_without_progress_are_capped_for_requeues_and_cleared_by_a_fresh_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stopped = point(tmp.path(), "runs");
+    let state_path = RunDir::new(stopped.run_dir()).checkpoint().state_path();
+    let stalled = || {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+        state["stalled_stops"].as_u64()
+    };
+    // A requeue with a cap of 3 that stops before its first step, three times.
+    let requeue_stopping_at_once = RunOptions {
+        stop_after_steps: Some(0),
+        max_stalled_stops: Some(3),
+        ..Default::default()
+    };
+    for expected in 1..=3 {
+        assert!(matches!(
+            run(&stopped, &requeue_stopping_at_once),
+            Err(TrainError::Stopped {
+                epochs_done: 0,
+                step: 0
+            })
+        ));
+        assert_eq!(stalled(), Some(expected));
+    }
+    // The fourth requeue is refused, saying why.
+    let requeue = RunOptions {
+        max_stalled_stops: Some(3),
+        ..Default::default()
+    };
+    let err = run(&stopped, &requeue).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::NoProgress {
+                stops: 3,
+                epoch: 1,
+                step: 0
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("stopped 3 times in a row"),
+        "{err}"
+    );
+    // A stop after progress (2 steps) resets the count; a fresh start (no cap) clears it.
+    let fresh_two_steps = stop_after(2);
+    assert!(matches!(
+        run(&stopped, &fresh_two_steps),
+        Err(TrainError::Stopped {
+            epochs_done: 0,
+            step: 2
+        })
+    ));
+    assert_eq!(stalled(), Some(0));
+    assert_eq!(run(&stopped, &requeue).unwrap().epochs_run, 3);
+}
+
+#[test]
+fn a_checkpoint_without_the_step_fields_of_earlier_versions_still_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = point(tmp.path(), "straight");
+    run(&straight, &RunOptions::default()).unwrap();
+    let older = point(tmp.path(), "older");
+    // 4 steps = exactly epoch 1: an epoch-end checkpoint, as earlier versions wrote them.
+    let once = RunOptions {
+        stop_after_epochs: Some(1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(&older, &once),
+        Err(TrainError::Interrupted { epochs_done: 1 })
+    ));
+    let state_path = RunDir::new(older.run_dir()).checkpoint().state_path();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    let fields = state.as_object_mut().unwrap();
+    for key in ["step", "partial", "stalled_stops"] {
+        assert!(fields.remove(key).is_some(), "state.json has no `{key}`");
+    }
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    assert_eq!(run(&older, &RunOptions::default()).unwrap().epochs_run, 3);
+    assert_same_weights(&straight.run_dir(), &older.run_dir());
+}
