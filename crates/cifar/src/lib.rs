@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod augment;
 mod batch;
 mod error;
 pub mod fetch;
@@ -10,6 +11,7 @@ mod stats;
 mod subset;
 mod synthetic;
 
+pub use augment::{AugmentParams, EpochAugmentation, MAX_SHIFT};
 pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
 pub use error::CifarError;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
