@@ -45,6 +45,10 @@ pub struct DataConfig {
     pub test_subset: Option<usize>,
     /// Where the prepared (normalised) splits are cached; `null` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Augment the training images (never validation or test): per image and epoch a random
+    /// horizontal flip (p = 1/2) and a translation of -5..=5 pixels in x and y, zero-filled,
+    /// after the normalisation (see `allconv_cifar::EpochAugmentation`).
+    pub augment: bool,
 }
 
 impl Default for DataConfig {
@@ -58,6 +62,7 @@ impl Default for DataConfig {
             train_subset: None,
             test_subset: None,
             cache_dir: None,
+            augment: false,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use allconv_cifar::{batch_count, DeviceSplit, Order};
+use allconv_cifar::{batch_count, DeviceSplit, EpochAugmentation, Order};
 use allconv_models::{Mode, Network};
 use allconv_runs::{EpochMetrics, RunDir, RunLock, RunResult, RunStatus};
 use candle_core::{Device, Tensor};
@@ -399,8 +399,24 @@ impl Trainer {
                 .train
                 .batches(training.batch_size, order, training.keep_last_batch)?;
         let last_step = batches.len();
+        // Keyed by run seed, epoch and image index, so resume and batch size change no draw.
+        let augment = if self.config.config.data.augment {
+            Some(EpochAugmentation::new(
+                self.config.seed,
+                epoch as u64,
+                &order.permutation(self.data.train.len()),
+                training.batch_size,
+                self.data.train.device(),
+            )?)
+        } else {
+            None
+        };
         for (step, batch) in batches.enumerate() {
             let (x, y) = batch?;
+            let x = match &augment {
+                Some(augment) => augment.apply(&x, step * training.batch_size)?,
+                None => x,
+            };
             let mode = if training.dropout {
                 Mode::Train {
                     dropout_seed: dropout_seed(self.state.seeds.dropout, epoch, step),
