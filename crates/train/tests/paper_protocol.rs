@@ -35,3 +35,30 @@ fn paper_yaml_runs_the_protocol_the_report_states() {
     let table: Vec<String> = TABLE3.iter().map(|m| model_key(m.name)).collect();
     assert_eq!(models, table);
 }
+
+/// `configs/<name>` and paper.yaml, both loaded.
+fn with_paper(name: &str) -> (ExperimentConfig, ExperimentConfig) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    (
+        ExperimentConfig::load(&dir.join(name)).unwrap(),
+        ExperimentConfig::load(&dir.join("paper.yaml")).unwrap(),
+    )
+}
+
+#[test]
+fn paper_aug_yaml_is_the_protocol_with_augmentation_for_all_cnn_c() {
+    // docs/protocol.md, "Data augmentation": everything as paper.yaml but the augmentation, the
+    // one network the paper reports with it, and the output folder.
+    let (mut aug, paper) = with_paper("paper-aug.yaml");
+    assert!(aug.data.augment);
+    assert!(!paper.data.augment);
+    assert_eq!(aug.grid.models, ["all-cnn-c"]);
+    assert_ne!(aug.out.runs, paper.out.runs);
+    aug.data.augment = false;
+    aug.grid.models = paper.grid.models.clone();
+    aug.out.runs = paper.out.runs.clone();
+    assert_eq!(
+        serde_json::to_value(&aug).unwrap(),
+        serde_json::to_value(&paper).unwrap()
+    );
+}
