@@ -55,6 +55,24 @@ impl DatasetKind {
         }
     }
 
+    /// md5 (lower-case hex) of the data set's binary files in `dir`, keyed by file name.
+    pub fn checksums(self, dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+        match self {
+            DatasetKind::Cifar10 => crate::checksums(dir),
+            DatasetKind::Cifar100Fine | DatasetKind::Cifar100Coarse => {
+                let mut sums = std::collections::BTreeMap::new();
+                for name in [CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE] {
+                    let path = dir.join(name);
+                    if !path.is_file() {
+                        return Err(CifarError::MissingCifar100File { path });
+                    }
+                    sums.insert(name.to_string(), crate::format::md5_file(&path)?);
+                }
+                Ok(sums)
+            }
+        }
+    }
+
     /// Loads the data set from `dir` in its official layout ([`crate::load_dir`] for CIFAR-10,
     /// [`load_cifar100_dir`] with the matching labels for CIFAR-100).
     pub fn load(self, dir: &Path) -> Result<Cifar10> {

@@ -104,7 +104,7 @@ struct DeviceData {
 fn load_data(config: &RunConfig, device: &Device) -> Result<DeviceData> {
     let exp = &config.config;
     let data_dir = exp.data.resolved_dir();
-    let raw = allconv_cifar::load_dir(&data_dir)?;
+    let raw = exp.data.kind().load(&data_dir)?;
     let data = allconv_cifar::prepare(
         &raw,
         &exp.data.prepare_options(),
@@ -247,7 +247,11 @@ impl Trainer {
             eprintln!("warning: {warning}");
         }
         let device = exp.training.device.open()?;
-        let provenance = Provenance::collect(&exp.data.resolved_dir(), exp.training.device)?;
+        let provenance = Provenance::collect(
+            &exp.data.resolved_dir(),
+            exp.data.kind(),
+            exp.training.device,
+        )?;
         if let Some(warning) = provenance.data_warning() {
             eprintln!("{warning}");
         }
