@@ -101,7 +101,7 @@ pub enum CifarError {
         reason: String,
     },
     /// Every acquisition route failed; one line per route, in the order they were tried.
-    #[error("could not fetch CIFAR-10 into {dir}; tried, in order:\n{}", format_attempts(.attempts))]
+    #[error("could not fetch the data set into {dir}; tried, in order:\n{}", format_attempts(.attempts))]
     FetchFailed {
         /// Target folder.
         dir: PathBuf,

@@ -6,6 +6,7 @@ mod batch;
 mod cifar100;
 mod error;
 pub mod fetch;
+pub mod fetch100;
 mod format;
 mod preprocess;
 mod stats;
