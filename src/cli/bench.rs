@@ -4,10 +4,12 @@
 //! backward + the SGD update with momentum 0.9 and weight decay 0.001 (PyTorch's benchmark does
 //! the same with `torch.optim.SGD`). On CUDA nothing is read back inside the timed loop: the
 //! device is synchronised once at the end, as a real training loop that reads its loss only
-//! every N steps.
+//! every N steps. With `--augment`, the training step is measured a second time with the batch
+//! augmented first (flip + shift on the device, as `data.augment` trains), for the cost of it.
 
 use std::time::Instant;
 
+use allconv_cifar::EpochAugmentation;
 use allconv_models::{ops, spec, Mode, ModelOptions, Network, MODEL_NAMES};
 use allconv_train::optim::{Sgd, SgdConfig};
 use anyhow::Context;
@@ -38,6 +40,10 @@ pub struct Args {
     /// math type, whether bias + ReLU ran fused): CUDA only.
     #[arg(long)]
     plans: bool,
+    /// Also measure the training step with data augmentation (flip + shift of the batch on the
+    /// device before the forward pass, as `data.augment: true` trains).
+    #[arg(long)]
+    augment: bool,
 }
 
 /// The arithmetic of a measurement.
@@ -101,12 +107,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ops::CPU_KERNELS_ENV
     );
     println!(
-        "{:<16} {:>9} {:>12} {:>24} {:>24}",
-        "model", "precision", "parameters", "eval img/s", "train img/s"
+        "{:<16} {:>9} {:>12} {:>24} {:>24}{}",
+        "model",
+        "precision",
+        "parameters",
+        "eval img/s",
+        "train img/s",
+        if args.augment {
+            format!(" {:>24}", "train+augment img/s")
+        } else {
+            String::new()
+        }
     );
     let images = Tensor::randn(0f32, 1.0, (args.batch, 3, 32, 32), &device)?;
     let labels: Vec<u32> = (0..args.batch as u32).map(|i| i % 10).collect();
     let labels = Tensor::from_vec(labels, args.batch, &device)?;
+    let order: Vec<usize> = (0..args.batch).collect();
+    let augmentation = EpochAugmentation::new(0, 0, &order, args.batch, &device)?;
     for s in &specs {
         for &precision in &precisions {
             ops::set_tf32(precision == Precision::Tf32);
@@ -139,8 +156,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             let forward_rate = images_per_second(&device, args.batch, args.iters, forward)?;
             let step_rate = images_per_second(&device, args.batch, args.iters, &mut step)?;
+            let augmented_rate = if args.augment {
+                let mut augmented_step = |i: usize| -> anyhow::Result<()> {
+                    let x = augmentation.apply(&images, 0)?;
+                    let logits = net.forward(
+                        &x,
+                        Mode::Train {
+                            dropout_seed: i as u64,
+                        },
+                    )?;
+                    let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+                    sgd.backward_step(&loss)?;
+                    Ok(())
+                };
+                let rate = images_per_second(&device, args.batch, args.iters, &mut augmented_step)?;
+                format!(" {:>24}", rate.to_string())
+            } else {
+                String::new()
+            };
             println!(
-                "{:<16} {:>9} {:>12} {:>24} {:>24}",
+                "{:<16} {:>9} {:>12} {:>24} {:>24}{augmented_rate}",
                 s.name,
                 format!("{precision:?}").to_ascii_lowercase(),
                 s.parameter_count(),

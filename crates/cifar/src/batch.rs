@@ -178,6 +178,11 @@ impl DeviceSplit {
         self.len() == 0
     }
 
+    /// The device the split lives on.
+    pub fn device(&self) -> &Device {
+        self.images.device()
+    }
+
     /// Mini-batches in `order`, with [`batches`]' rule for the last partial batch.
     pub fn batches(
         &self,

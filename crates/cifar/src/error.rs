@@ -36,6 +36,42 @@ pub enum CifarError {
         /// The label byte found.
         label: u8,
     },
+    /// A CIFAR-100 file is absent.
+    #[error(
+        "missing CIFAR-100 file {path}: expected a folder containing train.bin and test.bin (and \
+         fine_label_names.txt, coarse_label_names.txt), the official cifar-100-binary layout; \
+         run `allconv data fetch --dataset cifar100 --dir <folder>` to get it"
+    )]
+    MissingCifar100File {
+        /// The file that was looked for.
+        path: PathBuf,
+    },
+    /// A CIFAR-100 file whose size cannot hold whole 3,074-byte records.
+    #[error(
+        "{path}: {bytes} bytes is not a whole number of 3,074-byte CIFAR-100 records (the \
+         official train.bin is 153,700,000 bytes = 50,000 records, test.bin 30,740,000; a subset \
+         must be a non-zero multiple of 3,074)"
+    )]
+    BadCifar100Size {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// A CIFAR-100 record whose coarse or fine label is out of range.
+    #[error("{path}: record {record} (0-based) has {which} label {label}, expected 0-{max}")]
+    BadCifar100Label {
+        /// The file.
+        path: PathBuf,
+        /// 0-based record index inside the file.
+        record: usize,
+        /// `coarse` or `fine`.
+        which: &'static str,
+        /// The label byte found.
+        label: u8,
+        /// The largest valid label (19 coarse, 99 fine).
+        max: u8,
+    },
     /// A file whose md5 differs from the expected one.
     #[error("{path}: md5 {actual}, expected {expected}")]
     ChecksumMismatch {
@@ -65,7 +101,7 @@ pub enum CifarError {
         reason: String,
     },
     /// Every acquisition route failed; one line per route, in the order they were tried.
-    #[error("could not fetch CIFAR-10 into {dir}; tried, in order:\n{}", format_attempts(.attempts))]
+    #[error("could not fetch the data set into {dir}; tried, in order:\n{}", format_attempts(.attempts))]
     FetchFailed {
         /// Target folder.
         dir: PathBuf,

@@ -89,7 +89,7 @@ pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "cifar-10-batches-bin".to_string());
-    remove_stale_temporaries(&parent, &name, opts);
+    remove_stale_temporaries(&parent, &name, opts.quiet);
     if dir.exists() {
         let empty = std::fs::read_dir(dir)
             .map_err(|e| CifarError::io(dir, e))?
@@ -173,12 +173,12 @@ pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
 
 /// Kinds of temporary folder a fetch makes next to its target: the folder that becomes the
 /// target once verified, and the one holding downloads and unpacked packages.
-const PARTIAL: &str = "partial";
-const DOWNLOAD: &str = "download";
+pub(crate) const PARTIAL: &str = "partial";
+pub(crate) const DOWNLOAD: &str = "download";
 
 /// `.<target name>.<kind>-<PID>`: the PID says whose folder it is, so a later fetch can tell the
 /// leftovers of a killed fetch from the folders of one still running.
-fn temporary_name(target_name: &str, kind: &str, pid: u32) -> String {
+pub(crate) fn temporary_name(target_name: &str, kind: &str, pid: u32) -> String {
     format!(".{target_name}.{kind}-{pid}")
 }
 
@@ -186,7 +186,7 @@ fn temporary_name(target_name: &str, kind: &str, pid: u32) -> String {
 /// (a fetch killed with `kill -9` leaves up to ~450 MB there). A folder whose PID is alive is
 /// kept, whoever that process is; so is every name that does not parse. Failures to remove
 /// are reported and otherwise ignored: they do not stop this fetch.
-fn remove_stale_temporaries(parent: &Path, target_name: &str, opts: &FetchOptions) {
+pub(crate) fn remove_stale_temporaries(parent: &Path, target_name: &str, quiet: bool) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
@@ -209,12 +209,12 @@ fn remove_stale_temporaries(parent: &Path, target_name: &str, opts: &FetchOption
         }
         let path = entry.path();
         match std::fs::remove_dir_all(&path) {
-            Ok(()) if !opts.quiet => eprintln!(
+            Ok(()) if !quiet => eprintln!(
                 "removed {} (left by an interrupted fetch, process {pid})",
                 path.display()
             ),
             Ok(()) => {}
-            Err(e) if !opts.quiet => {
+            Err(e) if !quiet => {
                 eprintln!(
                     "could not remove {} (left by process {pid}): {e}",
                     path.display()
@@ -248,15 +248,15 @@ fn process_is_alive(_pid: u32) -> bool {
     true
 }
 
-fn fresh_dir(path: &Path) -> Result<()> {
+pub(crate) fn fresh_dir(path: &Path) -> Result<()> {
     if path.exists() {
         std::fs::remove_dir_all(path).map_err(|e| CifarError::io(path, e))?;
     }
     std::fs::create_dir_all(path).map_err(|e| CifarError::io(path, e))
 }
 
-fn progress_bar(len: Option<u64>, opts: &FetchOptions) -> ProgressBar {
-    if !opts.progress || !std::io::stderr().is_terminal() {
+fn progress_bar(len: Option<u64>, progress: bool) -> ProgressBar {
+    if !progress || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
@@ -275,51 +275,13 @@ fn other(path: &Path, reason: impl Into<String>) -> CifarError {
 /// Downloads `url` into `work`, checks its md5, and unpacks the data files into `staging`.
 fn via_tarball(url: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> Result<()> {
     let archive = work.join("cifar-10-binary.tar.gz");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(opts.timeout))
-        .timeout_recv_response(Some(opts.timeout))
-        .timeout_recv_body(Some(opts.timeout.max(Duration::from_secs(600))))
-        .build()
-        .into();
-    let response = agent
-        .get(url)
-        .call()
-        .map_err(|e| other(Path::new(url), format!("download failed: {e}")))?;
-    let len = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut body = response.into_body().into_reader();
-    let mut out = File::create(&archive).map_err(|e| CifarError::io(&archive, e))?;
-    let mut hasher = Md5::new();
-    let bar = progress_bar(len, opts);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let read = body
-            .read(&mut buf)
-            .map_err(|e| other(Path::new(url), format!("download interrupted: {e}")))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buf[..read]);
-        out.write_all(&buf[..read])
-            .map_err(|e| CifarError::io(&archive, e))?;
-        bar.inc(read as u64);
-    }
-    bar.finish_and_clear();
-    out.sync_all().map_err(|e| CifarError::io(&archive, e))?;
-    drop(out);
-    let actual = format!("{:x}", hasher.finalize());
-    if let Some(expected) = &opts.tarball_md5 {
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(CifarError::ChecksumMismatch {
-                path: PathBuf::from(url),
-                expected: expected.clone(),
-                actual,
-            });
-        }
-    }
+    download(
+        url,
+        &archive,
+        opts.tarball_md5.as_deref(),
+        opts.timeout,
+        opts.progress,
+    )?;
     let wanted: Vec<&str> = TRAIN_FILES
         .iter()
         .copied()
@@ -345,7 +307,7 @@ fn via_tarball(url: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
 
 /// Unpacks the regular files of a `.tar.gz` whose base name is one of `names` (at any depth)
 /// into `dest`, by base name only, so no entry can write outside `dest`. Returns the names found.
-fn extract_named(archive: &Path, names: &[&str], dest: &Path) -> Result<Vec<String>> {
+pub(crate) fn extract_named(archive: &Path, names: &[&str], dest: &Path) -> Result<Vec<String>> {
     let file = File::open(archive).map_err(|e| CifarError::io(archive, e))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut found = Vec::new();
@@ -577,4 +539,61 @@ fn read_png_rows(path: &Path) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+/// Downloads `url` to `archive` and checks its md5 against `expected` (if any); `progress`
+/// draws a bar when stderr is a terminal.
+pub(crate) fn download(
+    url: &str,
+    archive: &Path,
+    expected: Option<&str>,
+    timeout: Duration,
+    progress: bool,
+) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_recv_body(Some(timeout.max(Duration::from_secs(600))))
+        .build()
+        .into();
+    let response = agent
+        .get(url)
+        .call()
+        .map_err(|e| other(Path::new(url), format!("download failed: {e}")))?;
+    let len = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = response.into_body().into_reader();
+    let mut out = File::create(archive).map_err(|e| CifarError::io(archive, e))?;
+    let mut hasher = Md5::new();
+    let bar = progress_bar(len, progress);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let read = body
+            .read(&mut buf)
+            .map_err(|e| other(Path::new(url), format!("download interrupted: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buf[..read]);
+        out.write_all(&buf[..read])
+            .map_err(|e| CifarError::io(archive, e))?;
+        bar.inc(read as u64);
+    }
+    bar.finish_and_clear();
+    out.sync_all().map_err(|e| CifarError::io(archive, e))?;
+    drop(out);
+    let actual = format!("{:x}", hasher.finalize());
+    if let Some(expected) = expected {
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(CifarError::ChecksumMismatch {
+                path: PathBuf::from(url),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+    }
+    Ok(())
 }

@@ -88,6 +88,12 @@ impl RawSplit {
 
     /// Checks that the buffers agree and every label is 0-9; `what` names the split in errors.
     pub fn validate(&self, what: &str) -> Result<()> {
+        self.validate_classes(what, 10)
+    }
+
+    /// Checks that the buffers agree and every label is below `classes` (10 for CIFAR-10, 100
+    /// or 20 for CIFAR-100); `what` names the split in errors.
+    pub fn validate_classes(&self, what: &str, classes: usize) -> Result<()> {
         if self.images.len() != self.labels.len() * IMAGE_BYTES {
             return Err(CifarError::Inconsistent {
                 what: what.to_string(),
@@ -95,11 +101,26 @@ impl RawSplit {
                 labels: self.labels.len(),
             });
         }
-        if let Some((record, &label)) = self.labels.iter().enumerate().find(|(_, &l)| l > 9) {
-            return Err(CifarError::BadLabel {
-                path: PathBuf::from(what),
-                record,
-                label,
+        let bad = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| usize::from(l) >= classes);
+        if let Some((record, &label)) = bad {
+            return Err(if classes == 10 {
+                CifarError::BadLabel {
+                    path: PathBuf::from(what),
+                    record,
+                    label,
+                }
+            } else {
+                CifarError::InvalidOption {
+                    option: "labels",
+                    reason: format!(
+                        "{what}: record {record} has label {label}, expected 0-{}",
+                        classes - 1
+                    ),
+                }
             });
         }
         Ok(())

@@ -1,16 +1,26 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod augment;
 mod batch;
+mod cifar100;
 mod error;
 pub mod fetch;
+pub mod fetch100;
 mod format;
 mod preprocess;
 mod stats;
 mod subset;
 mod synthetic;
 
+pub use augment::{AugmentParams, EpochAugmentation, MAX_SHIFT};
 pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
+pub use cifar100::{
+    load_cifar100_dir, read_cifar100_split, synthetic_cifar100_split, write_cifar100_split,
+    write_synthetic_cifar100_dir, Cifar100Split, DatasetKind, CIFAR100_RECORD_BYTES,
+    CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_CLASSES, COARSE_LABEL_NAMES, FINE_CLASSES,
+    FINE_LABEL_NAMES,
+};
 pub use error::CifarError;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
 pub use format::{

@@ -10,6 +10,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+use crate::cifar100::DatasetKind;
 use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
 use crate::stats::channel_stats;
 use crate::{CifarError, Result};
@@ -82,6 +83,9 @@ pub struct PrepareOptions {
     pub train_subset: Option<usize>,
     /// Keep only the first N test images.
     pub test_subset: Option<usize>,
+    /// The data set the images come from: sets the valid label range and is part of the ZCA
+    /// cache key (two data sets never share a fit, even with equal images).
+    pub dataset: DatasetKind,
 }
 
 impl Default for PrepareOptions {
@@ -93,6 +97,7 @@ impl Default for PrepareOptions {
             zca_epsilon: 0.1,
             train_subset: None,
             test_subset: None,
+            dataset: DatasetKind::Cifar10,
         }
     }
 }
@@ -203,8 +208,9 @@ pub fn prepare(
 
 /// Applies `train_subset`, `validation` and `test_subset` (see [`PrepareOptions`]).
 fn split_parts(data: &Cifar10, opts: &PrepareOptions) -> Result<(RawSplit, RawSplit, RawSplit)> {
-    data.train.validate("training split")?;
-    data.test.validate("test split")?;
+    let classes = opts.dataset.num_classes();
+    data.train.validate_classes("training split", classes)?;
+    data.test.validate_classes("test split", classes)?;
     let train_all = match opts.train_subset {
         Some(n) if n == 0 || n > data.train.len() => {
             return Err(CifarError::InvalidOption {
@@ -532,8 +538,9 @@ fn fit_or_load(
 fn cache_key(train: &RawSplit, opts: &PrepareOptions, cache_dir: &Path) -> (String, PathBuf) {
     let data_md5 = format!("{:x}", Md5::digest(&train.images));
     let key = format!(
-        "{CACHE_VERSION};train_images_md5={data_md5};n={};validation={};train_subset={:?};\
-         gcn_scale={:?};zca_epsilon={:?}",
+        "{CACHE_VERSION};dataset={};train_images_md5={data_md5};n={};validation={};\
+         train_subset={:?};gcn_scale={:?};zca_epsilon={:?}",
+        opts.dataset.name(),
         train.len(),
         opts.validation,
         opts.train_subset,

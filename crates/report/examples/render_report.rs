@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         settings: Vec::new(),
         provenance: Vec::new(),
         data: Vec::new(),
+        experiment: Default::default(),
     })?;
     println!("model            paper   ours    lr");
     for row in &written.summary.rows {

@@ -55,6 +55,9 @@ pub struct ReportOptions {
     /// caller); a folder not listed is [`DataCheck::Unknown`]. Runs not on the official data
     /// are marked in Table 3, never mixed in silently.
     pub data: Vec<(PathBuf, DataCheck)>,
+    /// The paper's experiment the runs belong to (data set and augmentation, read from their
+    /// `config.yaml` by the caller): chooses the published numbers they are compared with.
+    pub experiment: paper::Experiment,
 }
 
 /// The files written by [`write_report`] and the numbers in them.
@@ -114,6 +117,9 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
         }
     }
     let mut summary = summary::summarize_all(&folders, &unreadable, &options.expected);
+    for row in &mut summary.rows {
+        row.paper = options.experiment.find(&row.model);
+    }
     for run in summary
         .runs
         .iter_mut()
@@ -156,6 +162,7 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
         settings: &options.settings,
         provenance: &options.provenance,
         figures: &figure_links,
+        experiment: &options.experiment,
     };
     let markdown = options.out_dir.join("report.md");
     write_file(&markdown, &render::markdown(&summary, &context))?;

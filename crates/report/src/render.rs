@@ -11,7 +11,7 @@ use crate::summary::{DataCheck, ModelRow, RunState, RunSummary, Selection, Stats
 pub const NOT_OFFICIAL_MARK: &str = "†";
 
 /// What to render besides the summary.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RenderContext<'a> {
     /// The runs root, shown in the heading.
     pub runs_root: &'a str,
@@ -21,6 +21,23 @@ pub struct RenderContext<'a> {
     pub provenance: &'a [(String, String)],
     /// Figure file names relative to report.md, per model (`(model, path)`).
     pub figures: &'a [(String, String)],
+    /// The paper's experiment the runs belong to: the comparison table's heading and source.
+    pub experiment: &'a paper::Experiment,
+}
+
+/// The experiment of a context built with `Default`.
+static TABLE3: paper::Experiment = paper::Experiment::Table3;
+
+impl Default for RenderContext<'_> {
+    fn default() -> Self {
+        RenderContext {
+            runs_root: "",
+            settings: &[],
+            provenance: &[],
+            figures: &[],
+            experiment: &TABLE3,
+        }
+    }
 }
 
 fn error(value: f64) -> String {
@@ -191,7 +208,8 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     let count = |f: fn(&RunState) -> bool| summary.runs.iter().filter(|r| f(&r.state)).count();
     let _ = writeln!(
         md,
-        "# All Convolutional Net on CIFAR-10: reproduction report\n"
+        "# All Convolutional Net on {}: reproduction report\n",
+        context.experiment.data()
     );
     let _ = writeln!(
         md,
@@ -206,7 +224,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
         count(|s| matches!(s, RunState::Unreadable { .. })),
     );
 
-    let _ = writeln!(md, "## Table 3: test error (%), the paper beside ours\n");
+    let _ = writeln!(md, "## {}\n", context.experiment.heading());
     let _ = writeln!(
         md,
         "| Model | Parameters (exact) | Paper | Ours, LR chosen on test | Difference | LR | \
@@ -246,7 +264,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
          mean final test error, which flatters the result. *LR chosen on validation* is the \
          honest one: the learning rate with the lowest mean final validation error (a split held \
          out from the training set), and its mean final test error.{}\n",
-        paper::SOURCE,
+        context.experiment.source(),
         if summary.has_validation {
             ""
         } else {

@@ -142,6 +142,7 @@ fn report_numbers_come_from_the_metrics_files() {
                 DataCheck::NotOfficial(vec!["data_batch_3.bin".into()]),
             )])
             .collect(),
+        experiment: Default::default(),
     })
     .unwrap();
     let md = fs::read_to_string(&written.markdown).unwrap();
@@ -275,6 +276,7 @@ fn without_validation_split_the_validation_choice_is_not_applicable() {
         ],
         provenance: Vec::new(),
         data: Vec::new(),
+        experiment: Default::default(),
     })
     .unwrap();
     let md = fs::read_to_string(&written.markdown).unwrap();
@@ -316,6 +318,7 @@ fn an_epoch_without_evaluation_does_not_hide_the_last_evaluated_error() {
         settings: Vec::new(),
         provenance: Vec::new(),
         data: Vec::new(),
+        experiment: Default::default(),
     })
     .unwrap();
     let md = fs::read_to_string(&written.markdown).unwrap();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use allconv_report::paper::{model_key, PROTOCOL, TABLE3};
-use allconv_train::config::Preprocessing;
+use allconv_train::config::{DatasetName, LabelSet, Preprocessing};
 use allconv_train::ExperimentConfig;
 
 #[test]
@@ -34,4 +34,52 @@ fn paper_yaml_runs_the_protocol_the_report_states() {
     let models: Vec<String> = c.grid.models.iter().map(|m| model_key(m)).collect();
     let table: Vec<String> = TABLE3.iter().map(|m| model_key(m.name)).collect();
     assert_eq!(models, table);
+}
+
+/// `configs/<name>` and paper.yaml, both loaded.
+fn with_paper(name: &str) -> (ExperimentConfig, ExperimentConfig) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    (
+        ExperimentConfig::load(&dir.join(name)).unwrap(),
+        ExperimentConfig::load(&dir.join("paper.yaml")).unwrap(),
+    )
+}
+
+#[test]
+fn paper_aug_yaml_is_the_protocol_with_augmentation_for_all_cnn_c() {
+    // docs/protocol.md, "Data augmentation": everything as paper.yaml but the augmentation, the
+    // one network the paper reports with it, and the output folder.
+    let (mut aug, paper) = with_paper("paper-aug.yaml");
+    assert!(aug.data.augment);
+    assert!(!paper.data.augment);
+    assert_eq!(aug.grid.models, ["all-cnn-c"]);
+    assert_ne!(aug.out.runs, paper.out.runs);
+    aug.data.augment = false;
+    aug.grid.models = paper.grid.models.clone();
+    aug.out.runs = paper.out.runs.clone();
+    assert_eq!(
+        serde_json::to_value(&aug).unwrap(),
+        serde_json::to_value(&paper).unwrap()
+    );
+}
+
+#[test]
+fn paper_cifar100_yaml_is_the_protocol_on_cifar100_for_all_cnn_c() {
+    // docs/protocol.md, "CIFAR-100": everything as paper.yaml but the data set and its class
+    // count, the one network, and the output folder.
+    let (mut c100, paper) = with_paper("paper-cifar100.yaml");
+    assert_eq!(c100.data.dataset, DatasetName::Cifar100);
+    assert_eq!(c100.data.labels, LabelSet::Fine);
+    assert_eq!(c100.model.num_classes, 100);
+    assert!(!c100.data.augment);
+    assert_eq!(c100.grid.models, ["all-cnn-c"]);
+    assert_ne!(c100.out.runs, paper.out.runs);
+    c100.data.dataset = DatasetName::Cifar10;
+    c100.model.num_classes = 10;
+    c100.grid.models = paper.grid.models.clone();
+    c100.out.runs = paper.out.runs.clone();
+    assert_eq!(
+        serde_json::to_value(&c100).unwrap(),
+        serde_json::to_value(&paper).unwrap()
+    );
 }

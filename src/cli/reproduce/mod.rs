@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.preset == Some(Preset::GpuSmoke) && args.overrides.data_dir.is_none() {
         super::data::ensure_smoke_subset(&data_dir)?;
     } else {
-        super::data::ensure_data(&data_dir)?;
+        super::data::ensure_dataset(&data_dir, experiment.data.kind())?;
     }
     let runs = RunsRoot::new(experiment.out.runs.clone());
     // One grid process per runs root, held until the report is written.

@@ -25,12 +25,38 @@ pub use yaml::{from_yaml_str, load_yaml, save_yaml, to_yaml_string};
 /// The training-set normalisation, as named in YAML (`scale`, `standardize`, `gcn_zca`).
 pub use allconv_cifar::Preprocessing;
 
+/// `data.dataset`: which data set, in its official binary layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetName {
+    /// CIFAR-10 (`cifar-10-batches-bin`), 10 classes.
+    #[default]
+    Cifar10,
+    /// CIFAR-100 (`cifar-100-binary`), 100 fine or 20 coarse classes (`data.labels`).
+    Cifar100,
+}
+
+/// `data.labels`: which CIFAR-100 labels are the classes (ignored for CIFAR-10).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelSet {
+    /// The 100 fine classes (the paper's CIFAR-100 result).
+    #[default]
+    Fine,
+    /// The 20 superclasses.
+    Coarse,
+}
+
 /// `data:` where the images come from and how they are normalised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// Folder with the CIFAR-10 binary batches; `null` means `$ALLCONV_DATA` or
-    /// `data/cifar-10-batches-bin`.
+    /// The data set.
+    pub dataset: DatasetName,
+    /// CIFAR-100's label set (fine: 100 classes, coarse: 20).
+    pub labels: LabelSet,
+    /// Folder with the binary files; `null` means `$ALLCONV_DATA` or
+    /// `data/cifar-10-batches-bin` (CIFAR-10), `data/cifar-100-binary` (CIFAR-100).
     pub dir: Option<PathBuf>,
     /// Normalisation fitted on the training part only.
     pub preprocessing: Preprocessing,
@@ -47,11 +73,17 @@ pub struct DataConfig {
     pub test_subset: Option<usize>,
     /// Where the prepared (normalised) splits are cached; `null` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Augment the training images (never validation or test): per image and epoch a random
+    /// horizontal flip (p = 1/2) and a translation of -5..=5 pixels in x and y, zero-filled,
+    /// after the normalisation (see `allconv_cifar::EpochAugmentation`).
+    pub augment: bool,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
+            dataset: DatasetName::Cifar10,
+            labels: LabelSet::Fine,
             dir: None,
             preprocessing: Preprocessing::GcnZca,
             gcn_scale: 55.0,
@@ -60,16 +92,32 @@ impl Default for DataConfig {
             train_subset: None,
             test_subset: None,
             cache_dir: None,
+            augment: false,
         }
     }
 }
 
 impl DataConfig {
-    /// The data folder: `dir` if set, else allconv-cifar's default.
+    /// The data folder: `dir` if set, else allconv-cifar's default (for CIFAR-100,
+    /// `data/cifar-100-binary` unless `$ALLCONV_DATA` is set).
     pub fn resolved_dir(&self) -> PathBuf {
-        self.dir
-            .clone()
-            .unwrap_or_else(allconv_cifar::default_data_dir)
+        match (&self.dir, self.dataset) {
+            (Some(dir), _) => dir.clone(),
+            (None, DatasetName::Cifar10) => allconv_cifar::default_data_dir(),
+            (None, DatasetName::Cifar100) => match std::env::var_os("ALLCONV_DATA") {
+                Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+                _ => PathBuf::from("data").join("cifar-100-binary"),
+            },
+        }
+    }
+
+    /// The data set and label set as allconv-cifar names them.
+    pub fn kind(&self) -> allconv_cifar::DatasetKind {
+        match (self.dataset, self.labels) {
+            (DatasetName::Cifar10, _) => allconv_cifar::DatasetKind::Cifar10,
+            (DatasetName::Cifar100, LabelSet::Fine) => allconv_cifar::DatasetKind::Cifar100Fine,
+            (DatasetName::Cifar100, LabelSet::Coarse) => allconv_cifar::DatasetKind::Cifar100Coarse,
+        }
     }
 
     /// The options allconv-cifar's `prepare` takes.
@@ -81,6 +129,7 @@ impl DataConfig {
             zca_epsilon: self.zca_epsilon,
             train_subset: self.train_subset,
             test_subset: self.test_subset,
+            dataset: self.kind(),
         }
     }
 }
@@ -316,6 +365,19 @@ impl ExperimentConfig {
 
     /// Checks values that parse but make no sense; the message names the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        let classes = self.data.kind().num_classes();
+        if self.model.num_classes != classes {
+            return Err(format!(
+                "model.num_classes is {} but data.dataset {} has {classes} classes{}: set \
+                 model.num_classes: {classes}",
+                self.model.num_classes,
+                self.data.kind().name(),
+                match self.data.dataset {
+                    DatasetName::Cifar10 => "",
+                    DatasetName::Cifar100 => " (data.labels)",
+                }
+            ));
+        }
         if self.training.batch_size == 0 {
             return Err("training.batch_size must be at least 1".into());
         }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use allconv_cifar::{batch_count, DeviceSplit, Order};
+use allconv_cifar::{batch_count, DeviceSplit, EpochAugmentation, Order};
 use allconv_models::{Mode, Network};
 use allconv_runs::{EpochMetrics, RunDir, RunLock, RunResult, RunStatus};
 use candle_core::{Device, Tensor};
@@ -118,7 +118,7 @@ struct DeviceData {
 fn load_data(config: &RunConfig, device: &Device) -> Result<DeviceData> {
     let exp = &config.config;
     let data_dir = exp.data.resolved_dir();
-    let raw = allconv_cifar::load_dir(&data_dir)?;
+    let raw = exp.data.kind().load(&data_dir)?;
     let data = allconv_cifar::prepare(
         &raw,
         &exp.data.prepare_options(),
@@ -279,7 +279,11 @@ impl Trainer {
             eprintln!("warning: {warning}");
         }
         let device = exp.training.device.open()?;
-        let provenance = Provenance::collect(&exp.data.resolved_dir(), exp.training.device)?;
+        let provenance = Provenance::collect(
+            &exp.data.resolved_dir(),
+            exp.data.kind(),
+            exp.training.device,
+        )?;
         if let Some(warning) = provenance.data_warning() {
             eprintln!("{warning}");
         }
@@ -446,10 +450,26 @@ impl Trainer {
                 .train
                 .batches(training.batch_size, order, training.keep_last_batch)?;
         let last_step = batches.len();
-        // The batches and dropout seeds of the steps already done are skipped, not drawn again:
-        // both depend only on (seed, epoch, step).
+        // Keyed by run seed, epoch and image index, so resume and batch size change no draw.
+        let augment = if self.config.config.data.augment {
+            Some(EpochAugmentation::new(
+                self.config.seed,
+                epoch as u64,
+                &order.permutation(self.data.train.len()),
+                training.batch_size,
+                self.data.train.device(),
+            )?)
+        } else {
+            None
+        };
+        // The batches, augmentations and dropout seeds of the steps already done are skipped,
+        // not drawn again: all depend only on (seed, epoch, step).
         for (step, batch) in batches.enumerate().skip(first) {
             let (x, y) = batch?;
+            let x = match &augment {
+                Some(augment) => augment.apply(&x, step * training.batch_size)?,
+                None => x,
+            };
             let mode = if training.dropout {
                 Mode::Train {
                     dropout_seed: dropout_seed(self.state.seeds.dropout, epoch, step),

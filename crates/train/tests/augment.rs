@@ -1,0 +1,99 @@
+//! `data.augment` in the trainer (docs/protocol.md, "Data augmentation"): a run interrupted and
+//! resumed with augmentation on ends bit-identical to an uninterrupted one, augmentation changes
+//! what is trained on, and validation and test images are never augmented.
+
+mod common;
+
+use allconv_train::{final_weights, run, RunDir, RunOptions, TrainError};
+
+fn weight_bits(dir: &std::path::Path) -> Vec<(String, Vec<u32>)> {
+    final_weights(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| {
+            let bits = t
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(f32::to_bits)
+                .collect();
+            (name, bits)
+        })
+        .collect()
+}
+
+#[test]
+fn interrupted_and_resumed_augmented_run_ends_with_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 12, 20);
+    let mut config = common::small_config(&data, &tmp.path().join("straight"), 3);
+    config.data.augment = true;
+    config.training.batch_size = 16;
+    let straight = common::run_config(&config, "strided-cnn-a", 0.01);
+    run(&straight, &RunOptions::default()).unwrap();
+
+    config.out.runs = tmp.path().join("interrupted");
+    let interrupted = common::run_config(&config, "strided-cnn-a", 0.01);
+    let stop = RunOptions {
+        stop_after_epochs: Some(1),
+        ..Default::default()
+    };
+    for done in [1, 2] {
+        match run(&interrupted, &stop) {
+            Err(TrainError::Interrupted { epochs_done }) => assert_eq!(epochs_done, done),
+            other => panic!("expected an interruption after epoch {done}, got {other:?}"),
+        }
+    }
+    assert_eq!(run(&interrupted, &stop).unwrap().epochs_run, 3);
+    assert_eq!(
+        weight_bits(&straight.run_dir()),
+        weight_bits(&interrupted.run_dir())
+    );
+
+    // The same run without augmentation trains on other images: other weights.
+    config.data.augment = false;
+    config.out.runs = tmp.path().join("plain");
+    let plain = common::run_config(&config, "strided-cnn-a", 0.01);
+    run(&plain, &RunOptions::default()).unwrap();
+    assert_ne!(
+        weight_bits(&straight.run_dir()),
+        weight_bits(&plain.run_dir())
+    );
+}
+
+#[test]
+fn validation_and_test_images_are_not_augmented() {
+    // A learning rate of 1e-30 and no weight decay leave the weights (of order 0.01-0.1) as
+    // they were initialised, up to biases of order 1e-30: after one epoch, the validation and
+    // test losses of an augmented and a plain run are those of the same network on the same
+    // images, while the training loss, measured on the augmented images, differs.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::synthetic_data(&data, 12, 20);
+    let mut config = common::small_config(&data, &tmp.path().join("aug"), 1);
+    config.data.validation = 12;
+    config.optim.weight_decay = 0.0;
+    config.data.augment = true;
+    let aug = common::run_config(&config, "strided-cnn-a", 1e-30);
+    run(&aug, &RunOptions::default()).unwrap();
+    config.data.augment = false;
+    config.out.runs = tmp.path().join("plain");
+    let plain = common::run_config(&config, "strided-cnn-a", 1e-30);
+    run(&plain, &RunOptions::default()).unwrap();
+
+    let a = &RunDir::new(aug.run_dir()).read_metrics().unwrap()[0];
+    let p = &RunDir::new(plain.run_dir()).read_metrics().unwrap()[0];
+    let (va, vp) = (a.val_loss.unwrap(), p.val_loss.unwrap());
+    assert!((va - vp).abs() < 1e-6, "validation loss {va} vs {vp}");
+    let (ta, tp) = (a.test_loss.unwrap(), p.test_loss.unwrap());
+    assert!((ta - tp).abs() < 1e-6, "test loss {ta} vs {tp}");
+    assert!(
+        (a.train_loss - p.train_loss).abs() > 1e-4,
+        "training loss {} vs {}: augmentation changed nothing",
+        a.train_loss,
+        p.train_loss
+    );
+}
