@@ -33,6 +33,8 @@ enum Command {
     Reproduce(cli::reproduce::Args),
     /// Write report.md, report.csv and curves from run folders.
     Report(cli::report::Args),
+    /// Compare every op and one training step of each network on a device with a reference.
+    Check(cli::check::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => cli::train::run(*a),
         Command::Reproduce(a) => cli::reproduce::run(a),
         Command::Report(a) => cli::report::run(a),
+        Command::Check(a) => cli::check::run(a),
     }
 }

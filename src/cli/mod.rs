@@ -1,6 +1,7 @@
 //! The command-line commands, one module each.
 
 pub mod bench;
+pub mod check;
 pub mod config_flags;
 pub mod data;
 pub mod models;
