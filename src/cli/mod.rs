@@ -4,6 +4,7 @@ pub mod bench;
 pub mod check;
 pub mod config_flags;
 pub mod data;
+pub mod device_gate;
 pub mod models;
 pub mod report;
 pub mod reproduce;

@@ -128,6 +128,7 @@ fn test_hold(dir: &Path) -> Option<EpochHook> {
 /// Runs `allconv train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.run_config()?;
+    super::device_gate::ensure_checked(&config.config)?;
     let progress = if args.quiet {
         Progress::Silent
     } else if args.lines {

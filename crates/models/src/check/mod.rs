@@ -13,6 +13,7 @@
 
 mod compare;
 mod direct;
+mod identity;
 mod ops;
 mod step;
 
@@ -21,6 +22,7 @@ use std::fmt;
 use candle_core::Device;
 
 pub use compare::Tolerance;
+pub use identity::device_identity;
 
 /// Environment variable naming one op (e.g. `conv_bwd_filter`) whose tested result the check
 /// perturbs. For tests only: it proves the check can fail. Nothing but this module reads it.
