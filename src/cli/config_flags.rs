@@ -63,3 +63,20 @@ impl ConfigFlags {
         settings
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_check_sets_the_recorded_key() {
+        let flags = ConfigFlags {
+            skip_check: true,
+            ..ConfigFlags::default()
+        };
+        let mut experiment = allconv_train::ExperimentConfig::default();
+        assert!(!experiment.training.skip_device_check, "off by default");
+        experiment.apply(&flags.settings()).unwrap();
+        assert!(experiment.training.skip_device_check);
+    }
+}
