@@ -78,8 +78,8 @@ fn binary_identity() -> String {
     format!("allconv {} ({file})", env!("CARGO_PKG_VERSION"))
 }
 
-/// Runs the gate for an experiment about to train: on CUDA, the check of the experiment's
-/// models in fp32 (and TF32 when the runs use it).
+/// Runs the gate for an experiment about to train: on CUDA, the full check of all 12 networks
+/// in fp32 (and TF32 when the runs use it).
 pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
     let training = &experiment.training;
     if training.device != DeviceKind::Cuda {
@@ -114,7 +114,8 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
             &CheckOptions {
                 device: device.clone(),
                 precisions,
-                models: experiment.grid.models.clone(),
+                // All 12, not the grid's: the remembered pass serves any later grid.
+                models: Vec::new(),
                 quick: false,
             },
             "cuda",

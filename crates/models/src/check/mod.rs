@@ -2,9 +2,11 @@
 //! a device and compared with a reference (`allconv check`; see `docs/protocol.md`, Device
 //! check).
 //!
-//! The reference on CUDA is the CPU path (the same op on the CPU in f32); on the CPU it is a
-//! direct definition (plain loops in f64, or in f32 in the op's own rounding order for the
-//! cases compared bit for bit), so the check means something on every machine. The training
+//! The reference of the convolutions on CUDA is the CPU path (the same op on the CPU in f32);
+//! on the CPU it is a direct definition (plain loops in f64), so the check means something on
+//! every machine. The bit-exact ops (pool, dropout, SGD) are compared with their direct
+//! definitions on every device (in f32 in the op's own rounding order), which the CPU path
+//! equals bit for bit. The training
 //! step's reference on the CPU is the same network in f64 (our CPU ops in f64, which the op
 //! cases check against the loops).
 //!
