@@ -71,6 +71,18 @@ fn for_each_term(input: &ConvInput, mut f: impl FnMut(usize, usize, usize, usize
     }
 }
 
+/// `conv(x, weight) + bias`, before any ReLU.
+pub(crate) fn conv_pre_activation(input: &ConvInput) -> Vec<f64> {
+    let (oh, ow) = input.out_hw();
+    let mut y: Vec<f64> = (0..input.dims[0] * input.out * oh * ow)
+        .map(|i| input.bias[(i / (oh * ow)) % input.out])
+        .collect();
+    for_each_term(input, |yi, _, xi, wi| {
+        y[yi] += input.weight[wi] * input.x[xi]
+    });
+    y
+}
+
 /// `y = [relu](conv(x, weight) + bias)` and the gradients of `sum(y * upstream)` with respect
 /// to `x`, `weight` and `bias` (through the ReLU: the upstream gradient where `y > 0`).
 pub(crate) fn conv(input: &ConvInput) -> ConvOutput {
