@@ -92,7 +92,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
         );
         return Ok(Gate::Skipped);
     }
-    let device = super::check::device("cuda")?;
+    let device = DeviceKind::Cuda.open()?;
     let mut precisions = vec![Precision::Fp32];
     if training.tf32 {
         precisions.push(Precision::Tf32);
