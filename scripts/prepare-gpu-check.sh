@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, here (no GPU needed), everything scripts/gpu-check.sh runs on a lent GPU machine, into
-# .device/ (listed in .git/info/exclude): the CUDA build of allconv, the CUDA test binaries of
-# allconv-models (tests/cuda_*.rs), the gpu-smoke data subset, and on-device.sh; all .xz.
+# .device/ (listed in .git/info/exclude): the CUDA build of allconv (whose `allconv check` is
+# the correctness check), the gpu-smoke data subset, and on-device.sh; all .xz.
 # Then carry it with the device tool: run(command="bash scripts/gpu-check.sh", carry=[".device"]).
 #   bash scripts/prepare-gpu-check.sh        # ~10-25 min on 2 cores the first time
 set -euo pipefail
@@ -24,15 +24,7 @@ source ../shared/cuda/env.sh
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 cargo build --release --features cuda -p allconv
 strip -o .device/allconv "$CARGO_TARGET_DIR/release/allconv"
-cargo test --release --features cuda -p allconv-models --no-run --message-format=json 2>/dev/null \
-  | sed -n 's/.*"executable":"\([^"]*\/cuda_[a-z0-9_]*-[0-9a-f]*\)".*/\1/p' | sort -u > .device/tests.txt
-[ -s .device/tests.txt ] || { echo "no cuda_* test binaries found" >&2; exit 1; }
-while read -r bin; do
-  name=$(basename "$bin" | sed 's/-[0-9a-f]*$//')
-  strip -o ".device/test-$name" "$bin"
-done < .device/tests.txt
-rm .device/tests.txt
-xz -T2 -6 -f .device/allconv .device/test-*
+xz -T2 -6 -f .device/allconv
 cp ../shared/cuda/on-device.sh scripts/gpu_ratio.py .device/
 ls -l .device
 du -cb .device/* | tail -1 | awk '{ printf "carry total %.1f MiB (limit 64)\n", $1 / 1048576 }'

@@ -46,6 +46,8 @@ enum Command {
     /// Guided backpropagation, deconvnet and backprop pictures of what units respond to.
     /// (Boxed: its many flags would make every variant as large.)
     Visualize(Box<cli::visualize::Args>),
+    /// Compare every op and one training step of each network on a device with a reference.
+    Check(cli::check::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,5 +64,6 @@ fn main() -> anyhow::Result<()> {
         Command::Report(a) => cli::report::run(a),
         Command::Evaluate(a) => cli::evaluate::run(a),
         Command::Visualize(a) => cli::visualize::run(*a),
+        Command::Check(a) => cli::check::run(a),
     }
 }

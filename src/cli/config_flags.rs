@@ -30,6 +30,10 @@ pub struct ConfigFlags {
     /// (recorded in each run's config and stated in the report).
     #[arg(long)]
     pub tf32: bool,
+    /// training.skip_device_check=true: on CUDA, train without the device check (`allconv
+    /// check`); recorded in each run's config and stated in the report.
+    #[arg(long)]
+    pub skip_check: bool,
 }
 
 impl ConfigFlags {
@@ -52,7 +56,27 @@ impl ConfigFlags {
         if self.tf32 {
             settings.push(Setting::new("training.tf32", true));
         }
+        if self.skip_check {
+            settings.push(Setting::new("training.skip_device_check", true));
+        }
         settings.extend(self.set.iter().cloned());
         settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_check_sets_the_recorded_key() {
+        let flags = ConfigFlags {
+            skip_check: true,
+            ..ConfigFlags::default()
+        };
+        let mut experiment = allconv_train::ExperimentConfig::default();
+        assert!(!experiment.training.skip_device_check, "off by default");
+        experiment.apply(&flags.settings()).unwrap();
+        assert!(experiment.training.skip_device_check);
     }
 }

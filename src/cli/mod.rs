@@ -1,9 +1,11 @@
 //! The command-line commands, one module each.
 
 pub mod bench;
+pub mod check;
 pub mod config_flags;
 pub mod data;
 pub mod evaluate;
+pub mod device_gate;
 pub mod models;
 pub mod report;
 pub mod reproduce;

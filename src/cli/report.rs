@@ -275,6 +275,9 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, E
             add("CPU kernels".into(), p.cpu_kernels.clone());
         }
         add("precision".into(), precision(&saved.config.training));
+        if let Some(line) = device_check(&saved.config.training) {
+            add("device check".into(), line);
+        }
         add("data folder".into(), p.data_dir.display().to_string());
         add("dataset".into(), d.kind().name().to_string());
         add(
@@ -303,9 +306,32 @@ fn precision(training: &allconv_train::config::TrainingConfig) -> String {
     }
 }
 
+/// What the report says about the device check of a CUDA run (none for the CPU, which has none).
+fn device_check(training: &allconv_train::config::TrainingConfig) -> Option<String> {
+    match (training.device, training.skip_device_check) {
+        (allconv_train::config::DeviceKind::Cuda, true) => {
+            Some("SKIPPED (training.skip_device_check): the GPU path was not checked".into())
+        }
+        (allconv_train::config::DeviceKind::Cuda, false) => {
+            Some("passed before training (allconv check)".into())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_states_a_skipped_device_check() {
+        let mut training = allconv_train::config::TrainingConfig::default();
+        assert_eq!(device_check(&training), None, "the CPU has no device check");
+        training.device = allconv_train::config::DeviceKind::Cuda;
+        assert!(device_check(&training).unwrap().starts_with("passed"));
+        training.skip_device_check = true;
+        assert!(device_check(&training).unwrap().starts_with("SKIPPED"));
+    }
 
     #[test]
     fn the_report_states_tf32_only_where_it_applied() {

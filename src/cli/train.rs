@@ -142,6 +142,7 @@ fn slurm_requeue_limit(config: &RunConfig) -> Option<usize> {
 /// Runs `allconv train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.run_config()?;
+    super::device_gate::ensure_checked(&config.config)?;
     let progress = if args.quiet {
         Progress::Silent
     } else if args.lines {

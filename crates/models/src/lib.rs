@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod network;
 pub mod ops;
 pub mod spec;

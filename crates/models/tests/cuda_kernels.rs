@@ -1,7 +1,8 @@
 //! Our own CUDA kernels against the CPU code on the same inputs: padded max-pool forward and
-//! backward, ReLU mask, dropout and the fused SGD step. Compiled only with `--features cuda`;
-//! run on a GPU machine from the carried test binary
-//! (`cargo test -p allconv-models --features cuda --release --no-run` builds it).
+//! backward, ReLU mask, dropout and the fused SGD step, on what the device check (`allconv
+//! check`, run by `cuda_vs_cpu.rs`) leaves out: views with an offset and NaNs. Compiled only
+//! with `--features cuda`; run with `cargo test --release --features cuda -p allconv-models` on
+//! a GPU machine.
 //!
 //! The expected values are the CPU path's. The pool, dropout and SGD kernels do the same
 //! floating-point operations in the same order as the CPU (no fused multiply-adds), so they must

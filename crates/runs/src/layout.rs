@@ -26,6 +26,7 @@ const SLURM_SCRIPT_FILE: &str = "grid.sbatch";
 const SLURM_REPORT_SCRIPT_FILE: &str = "report.sbatch";
 const SLURM_SUBMIT_FILE: &str = "submit.sh";
 const SLURM_LOGS_DIR: &str = "logs";
+const DEVICE_CHECK_DIR: &str = "device-check";
 
 /// The run folder of one grid point below a runs root: `<runs>/<model>/lr-<lr>/seed-<seed>/`,
 /// with the learning rate in its shortest exact decimal form (0.1 -> `lr-0.1`, 0.05 ->
@@ -66,6 +67,10 @@ impl RunsRoot {
     /// `report/`: where the report of these runs goes by default.
     pub fn report_dir(&self) -> PathBuf {
         self.root.join(REPORT_DIR)
+    }
+    /// `device-check/<key>.json`: a remembered `allconv check` (see [`crate::DeviceCheckRecord`]).
+    pub fn device_check_path(&self, key: &str) -> PathBuf {
+        self.root.join(DEVICE_CHECK_DIR).join(format!("{key}.json"))
     }
 }
 

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+mod device_check;
 mod error;
 pub mod files;
 pub mod grid;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod result;
 pub mod scan;
 
+pub use device_check::DeviceCheckRecord;
 pub use error::{IoContext, Result, RunsError};
 pub use grid::{GridConfig, GridFile, GridPoint};
 pub use layout::{run_dir, CheckpointFiles, RunDir, RunsRoot, SlurmFolder};

@@ -149,6 +149,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     grid.save(&grid_path)
         .with_context(|| format!("writing {}", grid_path.display()))?;
 
+    // Before any child: they find the remembered pass instead of each checking.
+    super::device_gate::ensure_checked(&experiment)?;
     let outcome = pool::run_grid(&grid, &grid_path, &experiment, args.jobs as usize)?;
 
     let report_dir = args.report.unwrap_or_else(|| runs.report_dir());

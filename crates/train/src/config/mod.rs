@@ -260,6 +260,10 @@ pub struct TrainingConfig {
     /// faster, with 10-bit mantissa products. Off = exact fp32. No effect on the CPU. Recorded
     /// with the run and stated in the report.
     pub tf32: bool,
+    /// On CUDA, train without first running (or finding a remembered pass of) the device check
+    /// (`allconv check`; docs/protocol.md, Device check). Recorded with the run and stated in
+    /// the report. No effect on the CPU.
+    pub skip_device_check: bool,
 }
 
 impl Default for TrainingConfig {
@@ -276,6 +280,7 @@ impl Default for TrainingConfig {
             init_from: None,
             loss_read_every: 50,
             tf32: false,
+            skip_device_check: false,
         }
     }
 }
