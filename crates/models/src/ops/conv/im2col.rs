@@ -1,38 +1,12 @@
 //! The memory rearrangements of the CPU convolution: im2col (an image to its column matrix),
 //! col2im (its adjoint, for the input gradient), their stride-2 pair loops, and [`gather`] of
 //! several images' matrices side by side into one GEMM operand.
-//!
-//! im2col and col2im are compiled once per kernel path: the same code, with the path's
-//! instruction set enabled (`#[target_feature]`), chosen at run time by the one switch
-//! [`crate::ops::cpu_kernels`] sets. Without that, the x86-64 baseline (SSE2) is all LLVM may use,
-//! and the stride-2 sampling of All-CNN-C's strided layers ran 4 values per instruction instead
-//! of 16. They only move and add values, in the same order on every path, so every path gives
-//! the same bits.
 
 use std::ops::Range;
 
 use candle_core::WithDType;
 
 use super::geom::Geom;
-use crate::ops::cpu_kernels::{chosen, CpuKernels};
-
-/// Defines `$avx512` and `$avx2`: the `#[inline(always)]` function `$name` compiled with that
-/// path's instruction set enabled (callers must check the CPU has it: [`chosen`] does).
-macro_rules! per_kernel_path {
-    ($name:ident, $avx512:ident, $avx2:ident, ($($arg:ident: $ty:ty),*)) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f")]
-        unsafe fn $avx512<T: WithDType>($($arg: $ty),*) {
-            $name($($arg),*)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn $avx2<T: WithDType>($($arg: $ty),*) {
-            $name($($arg),*)
-        }
-    };
-}
 
 /// Copies one image `[C, H, W]` into its column matrix `[C*kh*kw, Ho*Wo]` (zeros for padding),
 /// whose rows start `ld` elements apart (`ld >= Ho*Wo`: several images side by side); only
@@ -45,27 +19,11 @@ pub(super) fn im2col<T: WithDType>(
     g: &Geom,
     oys: Range<usize>,
 ) {
-    match chosen() {
-        // SAFETY: `chosen` returns a path only where the CPU supports its instruction set.
-        #[cfg(target_arch = "x86_64")]
-        CpuKernels::Avx512 => unsafe { im2col_avx512(image, cols, ld, g, oys) },
-        #[cfg(target_arch = "x86_64")]
-        CpuKernels::Avx2 => unsafe { im2col_avx2(image, cols, ld, g, oys) },
-        _ => im2col_any(image, cols, ld, g, oys),
-    }
-}
-
-per_kernel_path!(im2col_any, im2col_avx512, im2col_avx2,
-    (image: &[T], cols: &mut [T], ld: usize, g: &Geom, oys: Range<usize>));
-
-/// [`im2col`]'s code, compiled into each kernel path's version.
-#[inline(always)]
-fn im2col_any<T: WithDType>(image: &[T], cols: &mut [T], ld: usize, g: &Geom, oys: Range<usize>) {
     let (r0, r1, ow) = (oys.start, oys.end, g.out_w);
     let l = (r1 - r0) * ow;
     let mut rows = (0..g.k()).map(|r| r * ld);
     for c in 0..g.in_channels {
-        let plane = &image[c * g.height * g.width..];
+        let plane = &image[c * g.height * g.width..(c + 1) * g.height * g.width];
         for i in 0..g.kernel_h {
             let (oy0, oy1) = g.valid_range(i, g.height, g.out_h);
             let (oy0, oy1) = (oy0.clamp(r0, r1), oy1.clamp(r0, r1));
@@ -94,9 +52,7 @@ fn im2col_any<T: WithDType>(image: &[T], cols: &mut [T], ld: usize, g: &Geom, oy
                     let out = &mut row[(oy - r0) * ow..(oy - r0 + 1) * ow];
                     zero_short(&mut out[..ox0]);
                     zero_short(&mut out[ox1..]);
-                    // The rest of the image from this input row on (the stride-2 copy reads
-                    // past the row's end when it can).
-                    let src = &plane[(oy * g.stride + i - g.pad) * g.width..];
+                    let src = &plane[(oy * g.stride + i - g.pad) * g.width..][..g.width];
                     if g.stride == 1 {
                         let start = ox0 + j - g.pad;
                         copy_short(&mut out[ox0..ox1], &src[start..start + ox1 - ox0]);
@@ -177,27 +133,11 @@ pub(super) fn col2im<T: WithDType>(
     g: &Geom,
     oys: Range<usize>,
 ) {
-    match chosen() {
-        // SAFETY: `chosen` returns a path only where the CPU supports its instruction set.
-        #[cfg(target_arch = "x86_64")]
-        CpuKernels::Avx512 => unsafe { col2im_avx512(cols, ld, image, g, oys) },
-        #[cfg(target_arch = "x86_64")]
-        CpuKernels::Avx2 => unsafe { col2im_avx2(cols, ld, image, g, oys) },
-        _ => col2im_any(cols, ld, image, g, oys),
-    }
-}
-
-per_kernel_path!(col2im_any, col2im_avx512, col2im_avx2,
-    (cols: &[T], ld: usize, image: &mut [T], g: &Geom, oys: Range<usize>));
-
-/// [`col2im`]'s code, compiled into each kernel path's version.
-#[inline(always)]
-fn col2im_any<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom, oys: Range<usize>) {
     let (r0, r1, ow) = (oys.start, oys.end, g.out_w);
     let l = (r1 - r0) * ow;
     let mut rows = (0..g.k()).map(|r| r * ld);
     for c in 0..g.in_channels {
-        let plane = &mut image[c * g.height * g.width..];
+        let plane = &mut image[c * g.height * g.width..(c + 1) * g.height * g.width];
         for i in 0..g.kernel_h {
             let (oy0, oy1) = g.valid_range(i, g.height, g.out_h);
             let (oy0, oy1) = (oy0.clamp(r0, r1), oy1.clamp(r0, r1));
@@ -207,9 +147,7 @@ fn col2im_any<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom, oy
                 let (ox0, ox1) = g.valid_range(j, g.width, g.out_w);
                 for oy in oy0..oy1 {
                     let src = &row[(oy - r0) * ow..(oy - r0 + 1) * ow];
-                    // The rest of the image from this input row on (the stride-2 scatter
-                    // rewrites values past the row's end unchanged when it can).
-                    let dst = &mut plane[(oy * g.stride + i - g.pad) * g.width..];
+                    let dst = &mut plane[(oy * g.stride + i - g.pad) * g.width..][..g.width];
                     if g.stride == 1 {
                         let start = ox0 + j - g.pad;
                         for (d, s) in dst[start..start + ox1 - ox0].iter_mut().zip(&src[ox0..ox1]) {
@@ -230,71 +168,35 @@ fn col2im_any<T: WithDType>(cols: &[T], ld: usize, image: &mut [T], g: &Geom, oy
     }
 }
 
-/// `out[x] = src[2 x]` for every `x` of `out` (`src` holds at least `2 out.len() - 1` elements;
-/// callers pass the rest of the image after the row, so that it usually holds `2 out.len()`).
+/// `out[x] = src[2 x]` for every `x` of `out` (`src` holds at least `2 out.len() - 1` elements).
 ///
-/// Stride-2 sampling in fixed blocks of 8 (or 4) outputs from 16 (or 8) inputs, the last block
-/// overlapping the one before it, as in [`copy_short`]: LLVM turns each block into a few loads
-/// and shuffles. The indexed loop with a run-time stride stays scalar, and a plain pairwise
-/// loop is vectorised for long rows only: All-CNN-C's rows (16, 8 and 7 outputs) ran one value
-/// at a time. No crate offers this strided copy.
-#[inline(always)]
+/// Stride-2 sampling written over element pairs so that LLVM vectorises it (interleaved loads
+/// and a shuffle); the indexed loop with a run-time stride stays scalar, and no crate offers
+/// this strided copy.
 pub(super) fn gather_even<T: WithDType>(src: &[T], out: &mut [T]) {
-    let n = out.len();
-    if src.len() < 2 * n || n < 4 {
-        for (x, o) in out.iter_mut().enumerate() {
-            *o = src[2 * x];
-        }
-    } else if n < 8 {
-        gather_even_block::<T, 4, 8>(src, out);
-        gather_even_block::<T, 4, 8>(&src[2 * (n - 4)..], &mut out[n - 4..]);
-    } else {
-        for x in (0..n - 7).step_by(8) {
-            gather_even_block::<T, 8, 16>(&src[2 * x..], &mut out[x..]);
-        }
-        if n % 8 != 0 {
-            gather_even_block::<T, 8, 16>(&src[2 * (n - 8)..], &mut out[n - 8..]);
-        }
+    let Some((last, head)) = out.split_last_mut() else {
+        return;
+    };
+    for (o, pair) in head.iter_mut().zip(src.chunks_exact(2)) {
+        *o = pair[0];
     }
-}
-
-/// `out[x] = src[2 x]` for `x < N` (`M = 2 N`: stable Rust cannot write `2 * N` as a length).
-#[inline(always)]
-fn gather_even_block<T: WithDType, const N: usize, const M: usize>(src: &[T], out: &mut [T]) {
-    let src: &[T; M] = src[..M].try_into().expect("a block of M inputs");
-    let out: &mut [T; N] = (&mut out[..N]).try_into().expect("a block of N outputs");
-    for x in 0..N {
-        out[x] = src[2 * x];
-    }
+    *last = src[2 * head.len()];
 }
 
 /// `dst[2 x] += src[x]` for every `x` of `src` (`dst` holds at least `2 src.len() - 1`
-/// elements; callers pass the rest of the image after the row): the stride-2 scatter of
-/// [`col2im`], in the same order of additions as an element-by-element loop. Blocks of 8
-/// inputs rewrite 16 outputs whole (the odd ones unchanged, possibly the first of the next
-/// row) so that LLVM vectorises them with full stores; unlike the gather, blocks cannot
-/// overlap (that would add twice), so the last few values go one at a time.
-#[inline(always)]
+/// elements): the stride-2 scatter of [`col2im`], in the same order of additions as an
+/// element-by-element loop. Each pair is rewritten whole (its odd element unchanged) so that
+/// LLVM vectorises the loop with full interleaved stores.
 pub(super) fn add_even<T: WithDType>(src: &[T], dst: &mut [T]) {
-    let n = src.len();
-    let blocks = if dst.len() >= 2 * n {
-        n / 8
-    } else {
-        n.saturating_sub(1) / 8
+    let Some((&last, head)) = src.split_last() else {
+        return;
     };
-    let (head, tail) = src.split_at(blocks * 8);
-    for (s, d) in head.chunks_exact(8).zip(dst.chunks_exact_mut(16)) {
-        let s: &[T; 8] = s.try_into().expect("chunks of 8");
-        let d: &mut [T; 16] = d.try_into().expect("chunks of 16");
-        for t in 0..8 {
-            let odd = d[2 * t + 1];
-            d[2 * t] += s[t];
-            d[2 * t + 1] = odd;
-        }
+    for (pair, &s) in dst.chunks_exact_mut(2).zip(head) {
+        let odd = pair[1];
+        pair[0] += s;
+        pair[1] = odd;
     }
-    for (t, &s) in tail.iter().enumerate() {
-        dst[2 * (blocks * 8 + t)] += s;
-    }
+    dst[2 * head.len()] += last;
 }
 
 /// Copies `[rows, l]` matrices side by side into `dst [rows, images.len() * l]`.
@@ -336,9 +238,9 @@ mod tests {
 
     #[test]
     fn stride_two_gather_and_scatter_equal_the_element_loops() {
-        // Every row length through the scalar, 4-block, 8-block and overlapping cases, with the
-        // source (destination) one short of 2n values and with room to spare, against the
-        // definitions `out[x] = src[2x]` and `dst[2x] += src[x]`.
+        // Every row length, each with the source (destination) one short of 2n values (a row
+        // ending on a half pair), exactly 2n and with room to spare, against the definitions
+        // `out[x] = src[2x]` and `dst[2x] += src[x]`.
         for n in 0..=40usize {
             for len in [(2 * n).saturating_sub(1), 2 * n, 2 * n + 5] {
                 let src: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 + 1.0).collect();
