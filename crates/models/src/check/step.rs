@@ -5,6 +5,13 @@
 //! Tolerances: the loss to 1e-5 relative and every gradient to 1e-3 relative to its largest
 //! entry in fp32, which allow for a different summation order; 1e-3 and 5e-2 with TF32
 //! products (10-bit mantissas).
+//!
+//! A ReLU whose input lies within rounding of zero can take the other branch on the two sides
+//! (a kink, not an error) and then moves a whole-network gradient by about 1e-3 of its largest
+//! entry: on the CPU, f32 against f64 at batch 8, it happened at 2 of 4 batches for one of the
+//! 12 networks. It is a property of the batch, so a network whose gradients miss the tolerance
+//! is stepped again on a second, independent batch and fails only if that one misses too; a
+//! wrong op misses on every batch. The row says when the second batch decided.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -36,23 +43,28 @@ pub(crate) fn specs(models: &[String]) -> Result<Vec<ModelSpec>, CheckError> {
 /// Each parameter's name and gradient.
 type Gradients = Vec<(String, Vec<f64>)>;
 
+/// Seeds of the batches a step is compared on: the first, and the second used only when the
+/// first one's gradients miss the tolerance (see the module documentation).
+const BATCH_SEEDS: [u64; 2] = [9, 10];
+
 /// Loss and gradients (sorted by parameter name) of one step of `spec` on `device` in `dtype`,
-/// weights from init seed 3.
+/// weights from init seed 3, on the batch drawn from `batch_seed`.
 fn step(
     spec: &ModelSpec,
     device: &Device,
     dtype: DType,
     batch: usize,
+    batch_seed: u64,
 ) -> candle_core::Result<(f64, Gradients)> {
     let varmap = VarMap::new();
     let net = Network::with_dtype(spec, &varmap, device, dtype, 3)
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let pixels = batch * INPUT_CHANNELS * INPUT_SIZE * INPUT_SIZE;
-    // Pixels in [-2, 2), about the range of the whitened data. A ReLU whose input lies within
-    // rounding of 0 can switch between the tested path and the reference and move one term of
-    // a gradient by ~1e-3 of its largest entry (a kink, not an error); this fixed batch has
-    // none on the CPU at batch 2 and 8.
-    let x: Vec<f64> = values(pixels, 9).into_iter().map(|v| 2.0 * v).collect();
+    // Pixels in [-2, 2), about the range of the whitened data.
+    let x: Vec<f64> = values(pixels, batch_seed)
+        .into_iter()
+        .map(|v| 2.0 * v)
+        .collect();
     let x = Tensor::from_vec(
         x,
         (batch, INPUT_CHANNELS, INPUT_SIZE, INPUT_SIZE),
@@ -92,44 +104,57 @@ pub(crate) fn step_cases(
     };
     let batch = if ctx.quick { 2 } else { 8 };
     for spec in specs {
-        let (loss, grads) =
-            step(spec, ctx.device, DType::F32, batch).map_err(op_error("step_loss"))?;
-        let (ref_loss, ref_grads) = if ctx.device.is_cuda() {
-            step(spec, &Device::Cpu, DType::F32, batch)
-        } else {
-            step(spec, &Device::Cpu, DType::F64, batch)
-        }
-        .map_err(op_error("step_loss"))?;
         let shape = format!("{} batch {batch}", spec.name);
-        push(case(
-            ctx,
-            "step_loss",
-            shape.clone(),
-            vec![loss],
-            &[ref_loss],
-            Tolerance::Relative(loss_tol),
-        ));
         let tolerance = Tolerance::Relative(grad_tol);
-        let (mut max_abs, mut max_rel, mut pass) = (0f64, 0f64, grads.len() == ref_grads.len());
-        for (i, ((name, mut g), (ref_name, r))) in grads.into_iter().zip(&ref_grads).enumerate() {
-            if i == 0 {
-                perturb("step_grad", &mut g);
+        for (attempt, &batch_seed) in BATCH_SEEDS.iter().enumerate() {
+            let (loss, grads) = step(spec, ctx.device, DType::F32, batch, batch_seed)
+                .map_err(op_error("step_loss"))?;
+            let (ref_loss, ref_grads) = if ctx.device.is_cuda() {
+                step(spec, &Device::Cpu, DType::F32, batch, batch_seed)
+            } else {
+                step(spec, &Device::Cpu, DType::F64, batch, batch_seed)
             }
-            let (a, rel, ok) = compare(&g, r, tolerance);
-            max_abs = max_abs.max(a);
-            max_rel = max_rel.max(rel);
-            pass &= ok && name == *ref_name;
+            .map_err(op_error("step_loss"))?;
+            let (mut max_abs, mut max_rel, mut pass) = (0f64, 0f64, grads.len() == ref_grads.len());
+            for (i, ((name, mut g), (ref_name, r))) in grads.into_iter().zip(&ref_grads).enumerate()
+            {
+                if i == 0 {
+                    perturb("step_grad", &mut g);
+                }
+                let (a, rel, ok) = compare(&g, r, tolerance);
+                max_abs = max_abs.max(a);
+                max_rel = max_rel.max(rel);
+                pass &= ok && name == *ref_name;
+            }
+            let last = attempt + 1 == BATCH_SEEDS.len();
+            if !pass && !last {
+                continue;
+            }
+            let which = if attempt == 0 {
+                ""
+            } else {
+                ", 2nd batch (1st: a kink or an error)"
+            };
+            push(case(
+                ctx,
+                "step_loss",
+                format!("{shape}{which}"),
+                vec![loss],
+                &[ref_loss],
+                Tolerance::Relative(loss_tol),
+            ));
+            push(Case {
+                op: "step_grad",
+                shape: format!("{shape}, {} tensors{which}", ref_grads.len()),
+                dtype: "f32",
+                precision: ctx.precision,
+                max_abs,
+                max_rel,
+                tolerance,
+                pass,
+            });
+            break;
         }
-        push(Case {
-            op: "step_grad",
-            shape: format!("{shape}, {} tensors", ref_grads.len()),
-            dtype: "f32",
-            precision: ctx.precision,
-            max_abs,
-            max_rel,
-            tolerance,
-            pass,
-        });
     }
     Ok(())
 }
