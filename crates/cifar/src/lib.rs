@@ -3,6 +3,8 @@
 
 mod augment;
 mod batch;
+#[cfg(feature = "candle-datasets")]
+mod candle_dataset;
 mod cifar100;
 mod error;
 pub mod fetch;
@@ -14,6 +16,8 @@ mod subset;
 mod synthetic;
 
 pub use augment::{AugmentParams, EpochAugmentation, MAX_SHIFT};
+#[cfg(feature = "candle-datasets")]
+pub use candle_dataset::to_candle_dataset;
 pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
 pub use cifar100::{
     load_cifar100_dir, read_cifar100_split, synthetic_cifar100_split, write_cifar100_split,
