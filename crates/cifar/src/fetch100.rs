@@ -6,17 +6,16 @@
 //! tarball's md5 and the full validation of both files (record count, every label) are the
 //! checks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::cifar100::{
     read_cifar100_split, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_LABEL_NAMES,
     FINE_LABEL_NAMES,
 };
-use crate::fetch::{
-    download, extract_named, fresh_dir, remove_stale_temporaries, temporary_name, FetchOutcome,
-    DOWNLOAD, PARTIAL,
-};
+use crate::fetch::FetchOutcome;
+use crate::staging::{fetch_staged, Fill, Route};
+use crate::tarball::Tarball;
 use crate::{CifarError, Result};
 
 /// Where CIFAR-100's binary release is published.
@@ -86,87 +85,27 @@ pub fn verify_cifar100_dir(dir: &Path, records: &[(String, usize)]) -> Result<()
 /// Makes `dir` hold the CIFAR-100 binary layout (see the module docs). A folder that is not
 /// empty is only checked, never written into.
 pub fn fetch_cifar100(dir: &Path, opts: &Cifar100FetchOptions) -> Result<FetchOutcome> {
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cifar-100-binary".to_string());
-    remove_stale_temporaries(&parent, &name, opts.quiet);
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .map_err(|e| CifarError::io(dir, e))?
-            .next()
-            .is_none();
-        if !empty {
-            return match verify_cifar100_dir(dir, &opts.records) {
-                Ok(()) => Ok(FetchOutcome::AlreadyPresent),
-                Err(e) => Err(CifarError::ExistingInvalid {
-                    dir: dir.to_path_buf(),
-                    reason: e.to_string(),
-                }),
-            };
-        }
-    }
-    std::fs::create_dir_all(&parent).map_err(|e| CifarError::io(&parent, e))?;
-    let staging = parent.join(temporary_name(&name, PARTIAL, std::process::id()));
-    let work = parent.join(temporary_name(&name, DOWNLOAD, std::process::id()));
-    let route = format!("official tarball {}", opts.tarball_url);
-    if !opts.quiet {
-        eprintln!("trying {route}");
-    }
-    let result = fresh_dir(&staging)
-        .and_then(|()| fresh_dir(&work))
-        .and_then(|()| via_tarball(&staging, &work, opts))
-        .and_then(|()| verify_cifar100_dir(&staging, &opts.records));
-    let _ = std::fs::remove_dir_all(&work);
-    match result {
-        Ok(()) => {
-            if dir.exists() {
-                // Only an empty folder gets here (checked above).
-                std::fs::remove_dir(dir).map_err(|e| CifarError::io(dir, e))?;
-            }
-            std::fs::rename(&staging, dir).map_err(|e| CifarError::io(dir, e))?;
-            Ok(FetchOutcome::Fetched { route })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Err(CifarError::FetchFailed {
-                dir: dir.to_path_buf(),
-                attempts: vec![(route, e.to_string())],
-            })
-        }
-    }
-}
-
-fn via_tarball(staging: &Path, work: &Path, opts: &Cifar100FetchOptions) -> Result<()> {
-    let archive = work.join("cifar-100-binary.tar.gz");
-    download(
-        &opts.tarball_url,
-        &archive,
-        opts.tarball_md5.as_deref(),
-        opts.timeout,
-        opts.progress,
-    )?;
-    let wanted = [
-        CIFAR100_TRAIN_FILE,
-        CIFAR100_TEST_FILE,
-        FINE_LABEL_NAMES,
-        COARSE_LABEL_NAMES,
-    ];
-    let found = extract_named(&archive, &wanted, staging)?;
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|w| !found.iter().any(|f| f == w))
-        .collect();
-    if !missing.is_empty() {
-        return Err(CifarError::io(
-            Path::new(&opts.tarball_url),
-            std::io::Error::other(format!("the tarball lacks {}", missing.join(", "))),
-        ));
-    }
-    Ok(())
+    let fill: Fill<'_> = Box::new(|staging: &Path, work: &Path| {
+        let tarball = Tarball {
+            url: &opts.tarball_url,
+            md5: opts.tarball_md5.as_deref(),
+            timeout: opts.timeout,
+            progress: opts.progress,
+        };
+        let files = [
+            CIFAR100_TRAIN_FILE,
+            CIFAR100_TEST_FILE,
+            FINE_LABEL_NAMES,
+            COARSE_LABEL_NAMES,
+        ];
+        tarball
+            .unpack(work, "cifar-100-binary.tar.gz", &files, &[], staging)
+            .map(drop)
+    });
+    let routes = vec![Route {
+        name: format!("official tarball {}", opts.tarball_url),
+        fill: Some(fill),
+    }];
+    let verify = |folder: &Path| verify_cifar100_dir(folder, &opts.records);
+    fetch_staged(dir, "cifar-100-binary", opts.quiet, routes, &verify)
 }

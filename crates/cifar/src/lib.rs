@@ -11,14 +11,16 @@ pub mod fetch;
 pub mod fetch100;
 mod format;
 mod preprocess;
+mod staging;
 mod stats;
 mod subset;
 mod synthetic;
+mod tarball;
 
 pub use augment::{AugmentParams, EpochAugmentation, MAX_SHIFT};
+pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
 #[cfg(feature = "candle-datasets")]
 pub use candle_dataset::to_candle_dataset;
-pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
 pub use cifar100::{
     load_cifar100_dir, read_cifar100_split, synthetic_cifar100_split, write_cifar100_split,
     write_synthetic_cifar100_dir, Cifar100Split, DatasetKind, CIFAR100_RECORD_BYTES,

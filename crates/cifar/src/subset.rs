@@ -131,7 +131,7 @@ fn read_marker(dir: &Path) -> Option<Marker> {
 fn write_marker(dir: &Path, marker: &Marker) -> Result<()> {
     let path = dir.join(SUBSET_MARKER);
     let mut text = serde_json::to_vec_pretty(marker)
-        .map_err(|e| CifarError::io(&path, std::io::Error::other(format!("encoding: {e}"))))?;
+        .map_err(|e| CifarError::other(&path, format!("encoding: {e}")))?;
     text.push(b'\n');
     std::fs::write(&path, text).map_err(|e| CifarError::io(&path, e))
 }

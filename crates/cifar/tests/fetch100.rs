@@ -2,8 +2,8 @@
 //! HTTP server with md5 check and full validation, a second call that only checks, and offline
 //! or corrupt downloads failing with an error that lists what was tried and leaves no folder.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,59 +13,27 @@ use allconv_cifar::{
     load_cifar100_dir, write_synthetic_cifar100_dir, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE,
     COARSE_LABEL_NAMES, FINE_LABEL_NAMES,
 };
-use md5::{Digest, Md5};
-
-/// Serves `body` to every request on a loopback port.
-fn serve(body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => request.extend_from_slice(&buf[..k]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://127.0.0.1:{port}/cifar-100-binary.tar.gz")
-}
+use common::{dead_url, md5_hex, serve, targz};
 
 /// The synthetic folder (30 training, 20 test images) packed as the official tarball is:
 /// everything under `cifar-100-binary/`.
 fn tarball(dir: &Path) -> Vec<u8> {
     write_synthetic_cifar100_dir(dir, 30, 20, 4).unwrap();
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for name in [
+    let files: Vec<(String, Vec<u8>)> = [
         CIFAR100_TRAIN_FILE,
         CIFAR100_TEST_FILE,
         FINE_LABEL_NAMES,
         COARSE_LABEL_NAMES,
-    ] {
-        let bytes = std::fs::read(dir.join(name)).unwrap();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(
-            &mut header,
-            format!("cifar-100-binary/{name}"),
-            bytes.as_slice(),
-        )
-        .unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
+    ]
+    .iter()
+    .map(|name| (name.to_string(), std::fs::read(dir.join(name)).unwrap()))
+    .collect();
+    targz("cifar-100-binary", &files)
+}
+
+/// A loopback URL serving `body` as the CIFAR-100 tarball.
+fn serve_tarball(body: Vec<u8>) -> String {
+    serve(body, "cifar-100-binary.tar.gz").0
 }
 
 fn options(url: String, md5: Option<String>) -> Cifar100FetchOptions {
@@ -117,8 +85,8 @@ fn the_official_url_and_md5_are_the_defaults() {
 fn tarball_route_fetches_validates_and_a_second_call_only_checks() {
     let tmp = tempfile::tempdir().unwrap();
     let body = tarball(&tmp.path().join("source"));
-    let md5 = format!("{:x}", Md5::digest(&body));
-    let url = serve(body);
+    let md5 = md5_hex(&body);
+    let url = serve_tarball(body);
     let parent = tmp.path().join("data");
     let dir = parent.join("cifar-100-binary");
     let outcome = fetch_cifar100(&dir, &options(url.clone(), Some(md5.clone()))).unwrap();
@@ -149,11 +117,7 @@ fn offline_or_a_wrong_md5_fails_naming_what_was_tried_and_leaves_nothing() {
     let parent = tmp.path().join("data");
     let dir = parent.join("cifar-100-binary");
     // Nothing listens on this port: offline.
-    let dead = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        format!("http://127.0.0.1:{port}/cifar-100-binary.tar.gz")
-    };
+    let dead = dead_url("cifar-100-binary.tar.gz");
     let err = fetch_cifar100(&dir, &options(dead.clone(), None))
         .unwrap_err()
         .to_string();
@@ -162,7 +126,7 @@ fn offline_or_a_wrong_md5_fails_naming_what_was_tried_and_leaves_nothing() {
         "{err}"
     );
     assert!(!dir.exists());
-    let url = serve(tarball(&tmp.path().join("source")));
+    let url = serve_tarball(tarball(&tmp.path().join("source")));
     let err = fetch_cifar100(&dir, &options(url, Some("0".repeat(32))))
         .unwrap_err()
         .to_string();
