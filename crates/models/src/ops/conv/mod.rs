@@ -45,7 +45,7 @@ use super::dropout::Dropout;
 use cpu::{conv_backward, conv_forward};
 use geom::Geom;
 pub use relu::ReluBackward;
-use relu::{ReluMaskOp, ReluRuleOp};
+use relu::ReluBackwardOp;
 
 /// Forward convolution op on `(x [N,C,H,W], w [O,C,kh,kw], b [O])`, optionally followed by a
 /// fused ReLU (saves candle's separate ReLU passes and their backward over the activations),
@@ -134,12 +134,10 @@ impl CustomOp3 for Conv2dOp {
         // cache, instead of a separate pass that writes a masked copy of the whole gradient.
         let cpu = matches!(res.device(), Device::Cpu);
         let backprop = self.rule == ReluBackward::Backprop;
-        let grad = if self.relu && !backprop {
-            // The visualisation rules: a separate pass (speed does not matter there).
+        let grad = if self.relu && (!cpu || !backprop) {
+            // On CUDA, and for the visualisation rules, a separate pass.
             grad.contiguous()?
-                .apply_op2_no_bwd(res, &ReluRuleOp(self.rule))?
-        } else if self.relu && !cpu {
-            grad.contiguous()?.apply_op2_no_bwd(res, &ReluMaskOp)?
+                .apply_op2_no_bwd(res, &ReluBackwardOp(self.rule))?
         } else {
             grad.contiguous()?
         };

@@ -1,8 +1,7 @@
 //! The ReLU's backward pass from its output (`dy * (y > 0)`, PyTorch's rule: no gradient at 0):
-//! as a whole-tensor op ([`ReluMaskOp`], for the CUDA convolution, whose backward sees the
-//! masked gradient) and per row while the CPU convolution's backward stages a GEMM operand.
-//! Also the visualisation's other backward rules ([`ReluBackward`], [`ReluRuleOp`]), one
-//! whole-tensor pass on every device.
+//! per row while the CPU convolution's backward stages a GEMM operand, and as a whole-tensor op
+//! ([`ReluBackwardOp`]) for the CUDA convolution and for the visualisation's other backward
+//! rules ([`ReluBackward`]) on every device.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, WithDType};
@@ -49,62 +48,6 @@ pub(super) fn relu_masked<T: WithDType>(g: &[T], y: &[T], scale: Option<T>, d: &
     }
 }
 
-/// `(dy, y) -> dy * (y > 0)`: the ReLU's backward from its output (PyTorch: no gradient at 0).
-pub(super) struct ReluMaskOp;
-
-fn relu_mask<T: WithDType>(dy: &[T], y: &[T]) -> Vec<T> {
-    let mut out = uninit::<T>(dy.len());
-    out.par_chunks_mut(1 << 16)
-        .zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16)))
-        .for_each(|(o, (d, y))| {
-            // An unconditional select (not a conditional store) so that it vectorises.
-            for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
-                o.write(if y > T::zero() { d } else { T::zero() });
-            }
-        });
-    // SAFETY: the chunks cover `out` and write every element (dy and y have its length).
-    unsafe { assume_init(out) }
-}
-
-impl CustomOp2 for ReluMaskOp {
-    fn name(&self) -> &'static str {
-        "allconv-relu-mask"
-    }
-
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        ys: &CpuStorage,
-        yl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        if gl.shape() != yl.shape() {
-            bail!(
-                "relu mask: gradient {:?} and output {:?} differ",
-                gl.shape(),
-                yl.shape()
-            )
-        }
-        const OP: &str = "relu mask";
-        let storage = float_storage!(OP, gs.dtype(), T => relu_mask::<T>(
-            contiguous(gs, gl, OP, "gradient")?,
-            contiguous(ys, yl, OP, "output")?,
-        ));
-        Ok((storage, gl.shape().clone()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        ys: &candle_core::CudaStorage,
-        yl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        crate::ops::cuda::relu_mask((gs, gl), (ys, yl))
-    }
-}
-
 /// How a ReLU passes a gradient back to its input: the three rules the visualisation compares
 /// (docs/protocol.md, "Visualising what the networks learned").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -143,8 +86,9 @@ impl ReluBackward {
         self as u32
     }
 
-    /// The gradient this rule passes back for output gradient `g` where the ReLU output is `y`.
-    #[inline]
+    /// The gradient this rule passes back for output gradient `g` where the ReLU output is `y`
+    /// (selects, not branches, so that loops over it vectorise).
+    #[inline(always)]
     pub(crate) fn apply<T: WithDType>(self, g: T, y: T) -> T {
         let zero = T::zero();
         match self {
@@ -173,17 +117,37 @@ impl ReluBackward {
     }
 }
 
-/// `(dy, y) -> ` the gradient [`ReluBackward`] passes back: the ReLU backward of a fused
-/// convolution run for visualisation (for plain backpropagation training uses [`ReluMaskOp`]).
-pub(super) struct ReluRuleOp(pub(super) ReluBackward);
+/// `(dy, y) -> ` the gradient [`ReluBackward`] passes back, one whole-tensor pass: the ReLU
+/// backward of the CUDA convolution (plain backpropagation, whose convolution backward then
+/// sees the masked gradient) and of a convolution run for visualisation on any device.
+pub(super) struct ReluBackwardOp(pub(super) ReluBackward);
 
-fn relu_rule<T: WithDType>(rule: ReluBackward, dy: &[T], y: &[T]) -> Vec<T> {
-    dy.iter().zip(y).map(|(&d, &y)| rule.apply(d, y)).collect()
+/// `out[i] = f(dy[i], y[i])` in parallel chunks, `f` one rule's select (monomorphised per rule so
+/// that each loop vectorises; a match per element would not).
+fn map_pairs<T: WithDType>(dy: &[T], y: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let mut out = uninit::<T>(dy.len());
+    out.par_chunks_mut(1 << 16)
+        .zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16)))
+        .for_each(|(o, (d, y))| {
+            for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
+                o.write(f(d, y));
+            }
+        });
+    // SAFETY: the chunks cover `out` and write every element (dy and y have its length).
+    unsafe { assume_init(out) }
 }
 
-impl CustomOp2 for ReluRuleOp {
+fn relu_backward<T: WithDType>(rule: ReluBackward, dy: &[T], y: &[T]) -> Vec<T> {
+    match rule {
+        ReluBackward::Backprop => map_pairs(dy, y, |d, y| ReluBackward::Backprop.apply(d, y)),
+        ReluBackward::Deconvnet => map_pairs(dy, y, |d, y| ReluBackward::Deconvnet.apply(d, y)),
+        ReluBackward::Guided => map_pairs(dy, y, |d, y| ReluBackward::Guided.apply(d, y)),
+    }
+}
+
+impl CustomOp2 for ReluBackwardOp {
     fn name(&self) -> &'static str {
-        "allconv-relu-rule"
+        "allconv-relu-backward"
     }
 
     fn cpu_fwd(
@@ -195,13 +159,13 @@ impl CustomOp2 for ReluRuleOp {
     ) -> Result<(CpuStorage, Shape)> {
         if gl.shape() != yl.shape() {
             bail!(
-                "relu rule: gradient {:?} and output {:?} differ",
+                "relu backward: gradient {:?} and output {:?} differ",
                 gl.shape(),
                 yl.shape()
             )
         }
-        const OP: &str = "relu rule";
-        let storage = float_storage!(OP, gs.dtype(), T => relu_rule::<T>(
+        const OP: &str = "relu backward";
+        let storage = float_storage!(OP, gs.dtype(), T => relu_backward::<T>(
             self.0,
             contiguous(gs, gl, OP, "gradient")?,
             contiguous(ys, yl, OP, "output")?,
@@ -217,6 +181,6 @@ impl CustomOp2 for ReluRuleOp {
         ys: &candle_core::CudaStorage,
         yl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        crate::ops::cuda::relu_rule((gs, gl), (ys, yl), self.0.code())
+        crate::ops::cuda::relu_backward((gs, gl), (ys, yl), self.0)
     }
 }

@@ -5,8 +5,8 @@
 //   max_pool_fwd   ops/pool.rs MaxPoolOp           padded max, -inf padding, NaN wins (f32, f64)
 //   max_pool_bwd   ops/pool.rs MaxPoolBackwardOp   gradient to the first arg-max, summed in
 //                                                  increasing output index (bit-identical)
-//   relu_mask      ops/conv.rs ReluMaskOp          dy * (y > 0)
-//   relu_rule      ops/conv/relu.rs ReluRuleOp     the visualisation rules (ReluBackward)
+//   relu_mask      ops/conv/relu.rs ReluBackwardOp dy * (y > 0) (ReluBackward::Backprop)
+//   relu_rule      ops/conv/relu.rs ReluBackwardOp the visualisation rules (ReluBackward)
 //   dropout        ops/dropout.rs                  same counter hash, same mask, bit-identical
 //   sgd            ops/sgd.rs                      same operations in the same order
 //

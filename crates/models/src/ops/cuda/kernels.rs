@@ -11,6 +11,7 @@ use candle_core::cuda_backend::cudarc::driver::{
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use std::ops::Range;
 
+use crate::ops::ReluBackward;
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape, WithDType};
 
 /// The PTX of `kernels.cu`; the driver JIT-compiles it for the card on first use.
@@ -196,12 +197,15 @@ fn pool_backward<T: CudaDType + DeviceRepr>(
     Ok((T::wrap_cuda_slice(dx, dev.clone()), xl.shape().clone()))
 }
 
-/// `dy * (y > 0)`, same contract as the CPU `ReluMaskOp`.
-pub(crate) fn relu_mask(
+/// The ReLU backward by rule, same contract as the CPU `ReluBackwardOp`: plain
+/// backpropagation (`dy * (y > 0)`, training) with `allconv_relu_mask_f32`, the visualisation's
+/// rules with `allconv_relu_rule_f32` and the rule's code.
+pub(crate) fn relu_backward(
     (gs, gl): (&CudaStorage, &Layout),
     (ys, yl): (&CudaStorage, &Layout),
+    rule: ReluBackward,
 ) -> Result<(CudaStorage, Shape)> {
-    const OP: &str = "relu mask";
+    const OP: &str = "relu backward";
     f32_only(gs, OP)?;
     if gl.shape() != yl.shape() {
         bail!(
@@ -217,46 +221,21 @@ pub(crate) fn relu_mask(
     // SAFETY: the kernel writes every element.
     let mut out = unsafe { dev.alloc::<f32>(count)? };
     if count > 0 {
-        let func = dev.get_or_load_custom_func("allconv_relu_mask_f32", MODULE, PTX)?;
+        let backprop = rule == ReluBackward::Backprop;
+        let name = if backprop {
+            "allconv_relu_mask_f32"
+        } else {
+            "allconv_relu_rule_f32"
+        };
+        let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
         let mut b = func.builder();
-        let n = count as u64;
+        let (n, code) = (count as u64, rule.code());
         b.arg(&dy).arg(&y).arg(&mut out).arg(&n);
-        // SAFETY: matches the kernel's signature; all three buffers hold `count` elements.
-        unsafe { b.launch(config(count)) }.w()?;
-    }
-    Ok((
-        CudaStorage::wrap_cuda_slice(out, dev.clone()),
-        gl.shape().clone(),
-    ))
-}
-
-/// The ReLU backward by rule (`ReluBackward::code`), same contract as the CPU `ReluRuleOp`.
-pub(crate) fn relu_rule(
-    (gs, gl): (&CudaStorage, &Layout),
-    (ys, yl): (&CudaStorage, &Layout),
-    rule: u32,
-) -> Result<(CudaStorage, Shape)> {
-    const OP: &str = "relu rule";
-    f32_only(gs, OP)?;
-    if gl.shape() != yl.shape() {
-        bail!(
-            "{OP}: gradient {:?} and output {:?} differ",
-            gl.shape(),
-            yl.shape()
-        )
-    }
-    let dy = view::<f32>(gs, gl, OP, "gradient")?;
-    let y = view::<f32>(ys, yl, OP, "output")?;
-    let dev = &gs.device;
-    let count = gl.shape().elem_count();
-    // SAFETY: the kernel writes every element.
-    let mut out = unsafe { dev.alloc::<f32>(count)? };
-    if count > 0 {
-        let func = dev.get_or_load_custom_func("allconv_relu_rule_f32", MODULE, PTX)?;
-        let mut b = func.builder();
-        let n = count as u64;
-        b.arg(&dy).arg(&y).arg(&mut out).arg(&n).arg(&rule);
-        // SAFETY: matches the kernel's signature; all three buffers hold `count` elements.
+        if !backprop {
+            b.arg(&code);
+        }
+        // SAFETY: matches the kernel's signature (the mask kernel takes no rule code); all three
+        // buffers hold `count` elements.
         unsafe { b.launch(config(count)) }.w()?;
     }
     Ok((

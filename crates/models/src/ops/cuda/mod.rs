@@ -9,6 +9,4 @@ mod kernels;
 
 pub(crate) use cudnn::{conv_backward, conv_forward};
 pub use cudnn::{cudnn_cache_len, cudnn_plans};
-pub(crate) use kernels::{
-    dropout, max_pool_backward, max_pool_forward, relu_mask, relu_rule, sgd_step,
-};
+pub(crate) use kernels::{dropout, max_pool_backward, max_pool_forward, relu_backward, sgd_step};

@@ -31,7 +31,7 @@
 //! timed algorithm followed by `cudnnAddTensor` for the bias. Should cuDNN refuse the fused call
 //! for a shape, that plan falls back to convolution, bias and activation as three calls
 //! ([`cudnn_plans`] says so). The ReLU's backward mask is applied before [`conv_backward`]
-//! (`ReluMaskOp`), which therefore sees the masked output gradient.
+//! (`ReluBackwardOp`), which therefore sees the masked output gradient.
 //!
 //! Precision: exact fp32 (`CUDNN_FMA_MATH`, which also keeps cuDNN from using TF32 on its own
 //! for fp32 data on Ampere and newer, as `CUDNN_DEFAULT_MATH` may) unless
