@@ -10,6 +10,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use allconv_models::check::lcg_values;
 use allconv_models::ops::{
     conv2d, conv2d_relu, cudnn_cache_len, cudnn_plans, set_deterministic, set_tf32, tf32,
 };
@@ -38,19 +39,9 @@ fn cuda() -> Device {
     Device::new_cuda(0).expect("a CUDA device")
 }
 
-/// Values in [-1, 1) from a small LCG, so the inputs do not depend on any library's RNG.
+/// [`lcg_values`] in f32.
 fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) as f32
-        })
-        .collect()
+    lcg_values(n, seed).into_iter().map(|v| v as f32).collect()
 }
 
 /// One convolution: `x [n, c, h, h]`, `w [o, c, k, k]`, stride, pad, fused ReLU, and whether the

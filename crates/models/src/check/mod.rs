@@ -25,6 +25,7 @@ use candle_core::Device;
 
 pub use compare::Tolerance;
 pub use identity::device_identity;
+pub use ops::lcg_values;
 
 /// Environment variable naming one op (e.g. `conv_bwd_filter`) whose tested result the check
 /// perturbs. For tests only: it proves the check can fail. Nothing but this module reads it.

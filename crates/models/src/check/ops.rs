@@ -23,9 +23,10 @@ pub(crate) struct Context<'a> {
     pub(crate) exact: bool,
 }
 
-/// Values in [-1, 1) from a small LCG, rounded to f32 so that the f64 reference sees exactly
-/// the tested inputs.
-pub(crate) fn values(n: usize, seed: u64) -> Vec<f64> {
+/// Values in [-1, 1) from a small LCG (64-bit, Knuth's MMIX constants; the top 53 bits as the
+/// fraction): inputs fixed across runs and platforms without depending on candle's (or any)
+/// RNG. The check's inputs, and the crate's tests' (`tests/common`).
+pub fn lcg_values(n: usize, seed: u64) -> Vec<f64> {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -34,9 +35,16 @@ pub(crate) fn values(n: usize, seed: u64) -> Vec<f64> {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let v = ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
-            f64::from(v as f32)
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
+        .collect()
+}
+
+/// [`lcg_values`] rounded to f32, so that the f64 reference sees exactly the tested inputs.
+pub(crate) fn values(n: usize, seed: u64) -> Vec<f64> {
+    lcg_values(n, seed)
+        .into_iter()
+        .map(|v| f64::from(v as f32))
         .collect()
 }
 

@@ -4,21 +4,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
-/// Values in [-1, 1) from a small LCG: inputs fixed across runs and platforms without depending on
-/// candle's (or any) RNG.
-pub fn lcg_values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
+pub use allconv_models::check::lcg_values;
 
 /// A CPU tensor of [`lcg_values`] with this shape and dtype.
 pub fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {

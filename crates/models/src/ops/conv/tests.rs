@@ -1,20 +1,8 @@
 //! The CPU convolution against its definition, one multiply-add at a time.
 
 use super::*;
+use crate::check::lcg_values as values;
 use crate::ops::cpu_kernels;
-
-/// Deterministic values in [-1, 1) from a small LCG.
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(6364136223846793005) | 1;
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// The definition, one multiply-add at a time: `(y, dx, dw, db)` for output gradient `dy`.
 #[allow(clippy::type_complexity)]
