@@ -3,22 +3,13 @@
 //! corrupt run folder, a folder with only a config.yaml and runs in no grid.json are all shown,
 //! and every other run is still reported.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn allconv() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_allconv"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{allconv, text};
 
 /// One epoch of Strided-CNN-A (the cheapest network) on synthetic data, into `out`.
 fn train_one_epoch(tmp: &Path, out: &Path) -> Output {

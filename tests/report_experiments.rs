@@ -3,22 +3,13 @@
 //! train` and reported by `allconv report` beside the paper's 33.71%, with the dataset and the
 //! augmentation in the provenance; runs of different experiments under one root are refused.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn allconv() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_allconv"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{allconv, text};
 
 /// Trains one epoch of All-CNN-C on 100 synthetic CIFAR-100 images (50 test) into `out`,
 /// with `extra` YAML lines under `data:`.

@@ -1,15 +1,15 @@
 //! `allconv train` as a process: SIGKILL in the middle of a run, resume, and end with weights
 //! byte-identical to an uninterrupted run; a second process on the same run folder is refused.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-const EPOCHS: usize = 6;
+use common::allconv;
 
-fn allconv() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_allconv"))
-}
+const EPOCHS: usize = 6;
 
 /// A small experiment on synthetic data: Strided-CNN-A (the cheapest network), dropout and
 /// shuffling on, a learning-rate milestone after the kill point.

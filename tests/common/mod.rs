@@ -1,7 +1,24 @@
-//! Helpers shared by the root tests that run `allconv reproduce` (each includes this module
-//! with `mod common;`).
+//! Helpers shared by the root tests that run `allconv` as a process (each includes this module
+//! with `mod common;`, so not every file uses every helper).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `allconv` binary under test.
+pub fn allconv() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_allconv"))
+}
+
+/// A finished process's status, stdout and stderr, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
 
 /// Synthetic CIFAR-10 (5 x 10 training, 20 test images) under `dir/data` and a one-point grid
 /// (Strided-CNN-A, lr 0.01, `epochs` epochs, scale preprocessing, batch 25, CPU) writing its runs

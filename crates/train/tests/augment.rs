@@ -4,25 +4,7 @@
 
 mod common;
 
-use allconv_train::{final_weights, run, RunDir, RunOptions, TrainError};
-
-fn weight_bits(dir: &std::path::Path) -> Vec<(String, Vec<u32>)> {
-    final_weights(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(name, t)| {
-            let bits = t
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .into_iter()
-                .map(f32::to_bits)
-                .collect();
-            (name, bits)
-        })
-        .collect()
-}
+use allconv_train::{run, RunDir, RunOptions, TrainError};
 
 #[test]
 fn interrupted_and_resumed_augmented_run_ends_with_identical_weights() {
@@ -48,20 +30,17 @@ fn interrupted_and_resumed_augmented_run_ends_with_identical_weights() {
         }
     }
     assert_eq!(run(&interrupted, &stop).unwrap().epochs_run, 3);
-    assert_eq!(
-        weight_bits(&straight.run_dir()),
-        weight_bits(&interrupted.run_dir())
-    );
+    common::assert_same_weights(&straight.run_dir(), &interrupted.run_dir(), "after resume");
 
     // The same run without augmentation trains on other images: other weights.
     config.data.augment = false;
     config.out.runs = tmp.path().join("plain");
     let plain = common::run_config(&config, "strided-cnn-a", 0.01);
     run(&plain, &RunOptions::default()).unwrap();
-    assert_ne!(
-        weight_bits(&straight.run_dir()),
-        weight_bits(&plain.run_dir())
-    );
+    assert!(common::weights_differ(
+        &straight.run_dir(),
+        &plain.run_dir()
+    ));
 }
 
 #[test]

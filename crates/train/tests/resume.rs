@@ -8,8 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use allconv_train::{
-    final_weights, run, EpochEnd, EpochHook, ExperimentConfig, RunConfig, RunDir, RunOptions,
-    TrainError,
+    run, EpochEnd, EpochHook, ExperimentConfig, RunConfig, RunDir, RunOptions, TrainError,
 };
 
 #[test]
@@ -54,17 +53,7 @@ fn interrupted_and_resumed_run_ends_with_identical_weights() {
     let result = run(&interrupted, &stop).unwrap();
     assert_eq!(result.epochs_run, 3);
 
-    let a = final_weights(&straight.run_dir()).unwrap();
-    let b = final_weights(&interrupted.run_dir()).unwrap();
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, ta) in &a {
-        let va = ta.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let vb = b[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(
-            va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{name} differs after resume"
-        );
-    }
+    common::assert_same_weights(&straight.run_dir(), &interrupted.run_dir(), "after resume");
     let rows_a = RunDir::new(straight.run_dir()).read_metrics().unwrap();
     let rows_b = dir.read_metrics().unwrap();
     assert_eq!(

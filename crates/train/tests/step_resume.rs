@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use allconv_train::{final_weights, run, RunConfig, RunDir, RunOptions, TrainError};
+use allconv_train::{run, RunConfig, RunDir, RunOptions, TrainError};
 
 /// 60 synthetic training images in batches of 16: 4 steps per epoch (16, 16, 16, 12); 3 epochs,
 /// dropout and shuffling on, the rate lowered after epoch 2, losses read every 3 steps.
@@ -28,20 +28,6 @@ fn stop_after(steps: usize) -> RunOptions {
     RunOptions {
         stop_after_steps: Some(steps),
         ..Default::default()
-    }
-}
-
-fn assert_same_weights(a: &Path, b: &Path) {
-    let a = final_weights(a).unwrap();
-    let b = final_weights(b).unwrap();
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, ta) in &a {
-        let va = ta.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let vb = b[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(
-            va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{name} differs after a mid-epoch resume"
-        );
     }
 }
 
@@ -85,7 +71,11 @@ fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metric
     let result = run(&stopped, &RunOptions::default()).unwrap();
     assert_eq!(result.epochs_run, 3);
 
-    assert_same_weights(&straight.run_dir(), &stopped.run_dir());
+    common::assert_same_weights(
+        &straight.run_dir(),
+        &stopped.run_dir(),
+        "after a mid-epoch resume",
+    );
     let rows_a = RunDir::new(straight.run_dir()).read_metrics().unwrap();
     let rows_b = dir.read_metrics().unwrap();
     assert_eq!(
@@ -222,5 +212,9 @@ fn a_checkpoint_without_the_step_fields_of_earlier_versions_still_resumes() {
     }
     std::fs::write(&state_path, state.to_string()).unwrap();
     assert_eq!(run(&older, &RunOptions::default()).unwrap().epochs_run, 3);
-    assert_same_weights(&straight.run_dir(), &older.run_dir());
+    common::assert_same_weights(
+        &straight.run_dir(),
+        &older.run_dir(),
+        "after a mid-epoch resume",
+    );
 }

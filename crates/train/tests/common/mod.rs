@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use allconv_train::config::{DeviceKind, Preprocessing};
-use allconv_train::{ExperimentConfig, RunConfig};
+use allconv_train::{final_weights, ExperimentConfig, RunConfig};
 
 /// Writes a synthetic CIFAR-10 folder (5 x `per_file` training images, `test` test images).
 pub fn synthetic_data(dir: &Path, per_file: usize, test: usize) {
@@ -29,4 +29,31 @@ pub fn small_config(data: &Path, runs: &Path, epochs: usize) -> ExperimentConfig
 /// The run configuration of `model` at `lr`, seed 0.
 pub fn run_config(c: &ExperimentConfig, model: &str, lr: f64) -> RunConfig {
     RunConfig::new(c.clone(), model, lr, 0).unwrap()
+}
+
+/// Asserts that the final weights of the runs in folders `a` and `b` have the same tensors, bit
+/// for bit (`what` says which comparison failed).
+pub fn assert_same_weights(a: &Path, b: &Path, what: &str) {
+    let a = final_weights(a).unwrap();
+    let b = final_weights(b).unwrap();
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, ta) in &a {
+        let va = ta.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let vb = b[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(
+            va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name} differs {what}"
+        );
+    }
+}
+
+/// Whether the final weights of the runs in folders `a` and `b` differ anywhere.
+pub fn weights_differ(a: &Path, b: &Path) -> bool {
+    let a = final_weights(a).unwrap();
+    let b = final_weights(b).unwrap();
+    a.iter().any(|(name, ta)| {
+        let va = ta.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let vb = b[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        va.iter().zip(&vb).any(|(x, y)| x.to_bits() != y.to_bits())
+    })
 }
