@@ -24,7 +24,10 @@ fn candle_datasets_reads_our_synthetic_folder_as_we_do() {
         let values: Vec<f32> = images.flatten_all().unwrap().to_vec1().unwrap();
         let expected: Vec<f32> = our.images.iter().map(|&b| f32::from(b) * scale).collect();
         assert!(
-            values.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()),
+            values
+                .iter()
+                .zip(&expected)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "images differ"
         );
         let labels: Vec<u8> = labels.to_vec1().unwrap();
@@ -40,7 +43,12 @@ fn candle_datasets_reads_our_synthetic_folder_as_we_do() {
     let prepared = prepare(&ours, &opts, None).unwrap();
     let dataset = to_candle_dataset(&prepared, 10).unwrap();
     assert_eq!(dataset.train_images.dims(), [500, 3, 32, 32]);
-    let train: Vec<f32> = dataset.train_images.flatten_all().unwrap().to_vec1().unwrap();
+    let train: Vec<f32> = dataset
+        .train_images
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert_eq!(train, prepared.train.images);
     let test_labels: Vec<u8> = dataset.test_labels.to_vec1().unwrap();
     assert_eq!(test_labels, prepared.test.labels);
