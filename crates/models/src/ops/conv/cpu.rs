@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, matmul_ld_uninit, Mat};
 use super::geom::Geom;
-use super::im2col::{col2im, columns, gather, im2col};
+use super::im2col::{col2im, columns, gather, im2col, Target};
 use super::relu::{gather_relu_masked, relu_masked};
 use crate::ops::buffers::{assume_init, assume_init_mut, uninit, write_slice, zeroed};
 use crate::ops::dropout::{Mask, WideApply};
@@ -61,6 +61,7 @@ pub(super) fn conv_forward<T: WideApply>(
                 vec![T::zero(); k * n]
             };
             let mut grouped_y = vec![T::zero(); if group > 1 { o * n } else { 0 }];
+            let mut phases = Vec::new();
             for (group_index, (y_group, x_group)) in y_chunk
                 .chunks_mut(group * g.out_len())
                 .zip(x_chunk.chunks(group * g.in_len()))
@@ -74,7 +75,7 @@ pub(super) fn conv_forward<T: WideApply>(
                     for r0 in (0..g.out_h).step_by(block) {
                         let oys = r0..(r0 + block).min(g.out_h);
                         let nb = oys.len() * g.out_w;
-                        im2col(images[0], &mut cols, nb, g, oys);
+                        im2col(images[0], &mut cols, nb, g, oys, &mut phases);
                         matmul_ld_uninit(
                             &mut y_group[r0 * g.out_w..],
                             l,
@@ -92,7 +93,7 @@ pub(super) fn conv_forward<T: WideApply>(
                     continue;
                 }
                 let n = images.len() * l;
-                let cols_ref = columns(&images, &mut cols, g);
+                let cols_ref = columns(&images, &mut cols, g, &mut phases);
                 if images.len() == 1 {
                     // One image: the product is already in NCHW order.
                     matmul_ld_uninit(
@@ -178,6 +179,7 @@ pub(super) fn conv_backward<T: WithDType>(
         let block = g.block_rows();
         let blocked = block < g.out_h;
         let mut grouped_dy = vec![T::zero(); if staged || blocked { o * n } else { 0 }];
+        let mut phases = Vec::new();
         let mut y_groups = y_chunk.map(|y| y.chunks(group * g.out_len()));
         let mut dx_groups = dx_chunk.map(|d| d.chunks_mut(group * g.in_len()));
         for (x_group, dy_group) in x_chunk
@@ -198,7 +200,7 @@ pub(super) fn conv_backward<T: WithDType>(
                 for r0 in (0..g.out_h).step_by(block) {
                     let oys = r0..(r0 + block).min(g.out_h);
                     let nb = oys.len() * g.out_w;
-                    im2col(images[0], &mut cols, nb, g, oys.clone());
+                    im2col(images[0], &mut cols, nb, g, oys.clone(), &mut phases);
                     // The block's output gradient, `[O, nb]`, masked as the ReLU asks.
                     for (c, d) in grouped_dy.chunks_exact_mut(nb).take(o).enumerate() {
                         let grad = &dy_group[c * l + r0 * g.out_w..][..nb];
@@ -230,13 +232,13 @@ pub(super) fn conv_backward<T: WithDType>(
                             false,
                             parallelism,
                         );
-                        col2im(&dcols, nb, dx_image, g, oys);
+                        col2im(&dcols, nb, (dx_image, Target::Any), g, oys, &mut phases);
                     }
                 }
                 continue;
             }
             let n = count * l;
-            let cols_ref = columns(&images, &mut cols, g);
+            let cols_ref = columns(&images, &mut cols, g, &mut phases);
             let y_group = y_groups
                 .as_mut()
                 .map(|y| y.next().expect("one y group per dy group"));
@@ -284,7 +286,14 @@ pub(super) fn conv_backward<T: WithDType>(
                                 row.copy_from_slice(&dcols[r * n + i * l..][..l]);
                             }
                         } else {
-                            col2im(&dcols[i * l..], n, dxb, g, 0..g.out_h);
+                            col2im(
+                                &dcols[i * l..],
+                                n,
+                                (dxb, Target::Zeros),
+                                g,
+                                0..g.out_h,
+                                &mut phases,
+                            );
                         }
                     }
                 }

@@ -101,16 +101,4 @@ impl Geom {
             GROUP_COLUMNS.div_ceil(self.out_w).min(self.out_h)
         }
     }
-
-    /// Valid output columns `[first, end)` for kernel column `j`: those reading inside the image.
-    pub(super) fn valid_range(&self, offset: usize, size: usize, out: usize) -> (usize, usize) {
-        // Input index = o * stride + offset - pad must lie in [0, size).
-        let first = self.pad.saturating_sub(offset).div_ceil(self.stride);
-        let end = if size + self.pad > offset {
-            ((size + self.pad - offset - 1) / self.stride + 1).min(out)
-        } else {
-            0
-        };
-        (first.min(end), end)
-    }
 }

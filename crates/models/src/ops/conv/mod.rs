@@ -20,19 +20,21 @@
 //! are allocated uninitialised and zeroed by the thread that fills them, never serially. A
 //! dropout after the ReLU can be fused too ([`conv2d_relu_dropout`]): the mask is applied to
 //! each output row in cache, and the backward masks the gradient with the dropped output.
-//! Stride-2 im2col / col2im go over element pairs, which vectorises (a run-time stride does not).
+//! A strided convolution's im2col / col2im read and write the input's polyphase components
+//! (`phases.rs`), so that every row of its column matrix is a contiguous window, as at stride 1.
 //! A single image whose column matrix would not fit in L2 (96 channels at 32x32) is done in
 //! blocks of output rows ([`Geom::block_rows`]); for same-size stride-1 convolutions im2col
 //! copies each row of the column matrix as one shifted run of the input plane.
 //!
 //! Here: the candle ops and the public functions. The CPU side is `geom.rs` (shapes and how the
-//! work is split), `im2col.rs`, `gemm.rs` (every GEMM call), `cpu.rs` (the two passes) and
-//! `relu.rs` (the ReLU's backward mask); the CUDA side is `ops/cuda/cudnn`.
+//! work is split), `phases.rs` and `im2col.rs`, `gemm.rs` (every GEMM call), `cpu.rs` (the two
+//! passes) and `relu.rs` (the ReLU's backward); the CUDA side is `ops/cuda/cudnn`.
 
 mod cpu;
 mod gemm;
 mod geom;
 mod im2col;
+mod phases;
 mod relu;
 #[cfg(test)]
 mod tests;
