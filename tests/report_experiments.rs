@@ -76,6 +76,14 @@ fn cifar100_runs_are_reported_beside_the_papers_cifar100_number_and_never_mixed(
         "provenance names the dataset:\n{md}"
     );
     assert!(md.contains("augmentation"), "{md}");
+    // Its data cannot be checked file by file, and the footnote says so in CIFAR-100's terms.
+    assert!(
+        md.contains("Not checked against the official CIFAR-100 files")
+            && md.contains("CIFAR-100, whose files have no published md5 sums")
+            && !md.contains("CIFAR-10 data")
+            && !md.contains("data_batch_1.bin"),
+        "{md}"
+    );
 
     // An augmented run under the same root is another experiment: the report refuses to mix.
     let augmented = train(tmp.path(), &runs, 0.05, "  augment: true\n");

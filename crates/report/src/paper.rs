@@ -260,6 +260,17 @@ impl Experiment {
         }
     }
 
+    /// The data set of the experiment, as the paper names it (`CIFAR-10`, `CIFAR-100`).
+    pub fn dataset(&self) -> &'static str {
+        match self {
+            Experiment::Table3 | Experiment::Cifar10Augmented => "CIFAR-10",
+            Experiment::Cifar100 => "CIFAR-100",
+            // `Experiment::of` names these after the recorded dataset first.
+            Experiment::Other(what) if what.starts_with("cifar100") => "CIFAR-100",
+            Experiment::Other(_) => "CIFAR-10",
+        }
+    }
+
     /// The data the runs trained on, as the report's title names it.
     pub fn data(&self) -> String {
         match self {

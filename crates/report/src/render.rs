@@ -280,7 +280,16 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     };
     let not_official = finished(|d| matches!(d, DataCheck::NotOfficial(_)));
     let unknown = finished(|d| *d == DataCheck::Unknown);
-    if not_official + unknown > 0 {
+    if not_official + unknown > 0 && context.experiment.dataset() == "CIFAR-100" {
+        // No per-file md5 sums of CIFAR-100 are published: its runs are never marked official.
+        let _ = writeln!(
+            md,
+            "{NOT_OFFICIAL_MARK} Not checked against the official CIFAR-100 files: no per-file \
+             md5 sums of CIFAR-100 are published, so {not_official} finished run(s) cannot be \
+             marked official (the release's tarball md5 is checked when it is fetched) and \
+             {unknown} record no data checksums (see Provenance).\n"
+        );
+    } else if not_official + unknown > 0 {
         let _ = writeln!(
             md,
             "{NOT_OFFICIAL_MARK} Not the official CIFAR-10 data: {not_official} finished run(s) \
@@ -501,12 +510,17 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     }
 
     let _ = writeln!(md, "## Provenance\n");
+    let cifar100 = context.experiment.dataset() == "CIFAR-100";
     let mut data_lines = Vec::new();
     for run in summary.runs.iter().filter(|r| r.dir.is_some()) {
         let dir = run.dir.as_ref().map(|d| d.display().to_string());
         let dir = dir.unwrap_or_default();
         match &run.data {
             DataCheck::Official => {}
+            DataCheck::NotOfficial(_) if cifar100 => data_lines.push(format!(
+                "- `{dir}`: CIFAR-100, whose files have no published md5 sums to compare with \
+                 (their md5 sums are listed below)"
+            )),
             DataCheck::NotOfficial(files) => data_lines.push(format!(
                 "- `{dir}`: not the official data (md5 differs for {})",
                 files.join(", ")
@@ -524,7 +538,8 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     } else {
         let _ = writeln!(
             md,
-            "{NOT_OFFICIAL_MARK} Runs not on the official CIFAR-10 data:\n"
+            "{NOT_OFFICIAL_MARK} Runs not on the official {} data:\n",
+            context.experiment.dataset()
         );
         for line in data_lines {
             let _ = writeln!(md, "{line}");
