@@ -286,3 +286,32 @@ fn visualize_writes_the_stated_grid_with_the_original_pixels_first() {
         "mine"
     );
 }
+
+#[test]
+fn flags_that_would_be_ignored_are_refused() {
+    // --units and --search only mean something with --top-patches, which searches the test set
+    // itself: --images / --image beside it would be silently ignored, so both are refused.
+    let run = ["visualize", "--run", "no-such-run", "--layer", "conv1"];
+    for (extra, names) in [
+        (&["--units", "0,1"][..], ["--units", "--top-patches"]),
+        (
+            &["--unit", "0", "--search", "50"][..],
+            ["--search", "--top-patches"],
+        ),
+        (
+            &["--top-patches", "--units", "0", "--images", "test:0..2"][..],
+            ["--top-patches", "--images"],
+        ),
+        (
+            &["--top-patches", "--units", "0", "--image", "x.png"][..],
+            ["--top-patches", "--image"],
+        ),
+    ] {
+        let args: Vec<&str> = run.iter().chain(extra).copied().collect();
+        let err = failed(&allconv(&args));
+        assert!(
+            names.iter().all(|n| err.contains(n)) && !err.contains("no-such-run"),
+            "{extra:?}: {err}"
+        );
+    }
+}

@@ -26,11 +26,11 @@ pub struct Args {
     #[command(flatten)]
     source: SourceArgs,
     /// Test images: `test:A..B` (indices A to B-1) or `test:I,J,...`.
-    #[arg(long, default_value = "test:0..8", conflicts_with = "image")]
+    #[arg(long, default_value = "test:0..8", conflicts_with_all = ["image", "top_patches"])]
     images: String,
     /// A 32x32 RGB PNG instead of test images (repeat for several), preprocessed with the
     /// statistics fitted on the network's training data.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "top_patches")]
     image: Vec<PathBuf>,
     /// The convolution of the target unit(s): conv1, conv2, ...
     #[arg(long)]
@@ -49,10 +49,10 @@ pub struct Args {
     #[arg(long, requires_all = ["layer", "units"])]
     top_patches: bool,
     /// With --top-patches: the units, e.g. 0,1,2.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "top_patches")]
     units: Vec<usize>,
     /// With --top-patches: how many test images (from the first) to search.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, requires = "top_patches")]
     search: usize,
     /// Backward rules, one column each: backprop, deconvnet, guided.
     #[arg(
