@@ -356,3 +356,28 @@ fn the_slurm_script_trains_exactly_the_grid_point_of_its_index() {
         "index 0 must not be trained"
     );
 }
+
+#[test]
+fn slurm_flags_without_emit_slurm_are_refused_naming_them() {
+    // They would only be saved into the runs' config and change nothing: refused before any run
+    // starts, naming the flags as typed.
+    let f = fixture();
+    let out = reproduce(&f)
+        .args([
+            "--partition",
+            "gpu",
+            "--sbatch=--constraint=a100",
+            "--max-stalled-requeues",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--partition, --max-stalled-requeues, --sbatch")
+            && err.contains("--emit-slurm"),
+        "{err}"
+    );
+    assert!(!f.runs.exists(), "no run may start");
+}

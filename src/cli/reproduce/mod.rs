@@ -108,6 +108,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.seeds.is_empty() {
         settings.push(Setting::new("grid.seeds", args.seeds.clone()));
     }
+    let slurm_flags = args.slurm.given();
+    if args.emit_slurm.is_none() && !slurm_flags.is_empty() {
+        bail!(
+            "{} only shape the Slurm jobs of --emit-slurm DIR, which was not given: add it, or \
+             drop them (a `slurm:` section in the config is fine either way)",
+            slurm_flags.join(", ")
+        );
+    }
     settings.extend(args.slurm.settings());
     settings.extend(args.overrides.settings());
     experiment

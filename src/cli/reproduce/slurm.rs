@@ -57,6 +57,22 @@ pub struct SlurmFlags {
 }
 
 impl SlurmFlags {
+    /// The flags given, as spelled on the command line: they only shape the emitted Slurm jobs.
+    pub fn given(&self) -> Vec<String> {
+        let mut flags: Vec<String> = self
+            .settings()
+            .iter()
+            .map(|s| match s.key.trim_start_matches("slurm.") {
+                "extra" => "--sbatch".to_string(),
+                key => format!("--{}", key.replace('_', "-")),
+            })
+            .collect();
+        if self.slurm_binary.is_some() {
+            flags.push("--slurm-binary".to_string());
+        }
+        flags
+    }
+
     /// The overrides these flags make.
     pub fn settings(&self) -> Vec<Setting> {
         let mut settings = Vec::new();
