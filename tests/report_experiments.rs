@@ -85,6 +85,44 @@ fn cifar100_runs_are_reported_beside_the_papers_cifar100_number_and_never_mixed(
         "{md}"
     );
 
+    // `allconv evaluate` on the CIFAR-100 run: its 100 classes, named from the release's
+    // fine_label_names.txt, and exactly the trainer's recorded test error.
+    let run = runs.join("all-cnn-c/lr-0.01/seed-0");
+    let evaluated = allconv()
+        .args(["evaluate", "--json", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(evaluated.status.success(), "{}", text(&evaluated));
+    let scores: serde_json::Value = serde_json::from_slice(&evaluated.stdout).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+    let recorded = result["final_test_error"].as_f64().unwrap();
+    assert!(
+        (scores["test_error"].as_f64().unwrap() - recorded).abs() < 1e-9,
+        "{scores}"
+    );
+    assert_eq!(scores["class_accuracy"].as_array().unwrap().len(), 100);
+    assert_eq!(scores["test_images"], 50);
+    let table = allconv()
+        .args(["evaluate", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let names =
+        fs::read_to_string(tmp.path().join("cifar-100-binary/fine_label_names.txt")).unwrap();
+    let last = names
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains(&format!("99 {last}")),
+        "{}",
+        text(&table)
+    );
+
     // An augmented run under the same root is another experiment: the report refuses to mix.
     let augmented = train(tmp.path(), &runs, 0.05, "  augment: true\n");
     assert!(augmented.status.success(), "{}", text(&augmented));

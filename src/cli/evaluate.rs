@@ -2,7 +2,7 @@
 //! weights file with our (PyTorch-compatible) tensor names, so that weights trained elsewhere
 //! can be checked against our numbers and ours elsewhere.
 
-use allconv_cifar::{Order, CLASS_NAMES};
+use allconv_cifar::Order;
 use allconv_models::Mode;
 use anyhow::Context;
 use candle_core::D;
@@ -31,7 +31,8 @@ struct Report {
     test_images: usize,
     /// In %, as `result.json` states errors.
     test_error: f64,
-    /// Per class `0..10`: fraction of its test images classified correctly (`null` without any).
+    /// Per class (10 for CIFAR-10, 100 or 20 for CIFAR-100): fraction of its test images
+    /// classified correctly (`null` without any).
     class_accuracy: Vec<Option<f64>>,
 }
 
@@ -46,8 +47,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if test.is_empty() {
         anyhow::bail!("the test split is empty (data.test_subset = 0?)");
     }
-    let mut correct = [0usize; 10];
-    let mut total = [0usize; 10];
+    let names = source::class_names(&loaded.experiment);
+    let mut correct = vec![0usize; names.len()];
+    let mut total = vec![0usize; names.len()];
     let batches = allconv_cifar::batches(
         test,
         args.batch_size,
@@ -62,6 +64,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let labels = y.to_vec1::<u32>()?;
         for (p, l) in predicted.into_iter().zip(labels) {
             let l = l as usize;
+            anyhow::ensure!(
+                l < names.len(),
+                "test label {l} outside the {} classes of {}",
+                names.len(),
+                loaded.experiment.data.kind().name()
+            );
             total[l] += 1;
             correct[l] += usize::from(p as usize == l);
         }
@@ -92,10 +100,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.model, report.weights, report.preprocessing, report.test_images
     );
     println!("test error: {:.2} %", report.test_error);
-    println!("class        accuracy  images");
+    let width = names.iter().map(String::len).max().unwrap_or(0).max(10);
+    let digits = (names.len() - 1).to_string().len();
+    println!("{:<w$}  accuracy  images", "class", w = digits + 1 + width);
     for (k, acc) in report.class_accuracy.iter().enumerate() {
         let acc = acc.map_or("-".to_string(), |a| format!("{:.2} %", 100.0 * a));
-        println!("{k} {:<10} {acc:>9} {:>7}", CLASS_NAMES[k], total[k]);
+        println!("{k:<digits$} {:<width$} {acc:>9} {:>7}", names[k], total[k]);
     }
     Ok(())
 }

@@ -126,10 +126,44 @@ impl SourceArgs {
     }
 }
 
-/// The CIFAR-10 of `experiment`'s `data.dir`.
+/// The data set of `experiment` (`data.dataset`, `data.labels`) from its `data.dir`.
 pub fn raw_data(experiment: &ExperimentConfig) -> anyhow::Result<Cifar10> {
     let dir = experiment.data.resolved_dir();
-    allconv_cifar::load_dir(&dir).with_context(|| format!("reading CIFAR-10 in {}", dir.display()))
+    let kind = experiment.data.kind();
+    kind.load(&dir)
+        .with_context(|| format!("reading {} in {}", kind.name(), dir.display()))
+}
+
+/// The class names of `experiment`'s data set, one per network output: CIFAR-10's own; for
+/// CIFAR-100 the release's `fine_label_names.txt` / `coarse_label_names.txt` in the data folder
+/// when it holds one name per class, else `class K`.
+pub fn class_names(experiment: &ExperimentConfig) -> Vec<String> {
+    let kind = experiment.data.kind();
+    let classes = kind.num_classes();
+    if kind == allconv_cifar::DatasetKind::Cifar10 {
+        return allconv_cifar::CLASS_NAMES
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+    }
+    let file = match kind {
+        allconv_cifar::DatasetKind::Cifar100Coarse => allconv_cifar::COARSE_LABEL_NAMES,
+        _ => allconv_cifar::FINE_LABEL_NAMES,
+    };
+    let names: Vec<String> = std::fs::read_to_string(experiment.data.resolved_dir().join(file))
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.len() == classes {
+        names
+    } else {
+        (0..classes).map(|k| format!("class {k}")).collect()
+    }
 }
 
 /// `data` preprocessed as `experiment` says: statistics fitted on its training part (the ZCA

@@ -7,7 +7,7 @@ mod picture;
 
 use std::path::{Path, PathBuf};
 
-use allconv_cifar::{Cifar10, RawSplit, CLASS_NAMES, IMAGE_BYTES};
+use allconv_cifar::{Cifar10, RawSplit, IMAGE_BYTES};
 use allconv_models::{Network, ReluBackward, Target};
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
@@ -73,8 +73,8 @@ pub struct Args {
 struct Picture {
     /// `test:17` or the PNG's path.
     name: String,
-    /// The CIFAR class name, for test images.
-    label: Option<&'static str>,
+    /// The class name, for test images.
+    label: Option<String>,
     raw: Vec<u8>,
 }
 
@@ -96,8 +96,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--search must be at least 1 (test images to search)");
     }
     let conv = args.layer.as_deref().map(parse_layer).transpose()?;
-    let class = args.class.as_deref().map(parse_class).transpose()?;
-    if !args.top_patches && args.unit.is_none() && class.is_none() && args.top_units.is_none() {
+    if !args.top_patches && args.unit.is_none() && args.class.is_none() && args.top_units.is_none()
+    {
         bail!("say what to visualise: --layer convK --unit U, --class K, --layer convK --top-units N, or --top-patches");
     }
     prepare_out(&args.out)?;
@@ -109,16 +109,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--layer conv{conv}: {} has conv1..conv{n}", loaded.model);
         }
     }
+    let names = source::class_names(&loaded.experiment);
+    let class = args
+        .class
+        .as_deref()
+        .map(|c| parse_class(c, &names))
+        .transpose()?;
     let data = source::raw_data(&loaded.experiment)?;
     let pictures = if args.top_patches {
-        test_pictures(&data.test, 0..args.search.min(data.test.len()))?
+        test_pictures(&data.test, 0..args.search.min(data.test.len()), &names)?
     } else if !args.image.is_empty() {
         args.image
             .iter()
             .map(|p| read_png(p))
             .collect::<anyhow::Result<_>>()?
     } else {
-        test_pictures(&data.test, parse_images(&args.images, data.test.len())?)?
+        test_pictures(
+            &data.test,
+            parse_images(&args.images, data.test.len())?,
+            &names,
+        )?
     };
     let x = preprocessed(&loaded, &data, &pictures)?;
 
@@ -179,17 +189,29 @@ fn parse_layer(s: &str) -> anyhow::Result<usize> {
         .with_context(|| format!("--layer {s:?}: expected convK, e.g. conv6"))
 }
 
-/// `3` or `cat` -> 3.
-fn parse_class(s: &str) -> anyhow::Result<usize> {
-    if let Ok(k) = s.parse::<usize>() {
-        return Ok(k);
-    }
-    CLASS_NAMES.iter().position(|c| *c == s).with_context(|| {
+/// `3` or `cat` -> 3, for a data set with these class names.
+fn parse_class(s: &str, names: &[String]) -> anyhow::Result<usize> {
+    let expected = || {
+        let listed = if names.len() <= 20 {
+            names.join(", ")
+        } else {
+            format!(
+                "{}, ... (see the data set's label names)",
+                names[..5].join(", ")
+            )
+        };
         format!(
-            "--class {s:?}: expected 0-9 or one of {}",
-            CLASS_NAMES.join(", ")
+            "--class {s:?}: expected 0-{} or one of {listed}",
+            names.len() - 1
         )
-    })
+    };
+    if let Ok(k) = s.parse::<usize>() {
+        if k < names.len() {
+            return Ok(k);
+        }
+        bail!("{}", expected());
+    }
+    names.iter().position(|c| c == s).with_context(expected)
 }
 
 /// `test:A..B` or `test:I,J` -> test indices, each below `len`.
@@ -216,12 +238,13 @@ fn parse_images(s: &str, len: usize) -> anyhow::Result<Vec<usize>> {
 fn test_pictures(
     test: &RawSplit,
     indices: impl IntoIterator<Item = usize>,
+    names: &[String],
 ) -> anyhow::Result<Vec<Picture>> {
     Ok(indices
         .into_iter()
         .map(|i| Picture {
             name: format!("test:{i}"),
-            label: Some(CLASS_NAMES[test.labels[i] as usize]),
+            label: names.get(test.labels[i] as usize).cloned(),
             raw: test.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES].to_vec(),
         })
         .collect())
@@ -318,10 +341,10 @@ fn unit_maxima(net: &Network, x: &Tensor, conv: usize) -> anyhow::Result<Vec<Vec
     Ok(out)
 }
 
-/// What the target is, in words.
-fn describe(target: Target) -> String {
+/// What the target is, in words (`names`: the data set's class names).
+fn describe(target: Target, names: &[String]) -> String {
     match target {
-        Target::Class(k) => format!("class {k} ({})", CLASS_NAMES.get(k).unwrap_or(&"?")),
+        Target::Class(k) => format!("class {k} ({})", names.get(k).map_or("?", String::as_str)),
         Target::Unit { conv, unit } => format!("conv{conv} unit {unit} at its largest activation"),
     }
 }
@@ -359,6 +382,7 @@ fn rows_picture(
     file: &str,
     rows: &[(usize, Target)],
 ) -> anyhow::Result<serde_json::Value> {
+    let names = source::class_names(&loaded.experiment);
     let mut cells = Vec::new();
     let mut described = Vec::new();
     for &(i, target) in rows {
@@ -370,7 +394,7 @@ fn rows_picture(
         described.push(json!({
             "image": pictures[i].name,
             "label": pictures[i].label,
-            "target": describe(target),
+            "target": describe(target, &names),
         }));
     }
     let layout = Layout {
@@ -399,6 +423,7 @@ fn top_patches(
     conv: usize,
 ) -> anyhow::Result<serde_json::Value> {
     const TOP: usize = 9;
+    let names = source::class_names(&loaded.experiment);
     let maxima = unit_maxima(&loaded.net, x, conv)?;
     let channels = maxima.first().map_or(0, Vec::len);
     let mut cells = Vec::new();
@@ -426,7 +451,7 @@ fn top_patches(
         }
         cells.push(row);
         described.push(json!({
-            "target": describe(target),
+            "target": describe(target, &names),
             "images": order.iter().map(|&i| &pictures[i].name).collect::<Vec<_>>(),
             "activations": order.iter().map(|&i| maxima[i][unit]).collect::<Vec<_>>(),
         }));
