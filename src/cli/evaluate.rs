@@ -42,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--batch-size must be at least 1");
     }
     let loaded = args.source.load()?;
-    let data = source::prepare(&loaded.experiment, &source::raw_data(&loaded.experiment)?)?;
+    let data = source::prepare_test(&loaded.experiment, &source::raw_data(&loaded.experiment)?)?;
     let test = &data.test;
     if test.is_empty() {
         anyhow::bail!("the test split is empty (data.test_subset = 0?)");

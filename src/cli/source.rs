@@ -166,10 +166,11 @@ pub fn class_names(experiment: &ExperimentConfig) -> Vec<String> {
     }
 }
 
-/// `data` preprocessed as `experiment` says: statistics fitted on its training part (the ZCA
-/// fit read from the cache when the training run left one there).
-pub fn prepare(experiment: &ExperimentConfig, data: &Cifar10) -> anyhow::Result<Prepared> {
-    allconv_cifar::prepare(
+/// The test split of `data` preprocessed as `experiment` says: statistics fitted on its training
+/// part (the ZCA fit read from the cache when the training run left one there); the training
+/// and validation splits are not normalised (evaluation and visualisation never read them).
+pub fn prepare_test(experiment: &ExperimentConfig, data: &Cifar10) -> anyhow::Result<Prepared> {
+    allconv_cifar::prepare_test(
         data,
         &experiment.data.prepare_options(),
         experiment.data.cache_dir.as_deref(),

@@ -36,8 +36,8 @@ pub use format::{
     TRAIN_FILES,
 };
 pub use preprocess::{
-    default_cache_dir, gcn, prepare, zca_cache_file, zca_fit, PrepareOptions, Prepared,
-    Preprocessing, Split, Zca,
+    default_cache_dir, gcn, prepare, prepare_test, zca_cache_file, zca_fit, PrepareOptions,
+    Prepared, Preprocessing, Split, Zca,
 };
 pub use stats::{channel_stats, label_counts, ChannelStats};
 pub use subset::{write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER};

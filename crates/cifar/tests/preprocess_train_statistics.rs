@@ -3,7 +3,8 @@
 //! must fail these tests.
 
 use allconv_cifar::{
-    prepare, synthetic_split, Cifar10, PrepareOptions, Preprocessing, RawSplit, IMAGE_BYTES,
+    prepare, prepare_test, synthetic_split, Cifar10, PrepareOptions, Preprocessing, RawSplit,
+    IMAGE_BYTES,
 };
 
 fn constant_image(r: u8, g: u8, b: u8) -> Vec<u8> {
@@ -172,4 +173,39 @@ fn gcn_zca_whitens_with_training_statistics_only() {
     // test set would make this ~0 too.
     let test_mean = mean_abs(&p.test.images);
     assert!(test_mean > 0.01, "test mean {test_mean}");
+}
+
+#[test]
+fn prepare_test_gives_prepares_test_split_bit_for_bit_and_no_other() {
+    // For every preprocessing, with a validation split and a cache folder (gcn_zca fits once,
+    // then loads): the test images and labels equal `prepare`'s exactly; training and
+    // validation are left out.
+    let data = Cifar10 {
+        train: synthetic_split(60, 5, 0),
+        test: synthetic_split(15, 5, 1),
+    };
+    let cache = tempfile::tempdir().unwrap();
+    for preprocessing in [
+        Preprocessing::Scale,
+        Preprocessing::Standardize,
+        Preprocessing::GcnZca,
+    ] {
+        let opts = PrepareOptions {
+            preprocessing,
+            validation: 10,
+            ..Default::default()
+        };
+        let full = prepare(&data, &opts, Some(cache.path())).unwrap();
+        let test_only = prepare_test(&data, &opts, Some(cache.path())).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(full.test.labels, test_only.test.labels, "{preprocessing:?}");
+        assert_eq!(
+            bits(&full.test.images),
+            bits(&test_only.test.images),
+            "{preprocessing:?}"
+        );
+        assert!(full.train.len() == 50 && full.validation.len() == 10);
+        assert!(test_only.train.is_empty() && test_only.train.images.is_empty());
+        assert!(test_only.validation.is_empty() && test_only.validation.images.is_empty());
+    }
 }

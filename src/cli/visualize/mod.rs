@@ -293,7 +293,7 @@ fn preprocessed(loaded: &Loaded, data: &Cifar10, pictures: &[Picture]) -> anyhow
         train: data.train.clone(),
         test: chosen,
     };
-    let prepared = source::prepare(&experiment, &with_pictures)?;
+    let prepared = source::prepare_test(&experiment, &with_pictures)?;
     Ok(Tensor::from_vec(
         prepared.test.images,
         (pictures.len(), 3, 32, 32),
