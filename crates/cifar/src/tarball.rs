@@ -39,19 +39,31 @@ impl Tarball<'_> {
         download(self.url, &archive, self.md5, self.timeout, self.progress)?;
         let wanted: Vec<&str> = required.iter().chain(optional).copied().collect();
         let found = extract_named(&archive, &wanted, staging)?;
-        let missing: Vec<&str> = required
-            .iter()
-            .copied()
-            .filter(|w| !found.iter().any(|f| f == w))
-            .collect();
-        if !missing.is_empty() {
-            return Err(CifarError::other(
-                Path::new(self.url),
-                format!("the tarball lacks {}", missing.join(", ")),
-            ));
-        }
+        require(&found, required, Path::new(self.url), "tarball")?;
         Ok(found)
     }
+}
+
+/// Fails naming the `required` files that `found` (what [`extract_named`] unpacked from the
+/// archive at `source`, a `what`) lacks.
+pub(crate) fn require(
+    found: &[String],
+    required: &[&str],
+    source: &Path,
+    what: &str,
+) -> Result<()> {
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|w| !found.iter().any(|f| f == w))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(CifarError::other(
+        source,
+        format!("the {what} lacks {}", missing.join(", ")),
+    ))
 }
 
 /// Unpacks the regular files of a `.tar.gz` whose base name is one of `names` (at any depth)
