@@ -81,19 +81,17 @@ fn a_perturbed_op_fails_the_check_and_is_named() {
 
 #[test]
 fn a_network_that_misses_on_its_first_batch_only_is_decided_by_the_second() {
+    let args = [
+        "--device",
+        "cpu",
+        "--quick",
+        "--models",
+        "all-cnn-c,model-a",
+    ];
     // The hook moves the first batch's gradients only (as a ReLU kink would): every network
     // misses there, is stepped again on the second batch, passes, and its rows say so. A miss
     // on both batches (`step_grad`, above) fails.
-    let out = check(
-        &[
-            "--device",
-            "cpu",
-            "--quick",
-            "--models",
-            "all-cnn-c,model-a",
-        ],
-        Some("step_grad_first_batch"),
-    );
+    let out = check(&args, Some("step_grad_first_batch"));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success(),
@@ -107,16 +105,7 @@ fn a_network_that_misses_on_its_first_batch_only_is_decided_by_the_second() {
     assert_eq!(rows.len(), 2, "{stdout}");
     assert!(rows.iter().all(|r| r.contains("2nd batch")), "{stdout}");
     // Unperturbed, the first batch decides: no row mentions a second one.
-    let out = check(
-        &[
-            "--device",
-            "cpu",
-            "--quick",
-            "--models",
-            "all-cnn-c,model-a",
-        ],
-        None,
-    );
+    let out = check(&args, None);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success() && !stdout.contains("2nd batch"),

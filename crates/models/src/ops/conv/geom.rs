@@ -102,3 +102,30 @@ impl Geom {
         }
     }
 }
+
+#[cfg(test)]
+impl Geom {
+    /// One image of `channels` planes `h x w` under a square `k x k` kernel (one output
+    /// channel), for the tests of the rearrangements.
+    pub(super) fn square(
+        channels: usize,
+        (h, w): (usize, usize),
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        Geom {
+            batch: 1,
+            in_channels: channels,
+            height: h,
+            width: w,
+            out_channels: 1,
+            kernel_h: k,
+            kernel_w: k,
+            stride,
+            pad,
+            out_h: (h + 2 * pad - k) / stride + 1,
+            out_w: (w + 2 * pad - k) / stride + 1,
+        }
+    }
+}

@@ -318,19 +318,7 @@ mod tests {
                         if h + 2 * pad < k || w + 2 * pad < k {
                             continue;
                         }
-                        let g = Geom {
-                            batch: 1,
-                            in_channels: 3,
-                            height: h,
-                            width: w,
-                            out_channels: 1,
-                            kernel_h: k,
-                            kernel_w: k,
-                            stride,
-                            pad,
-                            out_h: (h + 2 * pad - k) / stride + 1,
-                            out_w: (w + 2 * pad - k) / stride + 1,
-                        };
+                        let g = Geom::square(3, (h, w), k, stride, pad);
                         let image: Vec<f32> =
                             (0..g.in_len()).map(|v| (v as f32 * 0.37).sin()).collect();
                         let blocks = [0..g.out_h, g.out_h / 2..g.out_h];

@@ -224,22 +224,6 @@ fn interleave<T: WithDType>(even: &[T], odd: &[T], dst: &mut [T]) {
 mod tests {
     use super::*;
 
-    fn geom(height: usize, width: usize, stride: usize, pad: usize, k: usize) -> Geom {
-        Geom {
-            batch: 1,
-            in_channels: 2,
-            height,
-            width,
-            out_channels: 1,
-            kernel_h: k,
-            kernel_w: k,
-            stride,
-            pad,
-            out_h: (height + 2 * pad - k) / stride + 1,
-            out_w: (width + 2 * pad - k) / stride + 1,
-        }
-    }
-
     #[test]
     fn every_tap_reads_the_input_value_of_its_definition() {
         // For every stride, padding and odd/even size: the value a tap's plane holds at
@@ -252,7 +236,7 @@ mod tests {
                         if h + 2 * pad < k || w + 2 * pad < k {
                             continue;
                         }
-                        let g = geom(h, w, s, pad, k);
+                        let g = Geom::square(2, (h, w), k, s, pad);
                         let image: Vec<f32> = (0..g.in_len()).map(|v| v as f32 + 1.0).collect();
                         let mut phases = vec![0f32; image.len()];
                         let taps = Taps::new(&g);
