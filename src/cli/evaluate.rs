@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if test.is_empty() {
         anyhow::bail!("the test split is empty (data.test_subset = 0?)");
     }
-    let names = source::class_names(&loaded.experiment);
+    let names = &loaded.class_names;
     let mut correct = vec![0usize; names.len()];
     let mut total = vec![0usize; names.len()];
     let batches = allconv_cifar::batches(

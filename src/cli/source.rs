@@ -57,6 +57,8 @@ pub struct Loaded {
     pub experiment: ExperimentConfig,
     /// Where the network lives.
     pub device: Device,
+    /// The class names of its data set, one per output ([`class_names`]).
+    pub class_names: Vec<String>,
 }
 
 impl SourceArgs {
@@ -120,6 +122,7 @@ impl SourceArgs {
             net,
             model: spec.name,
             weights,
+            class_names: class_names(&experiment),
             experiment,
             device,
         })

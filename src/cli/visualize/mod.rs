@@ -109,15 +109,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--layer conv{conv}: {} has conv1..conv{n}", loaded.model);
         }
     }
-    let names = source::class_names(&loaded.experiment);
+    let names = &loaded.class_names;
     let class = args
         .class
         .as_deref()
-        .map(|c| parse_class(c, &names))
+        .map(|c| parse_class(c, names))
         .transpose()?;
     let data = source::raw_data(&loaded.experiment)?;
     let pictures = if args.top_patches {
-        test_pictures(&data.test, 0..args.search.min(data.test.len()), &names)?
+        test_pictures(&data.test, 0..args.search.min(data.test.len()), names)?
     } else if !args.image.is_empty() {
         args.image
             .iter()
@@ -127,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         test_pictures(
             &data.test,
             parse_images(&args.images, data.test.len())?,
-            &names,
+            names,
         )?
     };
     let x = preprocessed(&loaded, &data, &pictures)?;
@@ -382,7 +382,7 @@ fn rows_picture(
     file: &str,
     rows: &[(usize, Target)],
 ) -> anyhow::Result<serde_json::Value> {
-    let names = source::class_names(&loaded.experiment);
+    let names = &loaded.class_names;
     let mut cells = Vec::new();
     let mut described = Vec::new();
     for &(i, target) in rows {
@@ -394,7 +394,7 @@ fn rows_picture(
         described.push(json!({
             "image": pictures[i].name,
             "label": pictures[i].label,
-            "target": describe(target, &names),
+            "target": describe(target, names),
         }));
     }
     let layout = Layout {
@@ -423,7 +423,7 @@ fn top_patches(
     conv: usize,
 ) -> anyhow::Result<serde_json::Value> {
     const TOP: usize = 9;
-    let names = source::class_names(&loaded.experiment);
+    let names = &loaded.class_names;
     let maxima = unit_maxima(&loaded.net, x, conv)?;
     let channels = maxima.first().map_or(0, Vec::len);
     let mut cells = Vec::new();
@@ -451,7 +451,7 @@ fn top_patches(
         }
         cells.push(row);
         described.push(json!({
-            "target": describe(target, &names),
+            "target": describe(target, names),
             "images": order.iter().map(|&i| &pictures[i].name).collect::<Vec<_>>(),
             "activations": order.iter().map(|&i| maxima[i][unit]).collect::<Vec<_>>(),
         }));
