@@ -44,6 +44,13 @@ pub struct Args {
     /// device before the forward pass, as `data.augment: true` trains).
     #[arg(long)]
     augment: bool,
+    /// Instead of the table, build every model, warm each up once, then measure on request: read
+    /// lines `MODEL eval` or `MODEL train` from standard input and answer each with
+    /// `MODEL eval|train IMAGES_PER_SECOND` over `--iters` iterations. A driver can then
+    /// alternate this process with another tool's measurements second by second
+    /// (`scripts/compare_pytorch.py`), so that a host whose speed drifts affects both alike.
+    #[arg(long, conflicts_with_all = ["augment", "plans"])]
+    paced: bool,
 }
 
 /// The arithmetic of a measurement.
@@ -90,6 +97,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--plans lists cuDNN's choices, which exist only on CUDA; use --device cuda");
     }
 
+    if args.paced {
+        anyhow::ensure!(
+            precisions.len() == 1,
+            "--paced measures one precision; give --precision fp32 or --precision tf32"
+        );
+        return paced(&specs, &device, precisions[0], args.batch, args.iters);
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "device {}, batch {}, {} timed iterations, {threads} CPU threads",
@@ -127,47 +141,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for s in &specs {
         for &precision in &precisions {
             ops::set_tf32(precision == Precision::Tf32);
-            let varmap = VarMap::new();
-            let net = Network::new(s, &varmap, &device, 0)?;
-            let mut sgd = Sgd::from_varmap(
-                &varmap,
-                SgdConfig {
-                    lr: 0.01,
-                    momentum: 0.9,
-                    weight_decay: 0.001,
-                    weight_decay_bias: true,
-                },
-            )?;
-
-            let forward = |_: usize| -> anyhow::Result<()> {
-                net.forward(&images, Mode::Eval)?;
-                Ok(())
-            };
-            let mut step = |i: usize| -> anyhow::Result<()> {
-                let logits = net.forward(
-                    &images,
-                    Mode::Train {
-                        dropout_seed: i as u64,
-                    },
-                )?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-                sgd.backward_step(&loss)?;
-                Ok(())
-            };
+            let mut subject = Subject::new(s, &device)?;
+            let forward = |_: usize| subject.forward(&images);
             let forward_rate = images_per_second(&device, args.batch, args.iters, forward)?;
+            let mut step = |i: usize| subject.step(&images, &labels, i);
             let step_rate = images_per_second(&device, args.batch, args.iters, &mut step)?;
             let augmented_rate = if args.augment {
                 let mut augmented_step = |i: usize| -> anyhow::Result<()> {
                     let x = augmentation.apply(&images, 0)?;
-                    let logits = net.forward(
-                        &x,
-                        Mode::Train {
-                            dropout_seed: i as u64,
-                        },
-                    )?;
-                    let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-                    sgd.backward_step(&loss)?;
-                    Ok(())
+                    subject.step(&x, &labels, i)
                 };
                 let rate = images_per_second(&device, args.batch, args.iters, &mut augmented_step)?;
                 format!(" {:>24}", rate.to_string())
@@ -201,6 +183,110 @@ fn print_cudnn_plans() {
     }
 }
 
+/// A model ready to measure: its network and the trainer's optimizer over its weights.
+struct Subject {
+    net: Network,
+    sgd: Sgd,
+}
+
+impl Subject {
+    fn new(spec: &allconv_models::ModelSpec, device: &Device) -> anyhow::Result<Self> {
+        let varmap = VarMap::new();
+        let net = Network::new(spec, &varmap, device, 0)?;
+        let sgd = Sgd::from_varmap(
+            &varmap,
+            SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                weight_decay: 0.001,
+                weight_decay_bias: true,
+            },
+        )?;
+        Ok(Self { net, sgd })
+    }
+
+    /// One forward pass in eval mode (no dropout).
+    fn forward(&self, images: &Tensor) -> anyhow::Result<()> {
+        self.net.forward(images, Mode::Eval)?;
+        Ok(())
+    }
+
+    /// One training step: forward with dropout (seeded by `i`), cross-entropy, backward, SGD.
+    fn step(&mut self, images: &Tensor, labels: &Tensor, i: usize) -> anyhow::Result<()> {
+        let logits = self.net.forward(
+            images,
+            Mode::Train {
+                dropout_seed: i as u64,
+            },
+        )?;
+        let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
+        self.sgd.backward_step(&loss)?;
+        Ok(())
+    }
+}
+
+/// `--paced`: every model built and warmed up, then one measurement per line of standard input
+/// (`MODEL eval|train`), answered on standard output as soon as it is done.
+fn paced(
+    specs: &[allconv_models::ModelSpec],
+    device: &Device,
+    precision: Precision,
+    batch: usize,
+    iters: usize,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    ops::set_tf32(precision == Precision::Tf32);
+    let images = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let labels = Tensor::from_vec(labels, batch, device)?;
+    let mut subjects = Vec::new();
+    for s in specs {
+        let mut subject = Subject::new(s, device)?;
+        // The warm-up: first-touch page faults, and cuDNN's algorithm search on CUDA.
+        images_per_second(device, batch, 1, |_| subject.forward(&images))?;
+        images_per_second(device, batch, 1, |i| subject.step(&images, &labels, i))?;
+        subjects.push((s.name.to_ascii_lowercase(), subject));
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready {}", ops::cpu_kernels()?)?;
+    out.flush()?;
+    let mut steps = 0;
+    for (number, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("reading a --paced request from standard input")?;
+        let request: Vec<&str> = line.split_whitespace().collect();
+        let [model, mode] = request[..] else {
+            anyhow::bail!(
+                "--paced request {}: expected 'MODEL eval' or 'MODEL train', got '{line}'",
+                number + 1
+            );
+        };
+        let Some((_, subject)) = subjects
+            .iter_mut()
+            .find(|(name, _)| name.eq_ignore_ascii_case(model))
+        else {
+            anyhow::bail!(
+                "--paced request {}: model '{model}' is not among --models",
+                number + 1
+            );
+        };
+        let rate = match mode {
+            "eval" => timed(device, batch, iters, |_| subject.forward(&images))?,
+            "train" => timed(device, batch, iters, |_| {
+                steps += 1;
+                subject.step(&images, &labels, steps)
+            })?,
+            other => anyhow::bail!(
+                "--paced request {}: expected 'eval' or 'train', got '{other}'",
+                number + 1
+            ),
+        };
+        writeln!(out, "{model} {mode} {:.2}", rate.wall)?;
+        out.flush()?;
+    }
+    ops::set_tf32(false);
+    Ok(())
+}
+
 /// Unreachable without CUDA (`--plans` is refused on the CPU, the only device of this build).
 #[cfg(not(feature = "cuda"))]
 fn print_cudnn_plans() {}
@@ -219,10 +305,20 @@ fn images_per_second(
     for i in 0..warm_up {
         work(i)?;
     }
+    timed(device, batch, iters, |i| work(warm_up + i))
+}
+
+/// [`images_per_second`] without the warm-up: `iters` timed calls of `work`.
+fn timed(
+    device: &Device,
+    batch: usize,
+    iters: usize,
+    mut work: impl FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Rate> {
     device.synchronize()?;
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     for i in 0..iters {
-        work(warm_up + i)?;
+        work(i)?;
     }
     device.synchronize()?;
     let images = (batch * iters) as f64;
