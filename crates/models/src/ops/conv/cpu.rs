@@ -69,23 +69,17 @@ pub(super) fn conv_forward<T: WideApply>(
             {
                 let first = chunk_index * chunk + group_index * group;
                 let images: Vec<&[T]> = x_group.chunks_exact(g.in_len()).collect();
-                let block = g.block_rows();
-                if images.len() == 1 && block < g.out_h {
-                    // One image in blocks of output rows, each written straight into NCHW.
-                    for r0 in (0..g.out_h).step_by(block) {
-                        let oys = r0..(r0 + block).min(g.out_h);
-                        let nb = oys.len() * g.out_w;
-                        im2col(images[0], &mut cols, nb, g, oys, &mut phases);
-                        matmul_ld_uninit(
-                            &mut y_group[r0 * g.out_w..],
-                            l,
-                            (o, nb, k),
-                            Mat::rows(w, k),
-                            Mat::rows(&cols, nb),
-                            parallelism,
-                        );
-                    }
-                    // SAFETY: the blocks' products wrote every output row, all columns.
+                if images.len() == 1 {
+                    conv_image(
+                        images[0],
+                        w,
+                        g,
+                        y_group,
+                        &mut cols,
+                        &mut phases,
+                        parallelism,
+                    );
+                    // SAFETY: `conv_image` wrote all `o x l` outputs of the image.
                     let y_group = unsafe { assume_init_mut(y_group) };
                     for (c, row) in y_group.chunks_exact_mut(l).enumerate() {
                         finish(row, first, c);
@@ -94,42 +88,66 @@ pub(super) fn conv_forward<T: WideApply>(
                 }
                 let n = images.len() * l;
                 let cols_ref = columns(&images, &mut cols, g, &mut phases);
-                if images.len() == 1 {
-                    // One image: the product is already in NCHW order.
-                    matmul_ld_uninit(
-                        y_group,
-                        l,
-                        (o, l, k),
-                        Mat::rows(w, k),
-                        Mat::rows(cols_ref, l),
-                        parallelism,
-                    );
-                    // SAFETY: the product wrote all `o x l` outputs of the image.
-                    let y_group = unsafe { assume_init_mut(y_group) };
-                    for (c, row) in y_group.chunks_exact_mut(l).enumerate() {
-                        finish(row, first, c);
-                    }
-                } else {
-                    // Images side by side: scatter every image's block of columns back.
-                    matmul(
-                        &mut grouped_y,
-                        (o, n, k),
-                        Mat::rows(w, k),
-                        Mat::rows(cols_ref, n),
-                        false,
-                        parallelism,
-                    );
-                    for (i, yb) in y_group.chunks_exact_mut(g.out_len()).enumerate() {
-                        for (c, row) in yb.chunks_exact_mut(l).enumerate() {
-                            let row = write_slice(row, &grouped_y[c * n + i * l..][..l]);
-                            finish(row, first + i, c);
-                        }
+                // Images side by side: scatter every image's block of columns back.
+                matmul(
+                    &mut grouped_y,
+                    (o, n, k),
+                    Mat::rows(w, k),
+                    Mat::rows(cols_ref, n),
+                    false,
+                    parallelism,
+                );
+                for (i, yb) in y_group.chunks_exact_mut(g.out_len()).enumerate() {
+                    for (c, row) in yb.chunks_exact_mut(l).enumerate() {
+                        let row = write_slice(row, &grouped_y[c * n + i * l..][..l]);
+                        finish(row, first + i, c);
                     }
                 }
             }
         });
     // SAFETY: the chunks cover `y`, and every group of every chunk was written whole above.
     unsafe { assume_init(y) }
+}
+
+/// `y [O, Ho * Wo] = W x cols(image)` for one image, over memory not yet initialised (every
+/// element is written): in blocks of output rows, each written straight into NCHW, when the
+/// image's column matrix would not fit in L2 ([`Geom::block_rows`]). `cols` holds at least
+/// `K x` the columns of one block (of the whole image when there are no blocks).
+fn conv_image<T: WithDType>(
+    image: &[T],
+    w: &[T],
+    g: &Geom,
+    y: &mut [MaybeUninit<T>],
+    cols: &mut [T],
+    phases: &mut Vec<T>,
+    parallelism: gemm::Parallelism,
+) {
+    let (k, l, o) = (g.k(), g.l(), g.out_channels);
+    if g.pointwise() {
+        // The image itself is the column matrix.
+        matmul_ld_uninit(
+            y,
+            l,
+            (o, l, k),
+            Mat::rows(w, k),
+            Mat::rows(image, l),
+            parallelism,
+        );
+        return;
+    }
+    for r0 in (0..g.out_h).step_by(g.block_rows()) {
+        let oys = r0..(r0 + g.block_rows()).min(g.out_h);
+        let nb = oys.len() * g.out_w;
+        im2col(image, cols, nb, g, oys, phases);
+        matmul_ld_uninit(
+            &mut y[r0 * g.out_w..],
+            l,
+            (o, nb, k),
+            Mat::rows(w, k),
+            Mat::rows(cols, nb),
+            parallelism,
+        );
+    }
 }
 
 /// Sum with eight independent accumulators, so the adds pipeline (and vectorise) instead of
@@ -259,7 +277,6 @@ pub(super) fn conv_backward<T: WithDType>(
                 }
                 &grouped_dy[..o * n]
             };
-            // dW [O, K] += dY [O, n] x cols^T [n, K]
             // dW^T [K, O] += cols [K, n] x dY^T [n, O]
             matmul(
                 &mut dw_t,
