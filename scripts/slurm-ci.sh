@@ -144,13 +144,13 @@ sinfo -h -o %T | grep -qE '^idle' || {
 }
 say "Slurm $(sinfo -V | awk '{print $2}') up on $node ($cpus CPUs) after $(($(date +%s) - started_at)) s"
 
-# --- The grid: synthetic data, 2 models x 2 learning rates, 3 epochs of 20 steps ---------------
+# --- The grid: synthetic data, 2 models x 2 learning rates, 3 epochs of 30 steps ---------------
 "$prepare_stats" "$work/data" --write-synthetic --preprocessing scale >/dev/null
 cat >"$work/exp.yaml" <<EOF
 data:
   dir: $work/data
   preprocessing: scale
-  train_subset: 320
+  train_subset: 480
   test_subset: 100
 schedule:
   epochs: 3
@@ -195,14 +195,19 @@ RAYON_NUM_THREADS=1 "$allconv" train --quiet --grid "$work/slurm/grid.json" --in
 reference=$!
 pids+=("$reference")
 
-# Waits until the run of a task has finished its first epoch, then a moment more (into epoch 2).
+# Waits until the run of a task has finished its first epoch, then a few steps more (a step of
+# these tasks takes ~0.1-0.3 s on one thread; an epoch of 30 steps and its test pass 4-10 s), and
+# makes sure it is still inside epoch 2: a stop at an epoch's end would resume from the epoch
+# checkpoint and prove nothing about step checkpoints.
 into_second_epoch() {
   local metrics="$work/runs/$1/seed-0/metrics.csv" deadline=$(($(date +%s) + 180))
   until [ -f "$metrics" ] && [ "$(wc -l <"$metrics")" -ge 2 ]; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "$1 finished no epoch in 180 s"
-    sleep 0.2
+    sleep 0.1
   done
-  sleep 2
+  sleep 0.7
+  [ "$(wc -l <"$metrics")" -eq 2 ] ||
+    fail "$1 finished its second epoch before it could be stopped inside it: $(cat "$metrics")"
 }
 # Requeue that task part-way through its second epoch, as an administrator or pre-emption does.
 into_second_epoch all-cnn-a/lr-0.05
