@@ -15,6 +15,10 @@ ratios with its interquartile range, next to the ratio of the mean rates.
 Same protocol as `allconv bench` and `scripts/bench_pytorch.py`: batch 128, synthetic inputs,
 fp32, a training step is forward + backward + SGD(momentum 0.9, weight decay 1e-3); eval is a
 forward pass without gradients. Both tools use --threads threads.
+
+With --baseline avx2 (or avx512, portable) the other side is a second `allconv bench --paced`
+forced onto that kernel path (ALLCONV_CPU_KERNELS), and the first one is forced onto --kernels:
+the same pairing, to compare two of allconv's paths on one CPU.
 """
 import argparse
 import csv
@@ -34,15 +38,18 @@ from bench_pytorch import build  # noqa: E402  (the same networks as the PyTorch
 class Allconv:
     """`allconv bench --paced`: one request line per measurement, one answer line each."""
 
-    def __init__(self, binary, models, batch, iters, threads):
+    def __init__(self, binary, models, batch, iters, threads, kernels=None):
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        if kernels:
+            env["ALLCONV_CPU_KERNELS"] = kernels
         self.proc = subprocess.Popen(
             [binary, "bench", "--paced", "--models", ",".join(models),
              "--batch", str(batch), "--iters", str(iters)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         ready = self.proc.stdout.readline().split()
         if not ready or ready[0] != "ready":
-            sys.exit(f"{binary} bench --paced did not start (said {ready!r})")
+            self.proc.wait()
+            sys.exit(f"{binary} bench --paced did not start (said {ready!r}; its error is above)")
         self.kernels = ready[1] if len(ready) > 1 else "?"
 
     def rate(self, model, mode):
@@ -109,36 +116,47 @@ def main():
                    help="seconds between measurements, so that the other process's idle "
                         "threads stop spinning before the next one starts")
     p.add_argument("--csv", help="write every measurement here")
+    p.add_argument("--kernels", choices=["avx512", "avx2", "portable"],
+                   help="force allconv onto this kernel path (default: the widest the CPU has)")
+    p.add_argument("--baseline", default="pytorch", choices=["pytorch", "avx512", "avx2", "portable"],
+                   help="what allconv is paired with: PyTorch, or allconv forced onto that path")
     a = p.parse_args()
     if a.rounds < 1 or a.iters < 1 or a.batch < 1 or a.threads < 1:
         sys.exit("--rounds, --iters, --batch and --threads must be at least 1")
     if not os.path.exists(a.allconv):
         sys.exit(f"--allconv {a.allconv}: no such file (build it: cargo build --release)")
     torch.set_num_threads(a.threads)
-    ours = Allconv(a.allconv, a.models, a.batch, a.iters, a.threads)
-    theirs = Pytorch(a.models, a.batch, a.iters)
+    ours = Allconv(a.allconv, a.models, a.batch, a.iters, a.threads, a.kernels)
+    if a.baseline == "pytorch":
+        theirs, names = Pytorch(a.models, a.batch, a.iters), ("allconv", "pytorch")
+        versions = f"allconv kernels {ours.kernels}; torch {torch.__version__}"
+    else:
+        theirs = Allconv(a.allconv, a.models, a.batch, a.iters, a.threads, a.baseline)
+        names = (f"allconv-{ours.kernels}", f"allconv-{theirs.kernels}")
+        versions = f"allconv kernels {ours.kernels} against {theirs.kernels}"
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "unknown CPU")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; {cpu}; "
-          f"allconv kernels {ours.kernels}; torch {torch.__version__}; {a.threads} threads, "
-          f"batch {a.batch}, {a.iters} iterations per measurement, {a.rounds} rounds")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; {cpu}; {versions}; "
+          f"{a.threads} threads, batch {a.batch}, {a.iters} iterations per measurement, "
+          f"{a.rounds} rounds")
     rows = []
     for r in range(a.rounds):
         for model in a.models:
             for mode in ("eval", "train"):
-                order = [("allconv", ours), ("pytorch", theirs)]
+                order = [(0, ours), (1, theirs)]
                 if (r + (mode == "train")) % 2:
                     order.reverse()
-                rate = {}
-                for tool, runner in order:
+                rate = [0.0, 0.0]
+                for side, runner in order:
                     time.sleep(a.pause)
-                    rate[tool] = runner.rate(model, mode)
-                rows.append((r + 1, model, mode, rate["allconv"], rate["pytorch"]))
-                print(f"round {r + 1:>2} {model:<10} {mode:<5} allconv {rate['allconv']:7.1f} "
-                      f"pytorch {rate['pytorch']:7.1f} ratio {rate['allconv'] / rate['pytorch']:.3f}",
-                      flush=True)
-    ours.close()
-    print(f"\n{'model':<10} {'mode':<5} {'allconv mean':>12} {'pytorch mean':>12} "
+                    rate[side] = runner.rate(model, mode)
+                rows.append((r + 1, model, mode, rate[0], rate[1]))
+                print(f"round {r + 1:>2} {model:<10} {mode:<5} {names[0]} {rate[0]:7.1f} "
+                      f"{names[1]} {rate[1]:7.1f} ratio {rate[0] / rate[1]:.3f}", flush=True)
+    for runner in (ours, theirs):
+        if isinstance(runner, Allconv):
+            runner.close()
+    print(f"\n{'model':<10} {'mode':<5} {names[0] + ' mean':>20} {names[1] + ' mean':>20} "
           f"{'ratio of means':>14} {'median ratio (IQR)':>24}")
     for model in a.models:
         for mode in ("eval", "train"):
@@ -146,13 +164,13 @@ def main():
             mine = [row[3] for row in sel]
             ref = [row[4] for row in sel]
             lo, med, hi = quartiles([x / y for x, y in zip(mine, ref)])
-            print(f"{model:<10} {mode:<5} {statistics.mean(mine):12.1f} {statistics.mean(ref):12.1f} "
+            print(f"{model:<10} {mode:<5} {statistics.mean(mine):20.1f} {statistics.mean(ref):20.1f} "
                   f"{statistics.mean(mine) / statistics.mean(ref):14.3f} "
                   f"{med:>10.3f} ({lo:.3f}-{hi:.3f})")
     if a.csv:
         with open(a.csv, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["round", "model", "mode", "allconv_img_s", "pytorch_img_s"])
+            w.writerow(["round", "model", "mode", f"{names[0]}_img_s", f"{names[1]}_img_s"])
             w.writerows(rows)
 
 
