@@ -60,33 +60,36 @@ fn every_request_gets_one_answer_in_order() {
     }
 }
 
+/// Feeds `requests`, expects the process to fail, and returns its standard error (checked to
+/// hold no panic) and how many lines it answered before that.
+fn paced_failure(requests: &str) -> (String, usize) {
+    let out = paced(requests);
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (stderr, String::from_utf8_lossy(&out.stdout).lines().count())
+}
+
 #[test]
 fn a_bad_request_is_an_error_naming_it() {
-    let out = paced("strided-cnn-a eval\nstrided-cnn-a fly\n");
-    assert!(!out.status.success(), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stderr, answered) = paced_failure("strided-cnn-a eval\nstrided-cnn-a fly\n");
     assert!(
         stderr.contains("request 2") && stderr.contains("'fly'"),
         "{stderr}"
     );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    // The first request was answered before the bad one was read.
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    // "ready", then the first request's answer: it was answered before the bad one was read.
+    assert_eq!(answered, 2);
 
-    let out = paced("model-a eval\n");
-    assert!(!out.status.success(), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stderr, _) = paced_failure("model-a eval\n");
     assert!(
         stderr.contains("request 1") && stderr.contains("'model-a' is not among --models"),
         "{stderr}"
     );
 
-    let out = paced("eval\n");
-    assert!(!out.status.success(), "{}", text(&out));
+    let (stderr, _) = paced_failure("eval\n");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("expected 'MODEL eval' or 'MODEL train'"),
-        "{}",
-        text(&out)
+        stderr.contains("expected 'MODEL eval' or 'MODEL train'"),
+        "{stderr}"
     );
 }
 

@@ -133,9 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             String::new()
         }
     );
-    let images = Tensor::randn(0f32, 1.0, (args.batch, 3, 32, 32), &device)?;
-    let labels: Vec<u32> = (0..args.batch as u32).map(|i| i % 10).collect();
-    let labels = Tensor::from_vec(labels, args.batch, &device)?;
+    let (images, labels) = synthetic_batch(args.batch, &device)?;
     let order: Vec<usize> = (0..args.batch).collect();
     let augmentation = EpochAugmentation::new(0, 0, &order, args.batch, &device)?;
     for s in &specs {
@@ -236,15 +234,14 @@ fn paced(
 ) -> anyhow::Result<()> {
     use std::io::{BufRead, Write};
     ops::set_tf32(precision == Precision::Tf32);
-    let images = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
-    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-    let labels = Tensor::from_vec(labels, batch, device)?;
+    let (images, labels) = synthetic_batch(batch, device)?;
     let mut subjects = Vec::new();
     for s in specs {
         let mut subject = Subject::new(s, device)?;
-        // The warm-up: first-touch page faults, and cuDNN's algorithm search on CUDA.
-        images_per_second(device, batch, 1, |_| subject.forward(&images))?;
-        images_per_second(device, batch, 1, |i| subject.step(&images, &labels, i))?;
+        for i in 0..warm_up_calls(device) {
+            subject.forward(&images)?;
+            subject.step(&images, &labels, i)?;
+        }
         subjects.push((s.name.to_ascii_lowercase(), subject));
     }
     let mut out = std::io::stdout().lock();
@@ -291,9 +288,26 @@ fn paced(
 #[cfg(not(feature = "cuda"))]
 fn print_cudnn_plans() {}
 
+/// The benchmark's input: `batch` standard-normal 3 x 32 x 32 images and labels cycling 0-9.
+fn synthetic_batch(batch: usize, device: &Device) -> anyhow::Result<(Tensor, Tensor)> {
+    let images = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let labels = Tensor::from_vec(labels, batch, device)?;
+    Ok((images, labels))
+}
+
+/// Untimed calls before a measurement: one on the CPU (first-touch page faults); three on
+/// CUDA, where the first calls also choose the cuDNN algorithms and fill the allocator.
+fn warm_up_calls(device: &Device) -> usize {
+    if device.is_cpu() {
+        1
+    } else {
+        3
+    }
+}
+
 /// Images per wall-clock second and per CPU-second of `work` over `iters` timed calls after
-/// warm-up calls (one on the CPU; three on CUDA, where the first calls also choose the cuDNN
-/// algorithms and fill the allocator). The device is synchronised before the clock starts and
+/// [`warm_up_calls`] untimed ones. The device is synchronised before the clock starts and
 /// before it stops, so queued GPU work is counted.
 fn images_per_second(
     device: &Device,
@@ -301,7 +315,7 @@ fn images_per_second(
     iters: usize,
     mut work: impl FnMut(usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<Rate> {
-    let warm_up = if device.is_cpu() { 1 } else { 3 };
+    let warm_up = warm_up_calls(device);
     for i in 0..warm_up {
         work(i)?;
     }
