@@ -45,6 +45,25 @@ def build(name, classes=10, final_relu=True):
     return nn.Sequential(*layers)
 
 
+def steps(net, x, y):
+    """The measured work on `net`: a training step (forward, cross-entropy, backward, SGD with
+    momentum 0.9 and weight decay 1e-3, as allconv's trainer) and a forward pass without
+    gradients. The caller sets train or eval mode."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    def eval_step():
+        with torch.no_grad():
+            net(x)
+
+    return train_step, eval_step
+
+
 def timed(fn, iters, device):
     for _ in range(3):
         fn()
@@ -78,20 +97,9 @@ def main():
             torch.backends.cudnn.allow_tf32 = tf32
             torch.backends.cudnn.benchmark = True
             net = build(name).to(a.device).to(memory_format=fmt)
-            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
             x = torch.randn(a.batch, 3, 32, 32, device=a.device).to(memory_format=fmt)
             y = torch.randint(0, 10, (a.batch,), device=a.device)
-            loss_fn = nn.CrossEntropyLoss()
-
-            def train_step():
-                opt.zero_grad(set_to_none=True)
-                loss_fn(net(x), y).backward()
-                opt.step()
-
-            def eval_step():
-                with torch.no_grad():
-                    net(x)
-
+            train_step, eval_step = steps(net, x, y)
             net.train()
             t_train = timed(train_step, a.iters, a.device)
             net.eval()

@@ -29,10 +29,9 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_pytorch import build  # noqa: E402  (the same networks as the PyTorch reference)
+from bench_pytorch import build, steps  # noqa: E402  (the same networks and work as the PyTorch reference)
 
 
 class Allconv:
@@ -75,27 +74,17 @@ class Pytorch:
         self.nets = {}
         for name in models:
             net = build(name)
-            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-3)
-            self.nets[name] = (net, opt)
+            self.nets[name] = (net, *steps(net, self.x, self.y))
             for mode in ("train", "eval"):
                 self.rate(name, mode)
 
     def rate(self, model, mode):
-        net, opt = self.nets[model]
-        loss_fn = nn.CrossEntropyLoss()
-        if mode == "train":
-            net.train()
-            start = time.perf_counter()
-            for _ in range(self.iters):
-                opt.zero_grad(set_to_none=True)
-                loss_fn(net(self.x), self.y).backward()
-                opt.step()
-        else:
-            net.eval()
-            start = time.perf_counter()
-            with torch.no_grad():
-                for _ in range(self.iters):
-                    net(self.x)
+        net, train_step, eval_step = self.nets[model]
+        net.train(mode == "train")
+        work = train_step if mode == "train" else eval_step
+        start = time.perf_counter()
+        for _ in range(self.iters):
+            work()
         return self.batch * self.iters / (time.perf_counter() - start)
 
 
