@@ -566,7 +566,7 @@ fn fit_or_load(
         // replaced. It is said, though: a cache that changed under us is worth knowing about.
         match load_cache(&path, &key) {
             Ok(zca) => return Ok((zca, true)),
-            Err(e) => eprintln!("warning: {e}; refitting the ZCA statistics"),
+            Err(e) => crate::note(format_args!("warning: {e}; refitting the ZCA statistics")),
         }
     }
     let zca = zca_fit(train_gcn, n, IMAGE_BYTES, opts.zca_epsilon)?;

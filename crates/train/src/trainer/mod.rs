@@ -276,7 +276,7 @@ impl Trainer {
 
         // Warnings are printed whatever the progress display: they are not progress.
         for warning in exp.warnings() {
-            eprintln!("warning: {warning}");
+            allconv_runs::errln!("warning: {warning}");
         }
         let device = exp.training.device.open()?;
         let provenance = Provenance::collect(
@@ -285,7 +285,7 @@ impl Trainer {
             exp.training.device,
         )?;
         if let Some(warning) = provenance.data_warning() {
-            eprintln!("{warning}");
+            allconv_runs::errln!("{warning}");
         }
         let data = load_data(config, &device)?;
         apply_device_settings(&exp.training);
