@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+mod init;
 pub mod network;
 pub mod ops;
 pub mod spec;
