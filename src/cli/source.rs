@@ -100,13 +100,25 @@ impl SourceArgs {
         };
         let mut settings = Vec::new();
         if let Some(dir) = &self.data_dir {
-            settings.push(Setting::new("data.dir", dir.display().to_string()));
+            settings.push(Setting::from_flag(
+                "--data-dir",
+                "data.dir",
+                dir.display().to_string(),
+            ));
         }
         if let Some(p) = &self.preprocessing {
-            settings.push(Setting::new("data.preprocessing", p.clone()));
+            settings.push(Setting::from_flag(
+                "--preprocessing",
+                "data.preprocessing",
+                p.clone(),
+            ));
         }
         if let Some(d) = self.device {
-            settings.push(Setting::new("training.device", d.to_string()));
+            settings.push(Setting::from_flag(
+                "--device",
+                "training.device",
+                d.to_string(),
+            ));
         }
         settings.extend(self.set.iter().cloned());
         experiment.apply(&settings)?;

@@ -15,6 +15,7 @@ pub mod config;
 pub mod divergence;
 mod error;
 pub mod grid;
+pub mod memory;
 pub mod optim;
 mod trainer;
 pub mod vars;

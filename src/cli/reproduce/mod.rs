@@ -100,13 +100,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let mut settings = Vec::new();
     if !args.models.is_empty() {
-        settings.push(Setting::new("grid.models", args.models.clone()));
+        settings.push(Setting::from_flag(
+            "--models",
+            "grid.models",
+            args.models.clone(),
+        ));
     }
     if !args.lrs.is_empty() {
-        settings.push(Setting::new("grid.lrs", args.lrs.clone()));
+        settings.push(Setting::from_flag("--lrs", "grid.lrs", args.lrs.clone()));
     }
     if !args.seeds.is_empty() {
-        settings.push(Setting::new("grid.seeds", args.seeds.clone()));
+        settings.push(Setting::from_flag(
+            "--seeds",
+            "grid.seeds",
+            args.seeds.clone(),
+        ));
     }
     let slurm_flags = args.slurm.given();
     if args.emit_slurm.is_none() && !slurm_flags.is_empty() {

@@ -225,16 +225,19 @@ impl Trainer {
     pub fn open(config: &RunConfig, progress: Progress) -> Result<Opened> {
         let dir = RunDir::new(config.run_dir());
         let existed = dir.path().exists();
+        // The nearest folder that is there already: taking the lock creates those below it
+        // (up to the runs root itself when that is new).
+        let there_before = dir.path().ancestors().find(|a| a.exists());
         let mut lock = Some(dir.lock()?);
         let opened = Self::open_locked(config, progress, dir.path(), &mut lock);
         if let (Err(_), Some(_held), false) = (&opened, &lock, existed) {
             // Refused before anything was recorded: leave no folder behind that claims this
-            // grid point. The lock file goes while still held, so no other process can hold
-            // it meanwhile; then the folder and the parents this call created, if empty.
+            // grid point, nor a runs root that the refused command made. The lock file goes
+            // while still held, so no other process can hold it meanwhile; then the folders
+            // this call created, if empty.
             let _ = std::fs::remove_file(dir.lock_path());
-            let root = &config.config.out.runs;
             let mut folder = Some(dir.path());
-            while let Some(f) = folder.filter(|f| f.starts_with(root) && *f != root.as_path()) {
+            while let Some(f) = folder.filter(|f| Some(*f) != there_before) {
                 if std::fs::remove_dir(f).is_err() {
                     break;
                 }
@@ -288,6 +291,26 @@ impl Trainer {
             allconv_runs::errln!("{warning}");
         }
         let data = load_data(config, &device)?;
+        let steps_per_epoch = batch_count(
+            data.train.len(),
+            exp.training.batch_size,
+            exp.training.keep_last_batch,
+        );
+        if device.is_cpu() {
+            // No step holds more images than the data has, whatever the batch size says.
+            let batch = exp.training.batch_size.min(data.train.len());
+            crate::memory::check_cpu_batch(&spec, batch, "training.batch_size")
+                .map_err(TrainError::Config)?;
+        }
+        if steps_per_epoch == 0 {
+            return Err(TrainError::Config(format!(
+                "training.batch_size {} is larger than the {} training images and \
+                 training.keep_last_batch is false: an epoch would train no SGD step; lower the \
+                 batch size or keep the last batch",
+                exp.training.batch_size,
+                data.train.len()
+            )));
+        }
         apply_device_settings(&exp.training);
 
         let varmap = VarMap::new();
@@ -344,11 +367,6 @@ impl Trainer {
 
         let state_position = (state.epoch, state.step);
         let epochs = exp.schedule.epochs;
-        let steps_per_epoch = batch_count(
-            data.train.len(),
-            exp.training.batch_size,
-            exp.training.keep_last_batch,
-        );
         let bar = say.bar(
             (epochs * steps_per_epoch) as u64,
             (state.epoch * steps_per_epoch + state.step) as u64,
@@ -456,7 +474,8 @@ impl Trainer {
                 self.config.seed,
                 epoch as u64,
                 &order.permutation(self.data.train.len()),
-                training.batch_size,
+                // No batch is larger than the data (`training.batch_size` may be).
+                training.batch_size.min(self.data.train.len()),
                 self.data.train.device(),
             )?)
         } else {
