@@ -64,6 +64,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// experiments, e.g. `runs/quick` and `runs/paper`) or run folders of its own (so runs in no
 /// grid.json are reported too, never left out).
 fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if runs.exists() && !runs.is_dir() {
+        anyhow::bail!(
+            "--runs {}: a file, not a folder; pass the root of the run folders (the `out.runs` \
+             of the experiment, e.g. runs/quick)",
+            runs.display()
+        );
+    }
     if !runs.is_dir() {
         anyhow::bail!(
             "runs folder {} does not exist (train something first, or pass --runs)",

@@ -206,6 +206,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     let mut md = String::new();
     let total = summary.runs.len();
     let count = |f: fn(&RunState) -> bool| summary.runs.iter().filter(|r| f(&r.state)).count();
+    let _ = writeln!(md, "{}", crate::MARKER);
     let _ = writeln!(
         md,
         "# All Convolutional Net on {}: reproduction report\n",
