@@ -23,12 +23,26 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 
-/// `allconv --version`: the version and whether this build has CUDA (`allconv reproduce
-/// --emit-slurm --slurm-binary` reads it to refuse a cuda grid for a build without).
+/// `allconv --version`: the version, whether this build has CUDA (`allconv reproduce
+/// --emit-slurm --slurm-binary` reads it to refuse a cuda grid for a build without), and the
+/// git revision it was built from (`build.rs`), with whether its sources had uncommitted
+/// changes.
 const VERSION: &str = if cfg!(feature = "cuda") {
-    concat!(env!("CARGO_PKG_VERSION"), " (cuda)")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (cuda), git ",
+        env!("ALLCONV_GIT_REVISION"),
+        ", uncommitted changes: ",
+        env!("ALLCONV_GIT_DIRTY")
+    )
 } else {
-    concat!(env!("CARGO_PKG_VERSION"), " (cpu only)")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (cpu only), git ",
+        env!("ALLCONV_GIT_REVISION"),
+        ", uncommitted changes: ",
+        env!("ALLCONV_GIT_DIRTY")
+    )
 };
 
 #[derive(Parser)]

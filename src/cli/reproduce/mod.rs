@@ -83,6 +83,10 @@ pub struct Args {
     /// Where to write the report (default `<runs>/report`).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Resume runs even though their data files or preprocessing statistics differ from what
+    /// they recorded (passed to every trainer; see `allconv train --allow-changed-data`).
+    #[arg(long)]
+    pub allow_changed_data: bool,
 }
 
 /// Runs `allconv reproduce`.
@@ -167,17 +171,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // Before any child: they find the remembered pass instead of each checking.
     super::device_gate::ensure_checked(&experiment)?;
-    let outcome = pool::run_grid(&grid, &grid_path, &experiment, args.jobs as usize)?;
+    let outcome = pool::run_grid(
+        &grid,
+        &grid_path,
+        &experiment,
+        args.jobs as usize,
+        args.allow_changed_data,
+    )?;
 
     let report_dir = args.report.unwrap_or_else(|| runs.report_dir());
     let written = super::report::write(runs.path(), &report_dir)?;
     eprintln!(
-        "{} runs: {} trained now, {} finished before, {} diverged, {} failed",
+        "{} runs: {} trained now, {} finished before, {} diverged, {} failed, {} being trained \
+         by another process",
         grid.points.len(),
         outcome.trained,
         outcome.skipped,
         outcome.diverged,
-        outcome.failed.len()
+        outcome.failed.len(),
+        outcome.running.len()
     );
     println!("{}", written.markdown.display());
     if !outcome.failed.is_empty() {
@@ -185,6 +197,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "{} run(s) failed (see their train.log): {}",
             outcome.failed.len(),
             outcome.failed.join(", ")
+        );
+    }
+    if !outcome.running.is_empty() {
+        bail!(
+            "the grid is not finished: {} run(s) are being trained by another process ({}); \
+             the report shows them as running. Run the same command again once they have ended",
+            outcome.running.len(),
+            outcome.running.join(", ")
         );
     }
     Ok(())

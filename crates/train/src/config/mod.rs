@@ -20,7 +20,7 @@ use allconv_runs::IoContext;
 
 use crate::error::{Result, TrainError};
 pub use allconv_runs::run_dir;
-pub use provenance::{Provenance, SavedRunConfig};
+pub use provenance::{DataChange, Provenance, SavedRunConfig, Segment, SourceRevision};
 pub use settings::Setting;
 pub use slurm::SlurmConfig;
 pub use validate::MAX_EPOCHS;
