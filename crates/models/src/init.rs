@@ -102,7 +102,7 @@ impl<'de> Visitor<'de> for InitVisitor {
             _ => {
                 // `{xavier: null}` is the map form of a choice without parameters.
                 map.next_value::<de::IgnoredAny>()?;
-                choice(&name, || unreachable_gaussian())?
+                choice(&name, unreachable_gaussian)?
             }
         };
         if map.next_key::<String>()?.is_some() {
@@ -121,7 +121,7 @@ impl<'de> Visitor<'de> for InitVisitor {
             "gaussian" => choice(&name, || variant.newtype_variant::<Gaussian>()),
             _ => {
                 variant.unit_variant()?;
-                choice(&name, || unreachable_gaussian())
+                choice(&name, unreachable_gaussian)
             }
         }
     }
