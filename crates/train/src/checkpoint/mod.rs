@@ -7,7 +7,7 @@
 //! `state.json`, written last the same way, names them. A process killed at any moment therefore
 //! leaves `state.json` pointing at a complete, consistent set of files (the previous epoch's or
 //! the new one's); older files are deleted only afterwards. Every tensor file carries the md5
-//! of its tensors, checked when it is read ([`tensors`]); weights files also say which network
+//! of its tensors, checked when it is read ([`read_tensor_file`]); weights files also say which network
 //! they are for ([`WeightsInfo`]).
 
 mod state;
