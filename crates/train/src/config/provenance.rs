@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeviceKind, ExperimentConfig};
+use super::{Device, ExperimentConfig};
 use crate::error::Result;
 
 /// Where a run's configuration came from: written next to it in `config.yaml`.
@@ -16,7 +16,7 @@ pub struct Provenance {
     pub allconv_version: String,
     /// `git rev-parse HEAD` of the working directory, or "unknown".
     pub git_revision: String,
-    /// Device the run was (last) started on, e.g. "cpu" or "cuda".
+    /// Device the run was (last) started on, e.g. "cpu" or "cuda:0".
     pub device: String,
     /// The data folder that was read.
     pub data_dir: PathBuf,
@@ -44,9 +44,9 @@ impl Provenance {
     pub fn collect(
         data_dir: &Path,
         dataset: allconv_cifar::DatasetKind,
-        device: DeviceKind,
+        device: Device,
     ) -> Result<Self> {
-        let data_md5 = dataset.checksums(data_dir)?;
+        let data_md5 = allconv_cifar::dataset_checksums(dataset, data_dir)?;
         Ok(Provenance {
             official: dataset == allconv_cifar::DatasetKind::Cifar10
                 && files_not_official(&data_md5).is_empty(),
