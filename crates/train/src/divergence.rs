@@ -1,6 +1,6 @@
 //! Recognising a run that has failed: a non-finite loss, or a network stuck at chance level.
 //!
-//! Chance level follows the number of classes K (docs/protocol.md, Divergence): a network that
+//! Chance level follows the number of classes K (docs/protocol.md, Training: "Failure is a result"): a network that
 //! predicts the same scores for every image has the cross-entropy ln(K) of a uniform prediction
 //! and the accuracy 1/K of one class on balanced labels (CIFAR-10: ln 10 and 10%; CIFAR-100:
 //! ln 100 and 1%, or ln 20 and 5% with the coarse labels).

@@ -190,7 +190,8 @@ fn dead_cifar100_run(
 
 #[test]
 fn a_dead_network_on_cifar100_is_stopped_as_stuck_at_its_own_chance_level() {
-    // docs/protocol.md, Divergence: chance level follows the class count K, a constant
+    // docs/protocol.md, Training ("Failure is a result"): chance level follows the class
+    // count K, a constant
     // prediction's loss is ln(K) (ln 100 = 4.605, ln 20 = 2.996) and its accuracy the share of
     // the predicted class, 1/K on balanced labels (1%, 5%).
     for coarse in [false, true] {
