@@ -155,41 +155,64 @@ mod tests {
         assert_eq!(slots.running(), [2, 2, 2, 2]);
     }
 
+    /// A grid as `run_grid` drives it: runs `0..total` started in order into free places.
+    struct Simulated {
+        slots: Slots,
+        total: usize,
+        /// The GPU of each run started so far, by run.
+        placed: Vec<Option<usize>>,
+        /// The running runs with their places.
+        running: Vec<(usize, Slot)>,
+    }
+
+    impl Simulated {
+        /// Starts runs while there are runs left and free places.
+        fn fill(&mut self) {
+            while self.placed.len() < self.total {
+                let Some(slot) = self.slots.take() else { break };
+                self.running.push((self.placed.len(), slot));
+                self.placed.push(slot.gpu);
+            }
+        }
+
+        /// Run `run` ends (done or failed alike), then the free places are filled.
+        fn end(&mut self, run: usize) {
+            let at = self.running.iter().position(|(r, _)| *r == run).unwrap();
+            let (_, slot) = self.running.remove(at);
+            self.slots.release(slot);
+            self.fill();
+        }
+    }
+
     #[test]
     fn a_child_that_ends_frees_its_place_for_the_next_run() {
-        // A grid of 7 runs on GPUs 5 and 7, 2 per GPU: run 1 (on GPU 7) fails first; the next run
-        // takes its place on GPU 7 and the others go on where they were.
-        let mut slots = Slots::gpus(&[5, 7], 2);
-        let mut placed: Vec<Option<usize>> = Vec::new();
-        let mut running: Vec<(usize, Slot)> = Vec::new();
-        let mut next = 0;
-        let fill = |slots: &mut Slots,
-                    running: &mut Vec<(usize, Slot)>,
-                    next: &mut usize,
-                    placed: &mut Vec<Option<usize>>| {
-            while *next < 7 {
-                let Some(slot) = slots.take() else { break };
-                placed.push(slot.gpu);
-                running.push((*next, slot));
-                *next += 1;
-            }
+        // A grid of 7 runs on GPUs 5 and 7, 2 per GPU.
+        let mut grid = Simulated {
+            slots: Slots::gpus(&[5, 7], 2),
+            total: 7,
+            placed: Vec::new(),
+            running: Vec::new(),
         };
-        fill(&mut slots, &mut running, &mut next, &mut placed);
-        assert_eq!(placed, [Some(5), Some(7), Some(5), Some(7)]);
-        // Run 1 fails: its place on GPU 7 is the only free one, and run 4 takes it.
-        let (_, failed) = running.remove(1);
-        slots.release(failed);
-        fill(&mut slots, &mut running, &mut next, &mut placed);
-        assert_eq!(placed[4], Some(7));
-        assert_eq!(slots.running(), [2, 2], "the failure took no other place");
-        // Everything else ends in turn: every remaining run gets a place, never more than 2 a GPU.
-        while let Some((_, slot)) = (!running.is_empty()).then(|| running.remove(0)) {
-            slots.release(slot);
-            fill(&mut slots, &mut running, &mut next, &mut placed);
-            assert!(slots.running().iter().all(|&r| r <= 2));
+        grid.fill();
+        assert_eq!(grid.placed, [Some(5), Some(7), Some(5), Some(7)]);
+        // Run 1 (on GPU 7) fails first: its place is the only free one, and run 4 takes it; the
+        // other runs go on where they were.
+        grid.end(1);
+        assert_eq!(grid.placed[4], Some(7));
+        assert_eq!(
+            grid.slots.running(),
+            [2, 2],
+            "the failure took no other place"
+        );
+        let still: Vec<usize> = grid.running.iter().map(|(r, _)| *r).collect();
+        assert_eq!(still, [0, 2, 3, 4]);
+        // Everything else ends in turn: every run gets a place, never more than 2 on a GPU.
+        while let Some(&(run, _)) = grid.running.first() {
+            grid.end(run);
+            assert!(grid.slots.running().iter().all(|&r| r <= 2));
         }
-        assert_eq!(placed.len(), 7, "every run was started");
-        assert_eq!(slots.running(), [0, 0]);
+        assert_eq!(grid.placed.len(), 7, "every run was started");
+        assert_eq!(grid.slots.running(), [0, 0]);
     }
 
     #[test]
