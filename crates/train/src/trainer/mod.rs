@@ -102,7 +102,7 @@ impl std::fmt::Debug for RunOptions {
 /// Process-wide settings of the compute device that a run's configuration asks for; called once
 /// per run before the network is built.
 pub fn apply_device_settings(training: &TrainingConfig) {
-    allconv_models::ops::set_tf32(training.tf32);
+    allconv_models::ops::set_tf32(training.precision.is_tf32());
     // Deterministic cuDNN algorithms only (CUDA); the CPU ops are deterministic regardless.
     allconv_models::ops::set_deterministic(training.deterministic);
 }
@@ -118,7 +118,7 @@ struct DeviceData {
 fn load_data(config: &RunConfig, device: &Device) -> Result<DeviceData> {
     let exp = &config.config;
     let data_dir = exp.data.resolved_dir();
-    let raw = exp.data.kind().load(&data_dir)?;
+    let raw = allconv_cifar::load_dataset(exp.data.kind(), &data_dir)?;
     let data = allconv_cifar::prepare(
         &raw,
         &exp.data.prepare_options(),
@@ -278,7 +278,7 @@ impl Trainer {
         for warning in exp.warnings() {
             eprintln!("warning: {warning}");
         }
-        let device = exp.training.device.open()?;
+        let device = exp.training.open_device()?;
         let provenance = Provenance::collect(
             &exp.data.resolved_dir(),
             exp.data.kind(),
@@ -357,18 +357,13 @@ impl Trainer {
         let stuck = StuckDetector {
             limit: exp.training.stuck_epochs,
             count: state.stuck_count,
+            classes: exp.data.kind().num_classes(),
         };
         // A run stopped as stuck whose process died before writing result.json stops again here,
         // exactly where an uninterrupted run stopped.
-        let diverged = (stuck.limit > 0 && stuck.count >= stuck.limit).then(|| {
-            format!(
-                "stuck: training loss within {} of ln(10) and accuracy within 1 point of 10% for {} \
-                 consecutive epochs (up to epoch {})",
-                divergence::STUCK_LOSS_TOLERANCE,
-                stuck.count,
-                state.epoch
-            )
-        });
+        let diverged = stuck
+            .stopped()
+            .map(|what| format!("{what} (up to epoch {})", state.epoch));
         Ok(Opened::Ready(Box::new(Trainer {
             schedule: StepSchedule {
                 base_lr: config.lr,
