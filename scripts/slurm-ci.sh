@@ -8,7 +8,8 @@
 # an uninterrupted run of the same point (bytewise); a task sent USR1 (the time-limit signal)
 # requeued itself and resumed from its step checkpoint; a resubmitted array skips the finished
 # points; sbatch --test-only accepts the GPU variant of the script. Skips (exit 0, with a message) only where
-# Slurm cannot be installed. The daemons run from a temporary folder (SLURM_CONF) and are
+# Slurm cannot be installed, and not even then with ALLCONV_REQUIRE_SLURM=1 (set by .ci/run): a
+# CI that could not install Slurm fails instead of passing without having tested anything. The daemons run from a temporary folder (SLURM_CONF) and are
 # stopped by their PIDs at the end.
 #
 # usage: scripts/slurm-ci.sh   (uses the debug build in $CARGO_TARGET_DIR, default target/, built
@@ -38,6 +39,10 @@ if [ ${#need[@]} -gt 0 ]; then
     { $sudo apt-get update >>/tmp/slurm-ci-apt.log 2>&1 &&
       $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         slurmctld slurmd slurm-client munge >>/tmp/slurm-ci-apt.log 2>&1; }; }; then
+    if [ "${ALLCONV_REQUIRE_SLURM:-0}" = 1 ]; then
+      tail -n 20 /tmp/slurm-ci-apt.log >&2 || true
+      fail "Slurm cannot be installed here (apt-get failed, see /tmp/slurm-ci-apt.log) and ALLCONV_REQUIRE_SLURM=1"
+    fi
     say "SKIPPED: Slurm cannot be installed here (apt-get failed, see /tmp/slurm-ci-apt.log)"
     exit 0
   fi

@@ -122,5 +122,6 @@ fn tf32_on_the_cpu_and_unknown_models_are_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model 'all-cnn-d'"));
     let out = check(&["--device", "gpu"], None);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected cpu or cuda"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("unknown device `gpu`, expected `cpu`, `cuda` or `cuda:N`"));
 }

@@ -90,7 +90,10 @@ fn invalid_settings_are_refused_naming_the_key_and_write_nothing() {
             "training.init_from",
         ),
         // No alias that the run would record as something else.
-        (&["--device", "gpu"][..], "expected `cpu` or `cuda`"),
+        (
+            &["--device", "gpu"][..],
+            "expected `cpu`, `cuda` or `cuda:N`",
+        ),
         // A negative number reaches the value check instead of clap's "unexpected argument".
         (&["--lr", "-1"][..], "lr"),
         // 50 training images, batches of 128 and no partial batch: no SGD step at all.

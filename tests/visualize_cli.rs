@@ -315,3 +315,144 @@ fn flags_that_would_be_ignored_are_refused() {
         );
     }
 }
+
+/// Unit `unit` of the first convolution of `model` on one image scaled to [0, 1], computed here
+/// with plain loops from the weights: `(largest output after the ReLU, its row, its column)`,
+/// the first such position on ties (row-major).
+fn conv1_peak(
+    weights: &std::collections::HashMap<String, candle_core::Tensor>,
+    model: &str,
+    raw: &[u8],
+    unit: usize,
+) -> (f64, usize, usize) {
+    let spec = allconv_models::spec(model, &Default::default()).unwrap();
+    let (k, stride, pad) = spec
+        .layers
+        .iter()
+        .find_map(|l| match *l {
+            allconv_models::LayerSpec::Conv {
+                kernel,
+                stride,
+                pad,
+                ..
+            } => Some((kernel, stride, pad)),
+            _ => None,
+        })
+        .unwrap();
+    let w = weights["conv1.weight"]
+        .get(unit)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = weights["conv1.bias"].to_vec1::<f32>().unwrap()[unit] as f64;
+    let size = (32 + 2 * pad - k) / stride + 1;
+    let mut best = (f64::NEG_INFINITY, 0, 0);
+    for r in 0..size {
+        for c in 0..size {
+            let mut sum = b;
+            for ch in 0..3 {
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let (y, x) = (
+                            (r * stride + dy) as isize - pad as isize,
+                            (c * stride + dx) as isize - pad as isize,
+                        );
+                        if (0..32).contains(&y) && (0..32).contains(&x) {
+                            let pixel =
+                                raw[ch * 1024 + y as usize * 32 + x as usize] as f64 / 255.0;
+                            sum += w[(ch * k + dy) * k + dx] as f64 * pixel;
+                        }
+                    }
+                }
+            }
+            let out = sum.max(0.0);
+            if out > best.0 {
+                best = (out, r, c);
+            }
+        }
+    }
+    best
+}
+
+#[test]
+fn visualize_records_each_units_position_and_says_when_it_never_fired() {
+    // docs/protocol.md, "Visualising what the networks learned": a unit's reconstruction is the
+    // gradient at its largest output; index.json says where that was, and a unit silent in an
+    // image (0 everywhere, so "largest" is the first position) is captioned "unit inactive".
+    let (tmp, run, data) = trained();
+    let mut weights =
+        candle_core::safetensors::load(run.join("weights.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    // Unit 0 of conv1 silenced: its bias -1e6 outweighs any input, so its ReLU output is 0.
+    let mut bias = weights["conv1.bias"].to_vec1::<f32>().unwrap();
+    bias[0] = -1e6;
+    let n = bias.len();
+    weights.insert(
+        "conv1.bias".into(),
+        candle_core::Tensor::from_vec(bias, n, &candle_core::Device::Cpu).unwrap(),
+    );
+    let silenced = tmp.path().join("silenced.safetensors");
+    candle_core::safetensors::save(&weights, &silenced).unwrap();
+    let test = allconv_cifar::load_dir(&data).unwrap().test;
+    for unit in [0usize, 1] {
+        let out = tmp.path().join(format!("unit{unit}"));
+        ok(&allconv(&[
+            "visualize",
+            "--weights",
+            s(&silenced),
+            "--model",
+            "strided-cnn-a",
+            "--data-dir",
+            s(&data),
+            "--preprocessing",
+            "scale",
+            "--images",
+            "test:0..3",
+            "--layer",
+            "conv1",
+            "--unit",
+            &unit.to_string(),
+            "--out",
+            s(&out),
+        ]));
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("index.json")).unwrap())
+                .unwrap();
+        let rows = index["pictures"][0]["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        let mut fired = 0;
+        for (i, row) in rows.iter().enumerate() {
+            let (activation, r, c) = conv1_peak(
+                &weights,
+                "strided-cnn-a",
+                &test.images[i * 3072..][..3072],
+                unit,
+            );
+            let peak = &row["peak"];
+            let target = row["target"].as_str().unwrap();
+            assert_eq!(
+                peak["position"],
+                serde_json::json!([r, c]),
+                "unit {unit}, {row}"
+            );
+            assert_eq!(peak["fired"], activation > 0.0, "unit {unit}, {row}");
+            if activation > 0.0 {
+                fired += 1;
+                assert!((peak["activation"].as_f64().unwrap() - activation).abs() < 1e-4);
+                assert!(!target.contains("inactive"), "{target}");
+            } else {
+                assert_eq!((r, c), (0, 0), "silent: the first position");
+                assert!(target.contains("unit inactive"), "{target}");
+            }
+        }
+        // The silenced unit never fires; the trained one does somewhere (else this test would
+        // check only silent units).
+        assert_eq!(
+            fired > 0,
+            unit == 1,
+            "unit {unit} fired in {fired} of 3 images"
+        );
+    }
+}

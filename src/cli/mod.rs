@@ -1,5 +1,6 @@
 //! The command-line commands, one module each.
 
+pub mod acquire;
 pub mod bench;
 pub mod check;
 pub mod config_flags;

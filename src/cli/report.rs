@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use allconv_runs::RunsRoot;
 use allconv_train::config::SavedRunConfig;
 use allconv_train::{ExperimentGrid, GridFile};
+use allconv_vocab::{Device, Precision};
 use anyhow::Context;
 
 /// Flags of `allconv report`.
@@ -246,15 +247,7 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, E
             settings.entry(key).or_default().insert(value);
         }
         let d = &saved.config.data;
-        let experiment = allconv_report::paper::Experiment::of(
-            d.kind().name().split('-').next().unwrap_or("cifar10"),
-            if d.labels == allconv_train::config::LabelSet::Coarse {
-                "coarse"
-            } else {
-                "fine"
-            },
-            d.augment,
-        );
+        let experiment = allconv_report::paper::Experiment::of(d.kind(), d.augment);
         match experiments.iter_mut().find(|(e, _)| *e == experiment) {
             Some((_, dirs)) => dirs.push(found.dir.path().to_path_buf()),
             None => experiments.push((experiment, vec![found.dir.path().to_path_buf()])),
@@ -281,9 +274,7 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, E
         );
         add("allconv version".into(), p.allconv_version.clone());
         add("device".into(), p.device.clone());
-        if !p.cpu_kernels.is_empty()
-            && saved.config.training.device == allconv_train::config::DeviceKind::Cpu
-        {
+        if !p.cpu_kernels.is_empty() && saved.config.training.device == Device::Cpu {
             add("CPU".into(), p.cpu.clone());
             add("CPU kernels".into(), p.cpu_kernels.clone());
             if p.threads > 0 {
@@ -344,8 +335,8 @@ fn resumes_and_changes(dir: &Path, p: &allconv_train::config::Provenance) -> Vec
 
 /// The arithmetic a run used, as the report states it.
 fn precision(training: &allconv_train::config::TrainingConfig) -> String {
-    match (training.device, training.tf32) {
-        (allconv_train::config::DeviceKind::Cuda, true) => {
+    match (training.device, training.precision) {
+        (Device::Cuda(_), Precision::Tf32) => {
             "fp32 weights, TF32 tensor-core math in convolutions and matrix products".into()
         }
         _ => "fp32 (TF32 off)".into(),
@@ -355,12 +346,10 @@ fn precision(training: &allconv_train::config::TrainingConfig) -> String {
 /// What the report says about the device check of a CUDA run (none for the CPU, which has none).
 fn device_check(training: &allconv_train::config::TrainingConfig) -> Option<String> {
     match (training.device, training.skip_device_check) {
-        (allconv_train::config::DeviceKind::Cuda, true) => {
+        (Device::Cuda(_), true) => {
             Some("SKIPPED (training.skip_device_check): the GPU path was not checked".into())
         }
-        (allconv_train::config::DeviceKind::Cuda, false) => {
-            Some("passed before training (allconv check)".into())
-        }
+        (Device::Cuda(_), false) => Some("passed before training (allconv check)".into()),
         _ => None,
     }
 }
@@ -373,7 +362,7 @@ mod tests {
     fn the_report_states_a_skipped_device_check() {
         let mut training = allconv_train::config::TrainingConfig::default();
         assert_eq!(device_check(&training), None, "the CPU has no device check");
-        training.device = allconv_train::config::DeviceKind::Cuda;
+        training.device = Device::Cuda(0);
         assert!(device_check(&training).unwrap().starts_with("passed"));
         training.skip_device_check = true;
         assert!(device_check(&training).unwrap().starts_with("SKIPPED"));
@@ -384,9 +373,9 @@ mod tests {
         let mut training = allconv_train::config::TrainingConfig::default();
         assert_eq!(precision(&training), "fp32 (TF32 off)");
         // TF32 asked for on the CPU: there are no tensor cores, the run was plain fp32.
-        training.tf32 = true;
+        training.precision = Precision::Tf32;
         assert_eq!(precision(&training), "fp32 (TF32 off)");
-        training.device = allconv_train::config::DeviceKind::Cuda;
+        training.device = Device::Cuda(1);
         assert!(precision(&training).contains("TF32 tensor-core math"));
     }
 

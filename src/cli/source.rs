@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use allconv_cifar::{Cifar10, Prepared};
 use allconv_models::Network;
 use allconv_runs::RunDir;
-use allconv_train::config::{load_yaml, DeviceKind, SavedRunConfig};
+use allconv_train::config::{load_yaml, SavedRunConfig};
 use allconv_train::{ExperimentConfig, Setting};
 use anyhow::{bail, Context};
 use candle_core::Device;
@@ -30,16 +30,17 @@ pub struct SourceArgs {
     /// built-in defaults, i.e. the paper's GCN + ZCA).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// data.dir: the CIFAR-10 binary batches.
+    /// data.dir: the data set's folder [default: its folder in the data root $ALLCONV_DATA
+    /// (else data): cifar-10-batches-bin or cifar-100-binary].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// data.preprocessing: scale, standardize or gcn_zca (must be what the weights were
     /// trained with).
     #[arg(long)]
     pub preprocessing: Option<String>,
-    /// training.device: cpu or cuda.
+    /// training.device: cpu, cuda (GPU 0) or cuda:N (GPU N).
     #[arg(long)]
-    pub device: Option<DeviceKind>,
+    pub device: Option<allconv_vocab::Device>,
     /// Set any configuration key (see docs/configuration.md), e.g. `--set data.cache_dir=...`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Setting>,
@@ -125,7 +126,7 @@ impl SourceArgs {
 
         let spec = allconv_models::spec(&model, &experiment.model)?;
         check_recorded_network(&weights, &spec.name, &experiment)?;
-        let device = experiment.training.device.open()?;
+        let device = experiment.training.open_device()?;
         allconv_train::apply_device_settings(&experiment.training);
         let varmap = VarMap::new();
         let net = Network::new(&spec, &varmap, &device, 0)?;
@@ -178,7 +179,7 @@ fn check_recorded_network(
 pub fn raw_data(experiment: &ExperimentConfig) -> anyhow::Result<Cifar10> {
     let dir = experiment.data.resolved_dir();
     let kind = experiment.data.kind();
-    kind.load(&dir)
+    allconv_cifar::load_dataset(kind, &dir)
         .with_context(|| format!("reading {} in {}", kind.name(), dir.display()))
 }
 

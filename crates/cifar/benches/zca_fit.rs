@@ -2,18 +2,20 @@
 //! cache) and the second call that loads the cached statistics. Not a test: it prints timings.
 //!
 //! `cargo bench -p allconv-cifar --bench zca_fit` (needs `allconv data fetch` first; the data
-//! folder is `$ALLCONV_DATA` or `<workspace>/data/cifar-10-batches-bin`).
+//! folder is `cifar-10-batches-bin` in the data root, `$ALLCONV_DATA` or `data`; a relative
+//! root is taken from the workspace).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use allconv_cifar::{gcn, load_dir, prepare, zca_fit, PrepareOptions, IMAGE_BYTES};
+use allconv_cifar::{
+    default_data_dir, gcn, load_dir, prepare, zca_fit, Dataset, PrepareOptions, IMAGE_BYTES,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = match std::env::var_os("ALLCONV_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar-10-batches-bin"),
-    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(default_data_dir(Dataset::Cifar10));
     let t = Instant::now();
     let data = load_dir(&dir)?;
     println!(

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
 use crate::{CifarError, Result};
+use allconv_vocab::{Dataset, DatasetKind, LabelSet};
 
 /// Bytes of one record: coarse label, fine label, image.
 pub const CIFAR100_RECORD_BYTES: usize = 2 + IMAGE_BYTES;
@@ -19,68 +20,37 @@ pub const FINE_LABEL_NAMES: &str = "fine_label_names.txt";
 /// The coarse class names, one a line (20).
 pub const COARSE_LABEL_NAMES: &str = "coarse_label_names.txt";
 /// Number of fine classes.
-pub const FINE_CLASSES: usize = 100;
+pub const FINE_CLASSES: usize = DatasetKind::Cifar100Fine.num_classes();
 /// Number of coarse classes (superclasses).
-pub const COARSE_CLASSES: usize = 20;
+pub const COARSE_CLASSES: usize = DatasetKind::Cifar100Coarse.num_classes();
 
-/// Which data set a run trains on, and for CIFAR-100 which of its two label sets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    /// CIFAR-10 (`cifar-10-batches-bin`), 10 classes.
-    #[default]
-    Cifar10,
-    /// CIFAR-100 (`cifar-100-binary`) with its 100 fine labels (the paper's).
-    Cifar100Fine,
-    /// CIFAR-100 with its 20 coarse labels.
-    Cifar100Coarse,
+/// md5 (lower-case hex) of the binary files of `kind`'s data set in `dir`, keyed by file name.
+pub fn dataset_checksums(
+    kind: DatasetKind,
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    match kind.dataset() {
+        Dataset::Cifar10 => crate::checksums(dir),
+        Dataset::Cifar100 => {
+            let mut sums = std::collections::BTreeMap::new();
+            for name in [CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE] {
+                let path = dir.join(name);
+                if !path.is_file() {
+                    return Err(CifarError::MissingCifar100File { path });
+                }
+                sums.insert(name.to_string(), crate::format::md5_file(&path)?);
+            }
+            Ok(sums)
+        }
+    }
 }
 
-impl DatasetKind {
-    /// Number of classes (outputs of the network).
-    pub fn num_classes(self) -> usize {
-        match self {
-            DatasetKind::Cifar10 => 10,
-            DatasetKind::Cifar100Fine => FINE_CLASSES,
-            DatasetKind::Cifar100Coarse => COARSE_CLASSES,
-        }
-    }
-
-    /// A stable name, part of the ZCA cache key and of a run's provenance.
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Cifar100Fine => "cifar100-fine",
-            DatasetKind::Cifar100Coarse => "cifar100-coarse",
-        }
-    }
-
-    /// md5 (lower-case hex) of the data set's binary files in `dir`, keyed by file name.
-    pub fn checksums(self, dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-        match self {
-            DatasetKind::Cifar10 => crate::checksums(dir),
-            DatasetKind::Cifar100Fine | DatasetKind::Cifar100Coarse => {
-                let mut sums = std::collections::BTreeMap::new();
-                for name in [CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE] {
-                    let path = dir.join(name);
-                    if !path.is_file() {
-                        return Err(CifarError::MissingCifar100File { path });
-                    }
-                    sums.insert(name.to_string(), crate::format::md5_file(&path)?);
-                }
-                Ok(sums)
-            }
-        }
-    }
-
-    /// Loads the data set from `dir` in its official layout ([`crate::load_dir`] for CIFAR-10,
-    /// [`load_cifar100_dir`] with the matching labels for CIFAR-100).
-    pub fn load(self, dir: &Path) -> Result<Cifar10> {
-        match self {
-            DatasetKind::Cifar10 => crate::load_dir(dir),
-            DatasetKind::Cifar100Fine => load_cifar100_dir(dir, false),
-            DatasetKind::Cifar100Coarse => load_cifar100_dir(dir, true),
-        }
+/// Loads `kind`'s data set from `dir` in its official layout ([`crate::load_dir`] for
+/// CIFAR-10, [`load_cifar100_dir`] with the matching labels for CIFAR-100).
+pub fn load_dataset(kind: DatasetKind, dir: &Path) -> Result<Cifar10> {
+    match kind.labels() {
+        None => crate::load_dir(dir),
+        Some(labels) => load_cifar100_dir(dir, labels == LabelSet::Coarse),
     }
 }
 

@@ -126,7 +126,8 @@ pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
     ];
     let verify =
         |folder: &Path| verify_checksums(folder, opts.expected_md5.iter().map(|(f, m)| (f, m)));
-    fetch_staged(dir, "cifar-10-batches-bin", opts.quiet, routes, &verify)
+    let folder = crate::dataset_folder(allconv_vocab::Dataset::Cifar10);
+    fetch_staged(dir, folder, opts.quiet, routes, &verify)
 }
 
 /// Downloads `url` into `work`, checks its md5, and unpacks the data files into `staging`

@@ -107,5 +107,6 @@ pub fn fetch_cifar100(dir: &Path, opts: &Cifar100FetchOptions) -> Result<FetchOu
         fill: Some(fill),
     }];
     let verify = |folder: &Path| verify_cifar100_dir(folder, &opts.records);
-    fetch_staged(dir, "cifar-100-binary", opts.quiet, routes, &verify)
+    let folder = crate::dataset_folder(allconv_vocab::Dataset::Cifar100);
+    fetch_staged(dir, folder, opts.quiet, routes, &verify)
 }

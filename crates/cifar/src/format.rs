@@ -241,15 +241,6 @@ fn first_records(
     })
 }
 
-/// `$ALLCONV_DATA` if set and not empty, else `data/cifar-10-batches-bin` (relative to the
-/// working directory).
-pub fn default_data_dir() -> PathBuf {
-    match std::env::var_os("ALLCONV_DATA") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from("data").join("cifar-10-batches-bin"),
-    }
-}
-
 /// Reads one `.bin` file after checking its size and every label byte.
 ///
 /// Official files are 30,730,000 bytes; any non-zero multiple of 3,073 is accepted as a subset

@@ -9,6 +9,7 @@ mod batch;
 #[cfg(feature = "candle-datasets")]
 mod candle_dataset;
 mod cifar100;
+mod data_root;
 mod error;
 pub mod fetch;
 pub mod fetch100;
@@ -20,23 +21,28 @@ mod subset;
 mod synthetic;
 mod tarball;
 
+/// The data set, the label set and the two together, as every allconv crate names them.
+pub use allconv_vocab::{Dataset, DatasetKind, LabelSet};
 pub use augment::{AugmentParams, EpochAugmentation, MAX_SHIFT};
 pub use batch::{batch_count, batches, Batches, DeviceBatches, DeviceSplit, Order};
 #[cfg(feature = "candle-datasets")]
 pub use candle_dataset::to_candle_dataset;
 pub use cifar100::{
-    load_cifar100_dir, read_cifar100_split, synthetic_cifar100_split, write_cifar100_split,
-    write_synthetic_cifar100_dir, Cifar100Split, DatasetKind, CIFAR100_RECORD_BYTES,
-    CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_CLASSES, COARSE_LABEL_NAMES, FINE_CLASSES,
-    FINE_LABEL_NAMES,
+    dataset_checksums, load_cifar100_dir, load_dataset, read_cifar100_split,
+    synthetic_cifar100_split, write_cifar100_split, write_synthetic_cifar100_dir, Cifar100Split,
+    CIFAR100_RECORD_BYTES, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_CLASSES,
+    COARSE_LABEL_NAMES, FINE_CLASSES, FINE_LABEL_NAMES,
+};
+pub use data_root::{
+    data_root, data_root_from, dataset_folder, default_data_dir, holds_dataset_files,
+    DATA_ROOT_VAR, DEFAULT_DATA_ROOT,
 };
 pub use error::CifarError;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
 pub use format::{
-    checksums, default_data_dir, load_dir, load_dir_files, read_split, verify_checksums,
-    write_meta, write_split, write_split_dir, Cifar10, Cifar10Files, RawSplit, BATCHES_META,
-    CLASS_NAMES, FILE_BYTES, IMAGE_BYTES, OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE,
-    TRAIN_FILES,
+    checksums, load_dir, load_dir_files, read_split, verify_checksums, write_meta, write_split,
+    write_split_dir, Cifar10, Cifar10Files, RawSplit, BATCHES_META, CLASS_NAMES, FILE_BYTES,
+    IMAGE_BYTES, OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
 };
 pub use preprocess::{
     default_cache_dir, gcn, prepare, prepare_test, zca_cache_file, zca_fit, PrepareOptions,

@@ -10,10 +10,10 @@ use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::cifar100::DatasetKind;
 use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
 use crate::stats::channel_stats;
 use crate::{CifarError, Result};
+use allconv_vocab::DatasetKind;
 
 /// Which preprocessing `prepare` applies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

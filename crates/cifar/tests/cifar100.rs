@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use allconv_cifar::{
-    load_cifar100_dir, prepare, read_cifar100_split, synthetic_cifar100_split,
+    load_cifar100_dir, load_dataset, prepare, read_cifar100_split, synthetic_cifar100_split,
     write_cifar100_split, write_synthetic_cifar100_dir, zca_cache_file, Cifar100Split, CifarError,
     DatasetKind, PrepareOptions, CIFAR100_RECORD_BYTES, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE,
     FINE_LABEL_NAMES, IMAGE_BYTES,
@@ -43,7 +43,7 @@ fn a_folder_loads_with_fine_or_coarse_labels() {
     let fine = load_cifar100_dir(tmp.path(), false).unwrap();
     assert_eq!(fine.train.labels, [0, 99, 23]);
     assert_eq!(fine.test.images, three().images);
-    let coarse = DatasetKind::Cifar100Coarse.load(tmp.path()).unwrap();
+    let coarse = load_dataset(DatasetKind::Cifar100Coarse, tmp.path()).unwrap();
     assert_eq!(coarse.train.labels, [0, 19, 4]);
     assert_eq!(DatasetKind::Cifar100Fine.num_classes(), 100);
     assert_eq!(DatasetKind::Cifar100Coarse.num_classes(), 20);

@@ -1,16 +1,19 @@
 //! Checks on the real data set, which CI does not have: run with
-//! `ALLCONV_DATA=<folder> cargo test -p allconv-cifar --test real_data -- --ignored`
-//! after `allconv data fetch` (default folder `<workspace>/data/cifar-10-batches-bin`).
+//! `ALLCONV_DATA=<data root> cargo test -p allconv-cifar --test real_data -- --ignored`
+//! after `allconv data fetch` (the folder read is `cifar-10-batches-bin` in the data root,
+//! default `data`; a relative root is taken from the workspace).
 
 use std::path::PathBuf;
 
-use allconv_cifar::{channel_stats, label_counts, load_dir, verify_checksums, OFFICIAL_MD5};
+use allconv_cifar::{
+    channel_stats, default_data_dir, label_counts, load_dir, verify_checksums, Dataset,
+    OFFICIAL_MD5,
+};
 
 fn data_dir() -> PathBuf {
-    match std::env::var_os("ALLCONV_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar-10-batches-bin"),
-    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(default_data_dir(Dataset::Cifar10))
 }
 
 #[test]

@@ -2,12 +2,14 @@
 #![warn(missing_docs)]
 
 pub mod check;
+mod device;
 mod init;
 pub mod network;
 pub mod ops;
 pub mod spec;
 
-pub use network::{dropout, Mode, Network, Target, Traced};
+pub use device::open_device;
+pub use network::{dropout, Mode, Network, Target, Traced, UnitPeak};
 pub use ops::ReluBackward;
 pub use spec::{
     spec, window_output, Init, LayerSpec, ModelOptions, ModelSpec, INPUT_CHANNELS, INPUT_SIZE,

@@ -38,6 +38,27 @@ pub enum Target {
     },
 }
 
+/// Where a unit of a convolution is largest in one image: the position [`Target::Unit`] takes its
+/// gradient at (the first such position on ties, row-major).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitPeak {
+    /// Row of the convolution's output.
+    pub row: usize,
+    /// Column of the convolution's output.
+    pub col: usize,
+    /// The unit's output there (after its ReLU, if any).
+    pub activation: f32,
+}
+
+impl UnitPeak {
+    /// Whether the unit fired (was positive) anywhere in the image. A unit that never fired is
+    /// 0 everywhere after its ReLU, so its "largest" position is the first one, (0, 0), and
+    /// its reconstruction shows nothing the image made it do.
+    pub fn fired(&self) -> bool {
+        self.activation > 0.0
+    }
+}
+
 /// A forward pass that keeps what the visualisation needs: every convolution's output.
 #[derive(Debug, Clone)]
 pub struct Traced {
@@ -329,19 +350,7 @@ impl Network {
                 traced.logits.narrow(1, k, 1)?.sum_all()?
             }
             Target::Unit { conv, unit } => {
-                let Some(a) = conv.checked_sub(1).and_then(|i| traced.conv_outputs.get(i)) else {
-                    return Err(ModelError::InvalidTarget(format!(
-                        "conv{conv}: the network has conv1..conv{}",
-                        traced.conv_outputs.len()
-                    )));
-                };
-                let channels = a.dim(1)?;
-                if unit >= channels {
-                    return Err(ModelError::InvalidTarget(format!(
-                        "unit {unit} of conv{conv}: it has units 0..{channels}"
-                    )));
-                }
-                let plane = a.narrow(1, unit, 1)?.flatten_from(1)?;
+                let plane = unit_plane(&traced, conv, unit)?.flatten_from(1)?;
                 let one_hot = first_argmax_one_hot(&plane)?;
                 (plane * one_hot)?.sum_all()?
             }
@@ -352,6 +361,64 @@ impl Network {
             None => Ok(input.as_tensor().zeros_like()?),
         }
     }
+
+    /// For each image of `x`, where unit `unit` of convolution `conv` is largest: the position
+    /// [`Network::input_gradient`] of that [`Target::Unit`] takes the gradient at, and whether
+    /// the unit fired at all ([`UnitPeak::fired`]).
+    pub fn unit_peaks(
+        &self,
+        x: &Tensor,
+        conv: usize,
+        unit: usize,
+    ) -> Result<Vec<UnitPeak>, ModelError> {
+        let traced = self.forward_traced(&x.detach(), ReluBackward::Backprop)?;
+        let plane = unit_plane(&traced, conv, unit)?;
+        let width = plane.dim(3)?;
+        let rows = plane
+            .flatten_from(1)?
+            .to_dtype(DType::F64)?
+            .to_vec2::<f64>()?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let best = first_argmax(row);
+                UnitPeak {
+                    row: best / width,
+                    col: best % width,
+                    activation: row.get(best).copied().unwrap_or(0.0) as f32,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The output `[B, 1, H, W]` of unit `unit` of convolution `conv` (1-based) in a traced pass;
+/// an error names a convolution or unit the network does not have.
+fn unit_plane(traced: &Traced, conv: usize, unit: usize) -> Result<Tensor, ModelError> {
+    let Some(a) = conv.checked_sub(1).and_then(|i| traced.conv_outputs.get(i)) else {
+        return Err(ModelError::InvalidTarget(format!(
+            "conv{conv}: the network has conv1..conv{}",
+            traced.conv_outputs.len()
+        )));
+    };
+    let channels = a.dim(1)?;
+    if unit >= channels {
+        return Err(ModelError::InvalidTarget(format!(
+            "unit {unit} of conv{conv}: it has units 0..{channels}"
+        )));
+    }
+    Ok(a.narrow(1, unit, 1)?)
+}
+
+/// The index of the first largest element of `row` (0 for an empty row).
+fn first_argmax(row: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// A `[B, L]` tensor like `plane`, 1 at the first largest element of each row and 0 elsewhere.
@@ -359,12 +426,7 @@ fn first_argmax_one_hot(plane: &Tensor) -> candle_core::Result<Tensor> {
     let rows = plane.to_dtype(DType::F64)?.to_vec2::<f64>()?;
     let mut mask = Vec::with_capacity(rows.iter().map(Vec::len).sum());
     for row in &rows {
-        let mut best = 0;
-        for (i, &v) in row.iter().enumerate() {
-            if v > row[best] {
-                best = i;
-            }
-        }
+        let best = first_argmax(row);
         mask.extend((0..row.len()).map(|i| if i == best { 1.0 } else { 0.0 }));
     }
     Tensor::from_vec(mask, plane.shape(), &Device::Cpu)?

@@ -1,5 +1,7 @@
 //! Network weights (names, layouts, initialisation) and forward modes (dropout).
 
+mod common;
+
 use allconv_models::{dropout, spec, Init, Mode, ModelOptions, Network};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -43,7 +45,7 @@ fn checkpoint_round_trips_through_safetensors() {
     let path = dir.path().join("weights.safetensors");
     let (net, varmap) = build("all-cnn-a", &ModelOptions::default(), 7);
     varmap.save(&path).unwrap();
-    let x = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let x = common::random(&[2, 3, 32, 32], 12, DType::F32);
     let before = values(&net.forward(&x, Mode::Eval).unwrap());
     // Another seed, then load: the network reads the loaded values in place.
     let (other, mut other_map) = build("all-cnn-a", &ModelOptions::default(), 8);
@@ -105,7 +107,7 @@ fn he_and_gaussian_init_have_their_standard_deviation() {
 #[test]
 fn eval_is_deterministic_train_depends_on_the_dropout_seed() {
     let (net, _) = build("all-cnn-c", &ModelOptions::default(), 11);
-    let x = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let x = common::random(&[2, 3, 32, 32], 13, DType::F32);
     let eval1 = values(&net.forward(&x, Mode::Eval).unwrap());
     let eval2 = values(&net.forward(&x, Mode::Eval).unwrap());
     assert_eq!(eval1, eval2);
@@ -125,7 +127,7 @@ fn no_dropout_makes_train_equal_eval() {
         ..ModelOptions::default()
     };
     let (net, _) = build("model-a", &options, 2);
-    let x = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let x = common::random(&[2, 3, 32, 32], 14, DType::F32);
     assert_eq!(
         values(&net.forward(&x, Mode::Eval).unwrap()),
         values(&net.forward(&x, Mode::Train { dropout_seed: 9 }).unwrap())
@@ -160,7 +162,7 @@ fn training_step_reduces_the_loss() {
         ..ModelOptions::default()
     };
     let (net, varmap) = build("all-cnn-a", &options, 5);
-    let x = Tensor::randn(0f32, 1.0, (4, 3, 32, 32), &Device::Cpu).unwrap();
+    let x = common::random(&[4, 3, 32, 32], 15, DType::F32);
     let y = Tensor::new(&[0u32, 1, 2, 3], &Device::Cpu).unwrap();
     let loss = |net: &Network| {
         candle_nn::loss::cross_entropy(&net.forward(&x, Mode::Eval).unwrap(), &y).unwrap()

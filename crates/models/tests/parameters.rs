@@ -1,6 +1,17 @@
 //! Parameter counts and names of the 12 networks.
 
-use allconv_models::{spec, ModelError, ModelOptions, MODEL_NAMES};
+use allconv_models::{spec, ModelError, ModelOptions, Network, MODEL_NAMES};
+use candle_core::Device;
+use candle_nn::VarMap;
+
+/// The elements of every tensor the built network holds: a count that does not go through the
+/// spec's own counting function.
+fn built_parameters(name: &str, options: &ModelOptions) -> usize {
+    let varmap = VarMap::new();
+    Network::new(&spec(name, options).unwrap(), &varmap, &Device::Cpu, 0).unwrap();
+    let data = varmap.data().lock().unwrap();
+    data.values().map(|v| v.elem_count()).sum()
+}
 
 /// Exact counts (weights + biases, 10 classes) from docs/protocol.md, Networks, computed from
 /// the layer tables by hand, e.g. Model A = 3*25*96+96 + 96*25*192+192 + 192*9*192+192
@@ -26,6 +37,7 @@ fn parameter_counts_match_paper_table() {
     for (name, expected) in EXPECTED {
         let s = spec(name, &options).unwrap();
         assert_eq!(s.parameter_count(), expected, "{name}");
+        assert_eq!(built_parameters(name, &options), expected, "{name}, built");
     }
     assert_eq!(MODEL_NAMES.len(), EXPECTED.len());
 }
@@ -36,9 +48,17 @@ fn hundred_classes_change_only_the_last_layer() {
         num_classes: 100,
         ..ModelOptions::default()
     };
-    // All-CNN-C: the last 1x1 conv has 192*100+100 instead of 192*10+10 parameters.
-    let s = spec("all-cnn-c", &options).unwrap();
-    assert_eq!(s.parameter_count(), 1_369_738 - 1_930 + 19_300);
+    // Every network's last 1x1 conv has 192*100+100 = 19,300 instead of 192*10+10 = 1,930
+    // parameters; nothing else changes.
+    for (name, ten_classes) in EXPECTED {
+        let expected = ten_classes - 1_930 + 19_300;
+        assert_eq!(
+            spec(name, &options).unwrap().parameter_count(),
+            expected,
+            "{name}"
+        );
+        assert_eq!(built_parameters(name, &options), expected, "{name}, built");
+    }
 }
 
 #[test]

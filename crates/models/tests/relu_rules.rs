@@ -2,6 +2,8 @@
 //! networks learned"): by hand on a tiny network, and plain backpropagation against candle's
 //! own autograd on a real one.
 
+mod common;
+
 use allconv_models::{
     spec, Init, LayerSpec, Mode, ModelOptions, ModelSpec, Network, ReluBackward, Target,
 };
@@ -176,7 +178,7 @@ fn backprop_on_all_cnn_c_equals_candle_autograd_and_guided_differs() {
     let spec = spec("all-cnn-c", &ModelOptions::default()).unwrap();
     let varmap = VarMap::new();
     let net = Network::with_dtype(&spec, &varmap, &Device::Cpu, DType::F64, 3).unwrap();
-    let x = Tensor::randn(0.0f64, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let x = common::random(&[2, 3, 32, 32], 16, DType::F64);
 
     // Dropout off: the traced forward gives the evaluation logits.
     let traced = net.forward_traced(&x, ReluBackward::Guided).unwrap();

@@ -1,7 +1,9 @@
 //! Output size after every layer, and the logits of a forward pass.
 
+mod common;
+
 use allconv_models::{spec, LayerSpec, Mode, ModelOptions, Network, MODEL_NAMES};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
 /// Spatial size after each layer that changes it, skipping dropout.
@@ -156,7 +158,7 @@ fn forward_gives_batch_by_classes_logits() {
         let s = spec(name, &options).unwrap();
         let varmap = VarMap::new();
         let net = Network::new(&s, &varmap, &device, 1).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (3, 3, 32, 32), &device).unwrap();
+        let x = common::random(&[3, 3, 32, 32], 17, DType::F32);
         let logits = net.forward(&x, Mode::Eval).unwrap();
         assert_eq!(logits.dims(), &[3, classes], "{name}");
         let logits = net.forward(&x, Mode::Train { dropout_seed: 5 }).unwrap();

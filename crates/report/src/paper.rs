@@ -9,6 +9,8 @@
 //! The training protocol itself is `configs/paper.yaml`; [`PROTOCOL`] restates the numbers the
 //! report prints about it, and a test of allconv-train compares the two.
 
+use allconv_vocab::{Dataset, DatasetKind};
+
 /// Where the reference numbers come from, printed under the comparison table.
 pub const SOURCE: &str = "Springenberg et al. 2014, arXiv:1412.6806, Table 3 (CIFAR-10, no data \
 augmentation); exact parameter counts computed from the paper's architecture tables \
@@ -213,8 +215,13 @@ pub enum Experiment {
     /// CIFAR-100 with its fine labels, no augmentation (All-CNN-C only in the paper).
     Cifar100,
     /// A combination the paper does not report (e.g. CIFAR-100 with augmentation, or its
-    /// coarse labels), named as the runs recorded it; compared with nothing.
-    Other(String),
+    /// coarse labels), as the runs recorded it; compared with nothing.
+    Other {
+        /// The data set and label set.
+        data: DatasetKind,
+        /// Whether the training images were augmented.
+        augment: bool,
+    },
 }
 
 /// How the heading names each experiment's data.
@@ -228,18 +235,25 @@ static HEADINGS: [(&str, &str); 3] = [
 ];
 
 impl Experiment {
-    /// The experiment of runs on `dataset` (`cifar10`, `cifar100`), `labels` (`fine`,
-    /// `coarse`) with or without `augment`.
-    pub fn of(dataset: &str, labels: &str, augment: bool) -> Experiment {
-        match (dataset, labels, augment) {
-            ("cifar10", _, false) => Experiment::Table3,
-            ("cifar10", _, true) => Experiment::Cifar10Augmented,
-            ("cifar100", "fine", false) => Experiment::Cifar100,
-            _ => Experiment::Other(format!(
-                "{dataset} ({labels} labels){}",
-                if augment { " with augmentation" } else { "" }
-            )),
+    /// The experiment of runs on `data` with or without `augment`.
+    pub fn of(data: DatasetKind, augment: bool) -> Experiment {
+        match (data, augment) {
+            (DatasetKind::Cifar10, false) => Experiment::Table3,
+            (DatasetKind::Cifar10, true) => Experiment::Cifar10Augmented,
+            (DatasetKind::Cifar100Fine, false) => Experiment::Cifar100,
+            (data, augment) => Experiment::Other { data, augment },
         }
+    }
+
+    /// How an experiment the paper does not report is named: the recorded data set, its
+    /// labels, and whether it was augmented (e.g. `cifar100 (coarse labels) with augmentation`).
+    fn other_name(data: DatasetKind, augment: bool) -> String {
+        let labels = match data.labels() {
+            Some(labels) => format!(" ({labels} labels)"),
+            None => String::new(),
+        };
+        let augmented = if augment { " with augmentation" } else { "" };
+        format!("{}{labels}{augmented}", data.dataset())
     }
 
     /// The heading of the comparison table.
@@ -254,20 +268,19 @@ impl Experiment {
             Experiment::Cifar100 => {
                 format!("{}: test error (%), the paper beside ours", HEADINGS[2].0)
             }
-            Experiment::Other(what) => {
-                format!("{what}: test error (%) (the paper reports no such experiment)")
-            }
+            Experiment::Other { data, augment } => format!(
+                "{}: test error (%) (the paper reports no such experiment)",
+                Self::other_name(*data, *augment)
+            ),
         }
     }
 
-    /// The data set of the experiment, as the paper names it (`CIFAR-10`, `CIFAR-100`).
-    pub fn dataset(&self) -> &'static str {
+    /// The data set of the experiment (its `title()` is the paper's name for it).
+    pub fn dataset(&self) -> Dataset {
         match self {
-            Experiment::Table3 | Experiment::Cifar10Augmented => "CIFAR-10",
-            Experiment::Cifar100 => "CIFAR-100",
-            // `Experiment::of` names these after the recorded dataset first.
-            Experiment::Other(what) if what.starts_with("cifar100") => "CIFAR-100",
-            Experiment::Other(_) => "CIFAR-10",
+            Experiment::Table3 | Experiment::Cifar10Augmented => Dataset::Cifar10,
+            Experiment::Cifar100 => Dataset::Cifar100,
+            Experiment::Other { data, .. } => data.dataset(),
         }
     }
 
@@ -277,7 +290,7 @@ impl Experiment {
             Experiment::Table3 => HEADINGS[0].1.to_string(),
             Experiment::Cifar10Augmented => HEADINGS[1].1.to_string(),
             Experiment::Cifar100 => HEADINGS[2].1.to_string(),
-            Experiment::Other(what) => what.clone(),
+            Experiment::Other { data, augment } => Self::other_name(*data, *augment),
         }
     }
 
@@ -293,7 +306,7 @@ impl Experiment {
                 "Springenberg et al. 2014, arXiv:1412.6806, CIFAR-100 (All-CNN-C 33.71%; the \
                  other networks are not reported on CIFAR-100); parameter count for 100 classes"
             }
-            Experiment::Other(_) => "none: the paper reports no runs of this kind",
+            Experiment::Other { .. } => "none: the paper reports no runs of this kind",
         }
     }
 
@@ -304,7 +317,7 @@ impl Experiment {
             Experiment::Table3 => find(name),
             Experiment::Cifar10Augmented => all_cnn_c.then_some(&ALL_CNN_C_AUGMENTED),
             Experiment::Cifar100 => all_cnn_c.then_some(&ALL_CNN_C_CIFAR100),
-            Experiment::Other(_) => None,
+            Experiment::Other { .. } => None,
         }
     }
 }
@@ -358,17 +371,23 @@ mod tests {
 
     #[test]
     fn each_experiment_compares_only_with_its_own_published_number() {
-        assert_eq!(Experiment::of("cifar10", "fine", false), Experiment::Table3);
-        let aug = Experiment::of("cifar10", "fine", true);
+        assert_eq!(
+            Experiment::of(DatasetKind::Cifar10, false),
+            Experiment::Table3
+        );
+        let aug = Experiment::of(DatasetKind::Cifar10, true);
         assert_eq!(aug, Experiment::Cifar10Augmented);
         // The paper's numbers: 7.25% with augmentation, 33.71% on CIFAR-100 (All-CNN-C only).
         assert_eq!(aug.find("all-cnn-c").unwrap().test_error, 7.25);
         assert!(aug.find("model-c").is_none());
-        let c100 = Experiment::of("cifar100", "fine", false);
+        let c100 = Experiment::of(DatasetKind::Cifar100Fine, false);
         assert_eq!(c100.find("All_CNN_C").unwrap().test_error, 33.71);
         assert_eq!(c100.find("all-cnn-c").unwrap().parameters, 1_387_108);
-        let other = Experiment::of("cifar100", "coarse", true);
-        assert!(matches!(other, Experiment::Other(_)));
+        let other = Experiment::of(DatasetKind::Cifar100Coarse, true);
+        assert!(matches!(other, Experiment::Other { .. }));
+        assert_eq!(other.data(), "cifar100 (coarse labels) with augmentation");
+        assert_eq!(other.dataset(), Dataset::Cifar100);
+        assert_eq!(c100.dataset().title(), "CIFAR-100");
         assert!(other.find("all-cnn-c").is_none());
         assert!(other.heading().contains("no such experiment"));
     }

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use allconv_vocab::Dataset;
+
 use crate::paper;
 use crate::summary::{DataCheck, ModelRow, RunState, RunSummary, Selection, Stats, Summary};
 
@@ -283,7 +285,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     };
     let not_official = finished(|d| matches!(d, DataCheck::NotOfficial(_)));
     let unknown = finished(|d| *d == DataCheck::Unknown);
-    if not_official + unknown > 0 && context.experiment.dataset() == "CIFAR-100" {
+    if not_official + unknown > 0 && context.experiment.dataset() == Dataset::Cifar100 {
         // No per-file md5 sums of CIFAR-100 are published: its runs are never marked official.
         let _ = writeln!(
             md,
@@ -513,7 +515,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     }
 
     let _ = writeln!(md, "## Provenance\n");
-    let cifar100 = context.experiment.dataset() == "CIFAR-100";
+    let cifar100 = context.experiment.dataset() == Dataset::Cifar100;
     let mut data_lines = Vec::new();
     for run in summary.runs.iter().filter(|r| r.dir.is_some()) {
         let dir = run.dir.as_ref().map(|d| d.display().to_string());
@@ -542,7 +544,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
         let _ = writeln!(
             md,
             "{NOT_OFFICIAL_MARK} Runs not on the official {} data:\n",
-            context.experiment.dataset()
+            context.experiment.dataset().title()
         );
         for line in data_lines {
             let _ = writeln!(md, "{line}");
@@ -651,7 +653,7 @@ pub fn table3_csv(summary: &Summary) -> String {
         "model,parameters,paper_parameters,paper_test_error,lr_chosen_on_test,test_error,\
          test_error_std,seeds,difference,lr_chosen_on_val,val_choice_test_error,\
          val_choice_test_error_std,val_choice_seeds,val_choice_difference,done,diverged,\
-         partial,missing\n",
+         partial,missing,ended,unreadable\n",
     );
     for row in &summary.rows {
         let paper_error = row.paper.map(|p| p.test_error);
@@ -668,7 +670,7 @@ pub fn table3_csv(summary: &Summary) -> String {
         };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&row.model),
             row.parameters
                 .or(row.paper.map(|p| p.parameters))
@@ -682,6 +684,8 @@ pub fn table3_csv(summary: &Summary) -> String {
             row.counts.diverged,
             row.counts.partial,
             row.counts.missing,
+            row.counts.ended,
+            row.counts.unreadable,
         );
     }
     out

@@ -231,7 +231,7 @@ fn report_numbers_come_from_the_metrics_files() {
     assert_eq!(table3.lines().count(), 1 + 12, "{table3}");
     assert!(
         table3.contains(
-            "\nModel A,839242,0.9M,12.4700,0.1,12.4700,,1,0.0000,0.05,13.5000,,1,1.0300,2,1,1,0\n"
+            "\nModel A,839242,0.9M,12.4700,0.1,12.4700,,1,0.0000,0.05,13.5000,,1,1.0300,2,1,1,0,0,0\n"
         ),
         "{table3}"
     );
@@ -384,6 +384,18 @@ fn a_broken_metrics_file_is_listed_and_every_other_run_reported() {
         "Model B is in the paper's table: {md}"
     );
     assert!(md.contains("| 2 unreadable |"), "{md}");
+    // table3.csv counts them as report.md does: every state has its column.
+    let table3 = fs::read_to_string(&written.table3_csv).unwrap();
+    assert!(
+        table3
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",done,diverged,partial,missing,ended,unreadable"),
+        "{table3}"
+    );
+    let model_b = table3.lines().find(|l| l.starts_with("Model B,")).unwrap();
+    assert!(model_b.ends_with(",0,0,0,0,0,2"), "{model_b}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! `cargo run -p allconv-cifar --example prepare_stats -- DIR --write-synthetic`). Running it
 //! again resumes or skips the finished run, as `allconv train` does.
 
-use allconv_train::config::{DeviceKind, Preprocessing};
+use allconv_train::config::{Device, Preprocessing};
 use allconv_train::{run, ExperimentConfig, Progress, RunConfig, RunOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.data.preprocessing = Preprocessing::Standardize;
     config.schedule.epochs = epochs;
     config.schedule.milestones = vec![];
-    config.training.device = DeviceKind::Cpu;
+    config.training.device = Device::Cpu;
     config.training.batch_size = 25;
     config.out.runs = runs.into();
 

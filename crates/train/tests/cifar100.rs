@@ -4,7 +4,7 @@
 mod common;
 
 use allconv_models::{spec, ModelOptions};
-use allconv_train::config::{DatasetName, LabelSet};
+use allconv_train::config::{Dataset, LabelSet};
 use allconv_train::{run, ExperimentConfig, RunDir, RunOptions};
 
 #[test]
@@ -28,7 +28,7 @@ fn all_cnn_c_for_100_classes_has_1_387_108_parameters() {
 #[test]
 fn a_class_count_that_does_not_match_the_dataset_is_refused_naming_both_keys() {
     let mut c = ExperimentConfig::default();
-    c.data.dataset = DatasetName::Cifar100;
+    c.data.dataset = Dataset::Cifar100;
     let err = c.validate().unwrap_err();
     assert!(
         err.contains("model.num_classes is 10") && err.contains("100 classes"),
@@ -47,7 +47,7 @@ fn a_class_count_that_does_not_match_the_dataset_is_refused_naming_both_keys() {
     let c = ExperimentConfig::from_yaml(yaml).unwrap();
     assert_eq!(
         (c.data.dataset, c.data.labels),
-        (DatasetName::Cifar100, LabelSet::Coarse)
+        (Dataset::Cifar100, LabelSet::Coarse)
     );
 }
 
@@ -57,7 +57,7 @@ fn a_run_trains_on_synthetic_cifar100_and_records_its_data_files() {
     let data = tmp.path().join("cifar-100-binary");
     allconv_cifar::write_synthetic_cifar100_dir(&data, 200, 100, 5).unwrap();
     let mut config = common::small_config(&data, &tmp.path().join("runs"), 1);
-    config.data.dataset = DatasetName::Cifar100;
+    config.data.dataset = Dataset::Cifar100;
     config.model.num_classes = 100;
     config.data.augment = true;
     let rc = common::run_config(&config, "strided-cnn-a", 0.01);

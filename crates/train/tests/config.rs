@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use allconv_train::config::{run_dir, DeviceKind, Preprocessing};
+use allconv_train::config::{run_dir, Device, Precision, Preprocessing};
 use allconv_train::{ExperimentConfig, ExperimentGrid, GridFile, RunConfig, Setting, TrainError};
 
 fn repo_root() -> PathBuf {
@@ -140,7 +140,7 @@ fn command_line_overrides_replace_yaml_values() {
     assert_eq!(c.schedule.epochs, 3);
     assert_eq!(c.training.batch_size, 64, "not overridden: YAML value kept");
     assert_eq!(c.out.runs, Path::new("elsewhere"));
-    assert_eq!(c.training.device, DeviceKind::Cuda);
+    assert_eq!(c.training.device, Device::Cuda(0));
     assert_eq!(c.data.train_subset, Some(500));
     assert!(!c.training.dropout && !c.training.shuffle);
     assert_eq!(c.schedule.milestones, [200, 250, 300]);
@@ -202,14 +202,14 @@ fn shipped_configs_load_and_describe_the_protocols() {
     let smoke = ExperimentConfig::load(&root.join("configs/gpu-smoke.yaml")).unwrap();
     assert_eq!(
         smoke.training.device,
-        allconv_train::config::DeviceKind::Cuda
+        allconv_train::config::Device::Cuda(0)
     );
-    assert!(!smoke.training.tf32);
+    assert_eq!(smoke.training.precision, Precision::Fp32);
     assert_eq!(smoke.grid.models, ["all-cnn-c", "model-c"]);
     assert!(smoke.schedule.epochs <= 5);
     // The paper's runs read the loss from the GPU every 50 steps; exact fp32 by default.
     assert_eq!(paper.training.loss_read_every, 50);
-    assert!(!paper.training.tf32);
+    assert_eq!(paper.training.precision, Precision::Fp32);
 }
 
 #[test]
@@ -271,5 +271,70 @@ fn the_slurm_section_parses_and_bad_resources_are_named() {
     ] {
         let err = ExperimentConfig::from_yaml(yaml).unwrap_err().to_string();
         assert!(err.contains(key), "{yaml}: {err}");
+    }
+}
+
+#[test]
+fn the_device_names_a_gpu_by_number_and_tf32_stays_a_boolean_key() {
+    // docs/configuration.md: training.device cpu | cuda | cuda:N; training.tf32 true | false.
+    let c = ExperimentConfig::from_yaml("training:\n  device: cuda:3\n  tf32: true\n").unwrap();
+    assert_eq!(c.training.device, Device::Cuda(3));
+    assert_eq!(c.training.precision, Precision::Tf32);
+    // `cuda` is GPU 0, and is written back as `cuda:0`; tf32 is written as the boolean it was.
+    let c = ExperimentConfig::from_yaml("training:\n  device: cuda\n").unwrap();
+    assert_eq!(c.training.device, Device::Cuda(0));
+    let yaml = allconv_train::config::to_yaml_string(&c).unwrap();
+    assert!(yaml.contains("device: cuda:0"), "{yaml}");
+    assert!(yaml.contains("tf32: false"), "{yaml}");
+    assert_eq!(
+        ExperimentConfig::from_yaml(&yaml).unwrap().training.device,
+        Device::Cuda(0)
+    );
+    let mut c = ExperimentConfig::default();
+    c.apply(&[
+        Setting::new("training.device", "cuda:1"),
+        Setting::new("training.tf32", true),
+    ])
+    .unwrap();
+    assert_eq!(
+        (c.training.device, c.training.precision),
+        (Device::Cuda(1), Precision::Tf32)
+    );
+    let err = ExperimentConfig::from_yaml("training:\n  device: cuda:one\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cuda:one") && err.contains("`cuda:N`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_derived_subset_needs_its_own_folder_of_cifar10() {
+    let ok = "data:\n  dir: data/smoke\n  derive_subset: {per_file: 1000, test: 500}\n";
+    let c = ExperimentConfig::from_yaml(ok).unwrap();
+    let subset = c.data.derive_subset.unwrap();
+    assert_eq!((subset.per_file, subset.test), (1000, 500));
+    for (yaml, named) in [
+        (
+            "data:\n  derive_subset: {per_file: 10, test: 10}\n",
+            "data.derive_subset needs data.dir",
+        ),
+        (
+            "data:\n  dir: d\n  derive_subset: {per_file: 0, test: 10}\n",
+            "data.derive_subset.per_file must be 1 to 10000 images, got 0",
+        ),
+        (
+            "data:\n  dir: d\n  derive_subset: {per_file: 10, test: 10001}\n",
+            "data.derive_subset.test must be 1 to 10000 images, got 10001",
+        ),
+        (
+            "data:\n  dir: d\n  dataset: cifar100\n  derive_subset: {per_file: 10, test: 10}\n\
+             model:\n  num_classes: 100\n",
+            "CIFAR-10 subsets only, but data.dataset is cifar100",
+        ),
+    ] {
+        let err = ExperimentConfig::from_yaml(yaml).unwrap_err().to_string();
+        assert!(err.contains(named), "{yaml}: {err}");
     }
 }

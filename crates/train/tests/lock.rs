@@ -1,4 +1,9 @@
 //! Two processes on one run folder: the second is refused; a killed holder leaves no stale lock.
+//!
+//! The holder must be a process of its own, so this test has no libtest harness (as
+//! `fetch_killed` in allconv-cifar): run normally it runs the tests below one after the other;
+//! started again with `CHILD_ENV` set, the same binary is the holder, and no test is counted
+//! for that role.
 
 mod common;
 
@@ -10,27 +15,38 @@ use allconv_train::{run, RunDir, RunOptions, RunsError, TrainError};
 
 const CHILD_ENV: &str = "ALLCONV_TRAIN_TEST_LOCK_HOLDER";
 
-/// Not a test on its own: when the parent test re-runs this binary with `CHILD_ENV` set to a run
-/// folder, it takes that folder's lock, says so with a `ready` file and holds it until killed.
-#[test]
-fn lock_holder_child() {
-    let Ok(folder) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let folder = PathBuf::from(folder);
+fn main() {
+    if let Some(folder) = std::env::var_os(CHILD_ENV) {
+        hold_lock_until_killed(PathBuf::from(folder));
+    }
+    let tests: [(&str, fn()); 2] = [
+        (
+            "second_process_is_refused_and_a_killed_holder_releases_the_lock",
+            second_process_is_refused_and_a_killed_holder_releases_the_lock,
+        ),
+        (
+            "waiting_for_the_lock_sees_a_holder_exit_within_the_grace_period",
+            waiting_for_the_lock_sees_a_holder_exit_within_the_grace_period,
+        ),
+    ];
+    for (name, test) in tests {
+        test();
+        println!("test {name} ... ok");
+    }
+    println!("test result: ok. {} passed", tests.len());
+}
+
+/// The holder's role: take the folder's lock, say so with a `ready` file, hold it until killed
+/// (or for 60 s, should the parent die first).
+fn hold_lock_until_killed(folder: PathBuf) -> ! {
     let _lock = RunDir::new(&folder).lock().unwrap();
     std::fs::write(folder.join("ready"), b"").unwrap();
     std::thread::sleep(Duration::from_secs(60));
+    std::process::exit(3)
 }
 
 fn spawn_holder(folder: &std::path::Path) -> Child {
     let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "lock_holder_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
         .env(CHILD_ENV, folder)
         .spawn()
         .unwrap();
@@ -45,7 +61,6 @@ fn spawn_holder(folder: &std::path::Path) -> Child {
     child
 }
 
-#[test]
 fn second_process_is_refused_and_a_killed_holder_releases_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -81,7 +96,6 @@ fn second_process_is_refused_and_a_killed_holder_releases_the_lock() {
     assert_eq!(result.epochs_run, 1);
 }
 
-#[test]
 fn waiting_for_the_lock_sees_a_holder_exit_within_the_grace_period() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("run");

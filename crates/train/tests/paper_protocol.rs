@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use allconv_report::paper::{model_key, PROTOCOL, TABLE3};
-use allconv_train::config::{DatasetName, LabelSet, Preprocessing};
+use allconv_train::config::{Dataset, LabelSet, Preprocessing};
 use allconv_train::ExperimentConfig;
 
 #[test]
@@ -68,13 +68,13 @@ fn paper_cifar100_yaml_is_the_protocol_on_cifar100_for_all_cnn_c() {
     // docs/protocol.md, "CIFAR-100": everything as paper.yaml but the data set and its class
     // count, the one network, and the output folder.
     let (mut c100, paper) = with_paper("paper-cifar100.yaml");
-    assert_eq!(c100.data.dataset, DatasetName::Cifar100);
+    assert_eq!(c100.data.dataset, Dataset::Cifar100);
     assert_eq!(c100.data.labels, LabelSet::Fine);
     assert_eq!(c100.model.num_classes, 100);
     assert!(!c100.data.augment);
     assert_eq!(c100.grid.models, ["all-cnn-c"]);
     assert_ne!(c100.out.runs, paper.out.runs);
-    c100.data.dataset = DatasetName::Cifar10;
+    c100.data.dataset = Dataset::Cifar10;
     c100.model.num_classes = 10;
     c100.grid.models = paper.grid.models.clone();
     c100.out.runs = paper.out.runs.clone();

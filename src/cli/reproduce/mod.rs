@@ -1,5 +1,6 @@
 //! `allconv reproduce`: runs every grid point of an experiment as its own `allconv train`
-//! process (at most `--jobs` at once), then writes the report.
+//! process (at most `--jobs` at once, or `--jobs-per-gpu` on each of `--gpus`: [`gpus`]), then
+//! writes the report.
 //!
 //! The grid, with the resolved experiment configuration embedded, is written to
 //! `<runs>/grid.json`, and each child ([`pool`]) runs `allconv train --grid <runs>/grid.json
@@ -11,6 +12,7 @@
 //! Ctrl-C reaches the children too (they share the terminal's process group); each writes a
 //! checkpoint at the step under way and stops, and the same command continues from there.
 
+mod gpus;
 mod pool;
 mod slurm;
 mod stop;
@@ -18,7 +20,7 @@ mod stop;
 use std::path::PathBuf;
 
 use allconv_runs::RunsRoot;
-use allconv_train::config::{DeviceKind, ExperimentConfig};
+use allconv_train::config::ExperimentConfig;
 use allconv_train::{ExperimentGrid, GridFile, Setting};
 use anyhow::{bail, Context};
 
@@ -61,6 +63,15 @@ pub struct Args {
     /// Grid points trained at once (each is its own process; several small runs share a GPU).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
+    /// Spread the runs over these GPUs of this machine (comma-separated numbers, as `cuda:N`
+    /// numbers them), --jobs-per-gpu at a time on each; each run sees only its GPU
+    /// (CUDA_VISIBLE_DEVICES), as cuda:0. Needs a CUDA experiment (`--device cuda`).
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "jobs")]
+    pub gpus: Vec<usize>,
+    /// With --gpus: grid points trained at once on each GPU.
+    #[arg(long, default_value_t = 1, requires = "gpus",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs_per_gpu: u32,
     /// Only these models (comma-separated), instead of the config's `grid.models`.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub models: Vec<String>,
@@ -144,10 +155,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
+    gpus::check_gpus(
+        &args.gpus,
+        experiment.training.device,
+        args.emit_slurm.is_some(),
+    )
+    .map_err(anyhow::Error::msg)?;
     if let Some(dir) = &args.emit_slurm {
+        gpus::check_slurm_device(experiment.training.device).map_err(anyhow::Error::msg)?;
         return slurm::emit(dir, &grid, &experiment, args.slurm.slurm_binary.as_deref());
     }
-    if experiment.training.device == DeviceKind::Cuda && !candle_core::utils::cuda_is_available() {
+    if experiment.training.device.is_cuda() && !candle_core::utils::cuda_is_available() {
         bail!(
             "{} trains on cuda, but this allconv was built without CUDA: use `cargo xtask \
              reproduce --cuda ...` (or `cargo build --release --features cuda`), or pass \
@@ -156,12 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let data_dir = experiment.data.resolved_dir();
-    if args.preset == Some(Preset::GpuSmoke) && args.overrides.data_dir.is_none() {
-        super::data::ensure_smoke_subset(&data_dir)?;
-    } else {
-        super::data::ensure_dataset(&data_dir, experiment.data.kind())?;
-    }
+    super::acquire::ensure_data(&experiment.data)?;
     let runs = RunsRoot::new(experiment.out.runs.clone());
     // One grid process per runs root, held until the report is written.
     let _grid_lock = runs.lock_grid()?;
@@ -169,13 +182,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     grid.save(&grid_path)
         .with_context(|| format!("writing {}", grid_path.display()))?;
 
-    // Before any child: they find the remembered pass instead of each checking.
-    super::device_gate::ensure_checked(&experiment)?;
+    // Before any child: they find the remembered pass instead of each checking (children on
+    // another kind of GPU check theirs).
+    let slots = match args.gpus.first() {
+        None => {
+            super::device_gate::ensure_checked(&experiment)?;
+            gpus::Slots::jobs(args.jobs as usize)
+        }
+        Some(&first) => {
+            let mut on_first = experiment.clone();
+            on_first.training.device = allconv_vocab::Device::Cuda(first);
+            super::device_gate::ensure_checked(&on_first)?;
+            gpus::Slots::gpus(&args.gpus, args.jobs_per_gpu as usize)
+        }
+    };
     let outcome = pool::run_grid(
         &grid,
         &grid_path,
         &experiment,
-        args.jobs as usize,
+        slots,
         args.allow_changed_data,
     )?;
 

@@ -1,5 +1,6 @@
 //! Running the points of a grid as child processes (`allconv train --grid grid.json --index I`),
-//! at most `--jobs` at once, with a progress bar per run read from its `metrics.csv`.
+//! as many at once as [`Slots`] has places (`--jobs`, or `--jobs-per-gpu` on each of `--gpus`),
+//! with a progress bar per run read from its `metrics.csv`.
 
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
@@ -13,6 +14,11 @@ use allconv_train::config::ExperimentConfig;
 use allconv_train::{ExperimentGrid, GridFile};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::gpus::{child_visible_devices, Slot, Slots};
+
+/// The variable that limits the GPUs a CUDA process sees (and renumbers them from 0).
+const VISIBLE_DEVICES: &str = "CUDA_VISIBLE_DEVICES";
 
 /// How long a grid waits for a run folder's lock held by a trainer that may be exiting.
 const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -34,6 +40,7 @@ pub(super) struct Outcome {
 /// One grid point being trained by a child process.
 struct Running {
     label: String,
+    slot: Slot,
     run_dir: RunDir,
     child: Child,
     bar: ProgressBar,
@@ -68,12 +75,12 @@ impl Display {
     }
 }
 
-/// Trains every grid point not finished yet, `jobs` child processes at a time.
+/// Trains every grid point not finished yet, one child process in each free place of `slots`.
 pub(super) fn run_grid(
     grid: &GridFile,
     grid_path: &Path,
     experiment: &ExperimentConfig,
-    jobs: usize,
+    mut slots: Slots,
     allow_changed_data: bool,
 ) -> anyhow::Result<Outcome> {
     let exe = std::env::current_exe().context("locating the allconv binary")?;
@@ -166,7 +173,10 @@ pub(super) fn run_grid(
                  and no new run was started; the same command resumes the grid"
             );
         }
-        while running.len() < jobs {
+        while !queue.is_empty() {
+            let Some(slot) = slots.take() else {
+                break;
+            };
             let Some((index, model, lr, seed, run_dir)) = queue.pop_front() else {
                 break;
             };
@@ -186,6 +196,7 @@ pub(super) fn run_grid(
                          left to it"
                     ));
                     outcome.running.push(name);
+                    slots.release(slot);
                     continue;
                 }
             }
@@ -195,13 +206,22 @@ pub(super) fn run_grid(
                 .append(true)
                 .open(&log_path)
                 .with_context(|| format!("opening {}", log_path.display()))?;
+            let mut command = Command::new(&exe);
+            let (mut on, mut env) = (String::new(), String::new());
+            if let Some(gpu) = slot.gpu {
+                let parent = std::env::var(VISIBLE_DEVICES).ok();
+                let visible =
+                    child_visible_devices(parent.as_deref(), gpu).map_err(anyhow::Error::msg)?;
+                command.env(VISIBLE_DEVICES, &visible);
+                on = format!(" on GPU {gpu}");
+                env = format!("{VISIBLE_DEVICES}={visible} ");
+            }
             let _ = writeln!(
                 log,
-                "== allconv reproduce: {} train --grid {} --index {index}",
+                "== allconv reproduce: {env}{} train --grid {} --index {index}",
                 exe.display(),
                 grid_path.display()
             );
-            let mut command = Command::new(&exe);
             command
                 .arg("train")
                 .arg("--grid")
@@ -228,7 +248,7 @@ pub(super) fn run_grid(
             bar.set_prefix(name.clone());
             bar.set_position(seen);
             display.line(&format!(
-                "[{}/{total_runs}] {name}: started{}",
+                "[{}/{total_runs}] {name}: started{on}{}",
                 finished + running.len() + 1,
                 if seen > 0 {
                     format!(" (resuming after epoch {seen})")
@@ -238,6 +258,7 @@ pub(super) fn run_grid(
             ));
             running.push(Running {
                 label: name,
+                slot,
                 run_dir,
                 child,
                 bar,
@@ -267,6 +288,8 @@ pub(super) fn run_grid(
                     return Err(e).with_context(|| format!("waiting for the run {}", run.label))
                 }
             };
+            // Whatever the child's status: its place is the next point's.
+            slots.release(run.slot);
             finished += 1;
             overall.inc(planned - run.epochs_seen);
             overall.set_message(progress_message(finished));

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use allconv_runs::{RunsRoot, SlurmFolder};
-use allconv_train::config::{DeviceKind, ExperimentConfig, SlurmConfig};
+use allconv_train::config::{ExperimentConfig, SlurmConfig};
 use allconv_train::{GridFile, Setting};
 use anyhow::{bail, Context};
 
@@ -137,7 +137,7 @@ pub(super) fn emit(
     experiment: &ExperimentConfig,
     binary: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let cuda = experiment.training.device == DeviceKind::Cuda;
+    let cuda = experiment.training.device.is_cuda();
     let exe = match binary {
         Some(path) => std::path::absolute(path)
             .with_context(|| format!("resolving --slurm-binary {}", path.display()))?,

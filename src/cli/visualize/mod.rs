@@ -3,7 +3,9 @@
 //! "Visualising what the networks learned"). Writes PNG grids and an `index.json` saying what
 //! every picture shows.
 
+mod caption;
 mod picture;
+mod selection;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,7 @@ use serde_json::json;
 
 use super::source::{self, Loaded, SourceArgs};
 use picture::{Layout, Planes};
+use selection::{parse_class, parse_images, parse_layer};
 
 /// Marks an `--out` folder as written by this command (so it may write there again).
 const TOOL: &str = "allconv visualize";
@@ -187,66 +190,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `conv6` -> 6.
-fn parse_layer(s: &str) -> anyhow::Result<usize> {
-    s.strip_prefix("conv")
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("--layer {s:?}: expected convK, e.g. conv6"))
-}
-
-/// `3` or `cat` -> 3, for a data set with these class names.
-fn parse_class(s: &str, names: &[String]) -> anyhow::Result<usize> {
-    let expected = || {
-        let listed = if names.len() <= 20 {
-            names.join(", ")
-        } else {
-            format!(
-                "{}, ... (see the data set's label names)",
-                names[..5].join(", ")
-            )
-        };
-        format!(
-            "--class {s:?}: expected 0-{} or one of {listed}",
-            names.len() - 1
-        )
-    };
-    if let Ok(k) = s.parse::<usize>() {
-        if k < names.len() {
-            return Ok(k);
-        }
-        bail!("{}", expected());
-    }
-    names.iter().position(|c| c == s).with_context(expected)
-}
-
-/// `test:A..B` or `test:I,J` -> test indices, each below `len`.
-fn parse_images(s: &str, len: usize) -> anyhow::Result<Vec<usize>> {
-    let bad = || format!("--images {s:?}: expected test:A..B or test:I,J,... (indices 0..{len})");
-    let spec = s.strip_prefix("test:").with_context(bad)?;
-    let indices: Vec<usize> = if let Some((a, b)) = spec.split_once("..") {
-        let (a, b): (usize, usize) = (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
-        // Checked before the range becomes a list: its size is the user's to choose.
-        if b > len {
-            bail!(
-                "--images {s:?}: test image {} does not exist (the test set has {len})",
-                b - 1
-            );
-        }
-        (a..b).collect()
-    } else {
-        spec.split(',')
-            .map(|i| i.trim().parse().with_context(bad))
-            .collect::<anyhow::Result<_>>()?
-    };
-    if indices.is_empty() {
-        bail!("--images {s:?} selects no image");
-    }
-    if let Some(i) = indices.iter().find(|&&i| i >= len) {
-        bail!("--images {s:?}: test image {i} does not exist (the test set has {len})");
-    }
-    Ok(indices)
-}
-
 fn test_pictures(
     test: &RawSplit,
     indices: impl IntoIterator<Item = usize>,
@@ -353,14 +296,6 @@ fn unit_maxima(net: &Network, x: &Tensor, conv: usize) -> anyhow::Result<Vec<Vec
     Ok(out)
 }
 
-/// What the target is, in words (`names`: the data set's class names).
-fn describe(target: Target, names: &[String]) -> String {
-    match target {
-        Target::Class(k) => format!("class {k} ({})", names.get(k).map_or("?", String::as_str)),
-        Target::Unit { conv, unit } => format!("conv{conv} unit {unit} at its largest activation"),
-    }
-}
-
 /// The gradient of `target` for picture `i` by `rule`, min-max scaled.
 fn reconstruction(
     net: &Network,
@@ -403,11 +338,22 @@ fn rows_picture(
             row.push(reconstruction(&loaded.net, x, i, target, rule)?);
         }
         cells.push(row);
-        described.push(json!({
+        let peak = match target {
+            Target::Unit { conv, unit } => {
+                let peaks = loaded.net.unit_peaks(&x.narrow(0, i, 1)?, conv, unit)?;
+                peaks.first().copied()
+            }
+            Target::Class(_) => None,
+        };
+        let mut entry = json!({
             "image": pictures[i].name,
             "label": pictures[i].label,
-            "target": describe(target, names),
-        }));
+            "target": caption::describe(target, names, peak.as_ref()),
+        });
+        if let Some(peak) = &peak {
+            entry["peak"] = caption::peak_fields(peak);
+        }
+        described.push(entry);
     }
     let layout = Layout {
         rows: rows.len(),
@@ -462,10 +408,23 @@ fn top_patches(
             )?);
         }
         cells.push(row);
+        let peaks = order
+            .iter()
+            .map(|&i| Ok(loaded.net.unit_peaks(&x.narrow(0, i, 1)?, conv, unit)?[0]))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let inactive: Vec<&str> = (order.iter().zip(&peaks))
+            .filter(|(_, p)| !p.fired())
+            .map(|(&i, _)| pictures[i].name.as_str())
+            .collect();
+        let mut target_text = caption::describe(target, names, None);
+        if !inactive.is_empty() {
+            target_text.push_str(&format!("; unit inactive in {}", inactive.join(", ")));
+        }
         described.push(json!({
-            "target": describe(target, names),
+            "target": target_text,
             "images": order.iter().map(|&i| &pictures[i].name).collect::<Vec<_>>(),
             "activations": order.iter().map(|&i| maxima[i][unit]).collect::<Vec<_>>(),
+            "peaks": peaks.iter().map(caption::peak_fields).collect::<Vec<_>>(),
         }));
     }
     let layout = Layout {

@@ -19,8 +19,6 @@ mod identity;
 mod ops;
 mod step;
 
-use std::fmt;
-
 use candle_core::Device;
 
 pub use compare::Tolerance;
@@ -31,41 +29,9 @@ pub use ops::lcg_values;
 /// perturbs. For tests only: it proves the check can fail. Nothing but this module reads it.
 pub const PERTURB_ENV: &str = "ALLCONV_CHECK_PERTURB";
 
-/// Arithmetic the device may use for convolutions and matrix products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    /// Exact fp32.
-    Fp32,
-    /// TF32 tensor-core products (CUDA only; see [`crate::ops::set_tf32`]).
-    Tf32,
-}
-
-impl Precision {
-    /// `fp32` or `tf32`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Fp32 => "fp32",
-            Self::Tf32 => "tf32",
-        }
-    }
-
-    /// Parses `fp32` or `tf32` (case-insensitive).
-    pub fn parse(s: &str) -> Result<Self, CheckError> {
-        match s.to_ascii_lowercase().as_str() {
-            "fp32" => Ok(Self::Fp32),
-            "tf32" => Ok(Self::Tf32),
-            _ => Err(CheckError::Invalid(format!(
-                "precision '{s}': expected fp32 or tf32"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// Arithmetic the device may use for convolutions and matrix products: `fp32`, or `tf32` (CUDA
+/// only; see [`crate::ops::set_tf32`]).
+pub use allconv_vocab::Precision;
 
 /// What to check.
 #[derive(Debug, Clone)]

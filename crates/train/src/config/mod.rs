@@ -29,38 +29,21 @@ pub use yaml::{from_yaml_str, load_yaml, save_yaml, to_yaml_string};
 /// The training-set normalisation, as named in YAML (`scale`, `standardize`, `gcn_zca`).
 pub use allconv_cifar::Preprocessing;
 
-/// `data.dataset`: which data set, in its official binary layout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetName {
-    /// CIFAR-10 (`cifar-10-batches-bin`), 10 classes.
-    #[default]
-    Cifar10,
-    /// CIFAR-100 (`cifar-100-binary`), 100 fine or 20 coarse classes (`data.labels`).
-    Cifar100,
-}
-
-/// `data.labels`: which CIFAR-100 labels are the classes (ignored for CIFAR-10).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LabelSet {
-    /// The 100 fine classes (the paper's CIFAR-100 result).
-    #[default]
-    Fine,
-    /// The 20 superclasses.
-    Coarse,
-}
+/// The words the configuration shares with every crate and the command line (one type each,
+/// parsed once): `data.dataset`, `data.labels`, the two together, `training.device`, the
+/// precision `training.tf32` selects.
+pub use allconv_vocab::{Dataset, DatasetKind, Device, LabelSet, Precision};
 
 /// `data:` where the images come from and how they are normalised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// The data set.
-    pub dataset: DatasetName,
+    pub dataset: Dataset,
     /// CIFAR-100's label set (fine: 100 classes, coarse: 20).
     pub labels: LabelSet,
-    /// Folder with the binary files; `null` means `$ALLCONV_DATA` or
-    /// `data/cifar-10-batches-bin` (CIFAR-10), `data/cifar-100-binary` (CIFAR-100).
+    /// Folder with the binary files; `null` means the data set's folder in the data root
+    /// (`$ALLCONV_DATA`, else `data`): `cifar-10-batches-bin` or `cifar-100-binary`.
     pub dir: Option<PathBuf>,
     /// Normalisation fitted on the training part only.
     pub preprocessing: Preprocessing,
@@ -81,12 +64,27 @@ pub struct DataConfig {
     /// horizontal flip (p = 1/2) and a translation of -5..=5 pixels in x and y, zero-filled,
     /// after the normalisation (see `allconv_cifar::EpochAugmentation`).
     pub augment: bool,
+    /// `dir` is a subset of the full data set, made when `dir` lacks the data set's files (by
+    /// `allconv reproduce`, however the experiment was named: preset, config file, flags):
+    /// `null`, `dir` is read as it is and fetched when missing.
+    pub derive_subset: Option<DerivedSubset>,
+}
+
+/// `data.derive_subset`: the subset `data.dir` holds, made as `allconv data subset` makes it
+/// from the data set's default folder in the data root (fetched first when missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedSubset {
+    /// The first N images of each of the five training files.
+    pub per_file: usize,
+    /// The first M images of the test file.
+    pub test: usize,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
-            dataset: DatasetName::Cifar10,
+            dataset: Dataset::Cifar10,
             labels: LabelSet::Fine,
             dir: None,
             preprocessing: Preprocessing::GcnZca,
@@ -97,31 +95,53 @@ impl Default for DataConfig {
             test_subset: None,
             cache_dir: None,
             augment: false,
+            derive_subset: None,
         }
     }
 }
 
 impl DataConfig {
-    /// The data folder: `dir` if set, else allconv-cifar's default (for CIFAR-100,
-    /// `data/cifar-100-binary` unless `$ALLCONV_DATA` is set).
+    /// The data folder: `dir` if set, else the data set's default folder
+    /// ([`allconv_cifar::default_data_dir`]).
     pub fn resolved_dir(&self) -> PathBuf {
-        match (&self.dir, self.dataset) {
-            (Some(dir), _) => dir.clone(),
-            (None, DatasetName::Cifar10) => allconv_cifar::default_data_dir(),
-            (None, DatasetName::Cifar100) => match std::env::var_os("ALLCONV_DATA") {
-                Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-                _ => PathBuf::from("data").join("cifar-100-binary"),
-            },
+        match &self.dir {
+            Some(dir) => dir.clone(),
+            None => allconv_cifar::default_data_dir(self.dataset),
         }
     }
 
-    /// The data set and label set as allconv-cifar names them.
-    pub fn kind(&self) -> allconv_cifar::DatasetKind {
-        match (self.dataset, self.labels) {
-            (DatasetName::Cifar10, _) => allconv_cifar::DatasetKind::Cifar10,
-            (DatasetName::Cifar100, LabelSet::Fine) => allconv_cifar::DatasetKind::Cifar100Fine,
-            (DatasetName::Cifar100, LabelSet::Coarse) => allconv_cifar::DatasetKind::Cifar100Coarse,
+    /// The data set with the label set that gives the classes.
+    pub fn kind(&self) -> DatasetKind {
+        DatasetKind::new(self.dataset, self.labels)
+    }
+
+    /// Why `data.derive_subset` cannot be made, naming the keys: only CIFAR-10 subsets are
+    /// written, into a folder of their own, of at least one and at most all images per file.
+    fn validate_derived_subset(&self, subset: &DerivedSubset) -> std::result::Result<(), String> {
+        if self.dataset != Dataset::Cifar10 {
+            return Err(format!(
+                "data.derive_subset makes CIFAR-10 subsets only, but data.dataset is {}",
+                self.dataset
+            ));
         }
+        if self.dir.is_none() {
+            return Err(
+                "data.derive_subset needs data.dir: the folder the subset is written to \
+                        (the full data set's folder is the default one)"
+                    .into(),
+            );
+        }
+        for (key, n, most) in [
+            ("per_file", subset.per_file, allconv_cifar::RECORDS_PER_FILE),
+            ("test", subset.test, allconv_cifar::RECORDS_PER_FILE),
+        ] {
+            if n == 0 || n > most {
+                return Err(format!(
+                    "data.derive_subset.{key} must be 1 to {most} images, got {n}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The options allconv-cifar's `prepare` takes.
@@ -182,54 +202,6 @@ impl Default for ScheduleConfig {
     }
 }
 
-/// Where tensors live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU (needs the `cuda` feature).
-    Cuda,
-}
-
-impl std::fmt::Display for DeviceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DeviceKind::Cpu => "cpu",
-            DeviceKind::Cuda => "cuda",
-        })
-    }
-}
-
-impl std::str::FromStr for DeviceKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "cpu" => Ok(DeviceKind::Cpu),
-            "cuda" => Ok(DeviceKind::Cuda),
-            // No aliases: what was asked is what the run records (`gpu` used to become `cuda`).
-            other => Err(format!(
-                "unknown device `{other}`, expected `cpu` or `cuda` (CUDA GPUs are `cuda`)"
-            )),
-        }
-    }
-}
-
-impl DeviceKind {
-    /// Opens the device.
-    pub fn open(self) -> Result<candle_core::Device> {
-        Ok(match self {
-            DeviceKind::Cpu => candle_core::Device::Cpu,
-            DeviceKind::Cuda => candle_core::Device::new_cuda(0).map_err(|e| {
-                TrainError::Config(format!(
-                    "training.device is `cuda` but no CUDA device could be opened ({e}); \
-                     build with `--features cuda` on a machine with a GPU, or pass `--device cpu`"
-                ))
-            })?,
-        })
-    }
-}
-
 /// `training:` batching, regularisation switches, device, evaluation and divergence settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -242,12 +214,13 @@ pub struct TrainingConfig {
     pub shuffle: bool,
     /// Apply the models' dropout layers while training (never at evaluation).
     pub dropout: bool,
-    /// Where to train.
-    pub device: DeviceKind,
+    /// Where to train: `cpu`, `cuda` (GPU 0) or `cuda:N` (GPU N as this process sees it).
+    pub device: Device,
     /// Evaluate on validation and test every N epochs (the last epoch is always evaluated).
     pub eval_every: usize,
-    /// Stop as `diverged` ("stuck") after this many consecutive epochs with the training loss
-    /// within 1e-3 of ln(10) and training accuracy within 1 point of 10%; 0 disables the check.
+    /// Stop as `diverged` ("stuck") after this many consecutive epochs at chance level over the
+    /// K classes: training loss within 1e-3 of ln(K) and training accuracy within 1 point of
+    /// 1/K; 0 disables the check.
     pub stuck_epochs: usize,
     /// Ask for bit-reproducible training (all randomness comes from the seed in any case; on CUDA
     /// a warning is printed because GPU reductions may not be bit-reproducible).
@@ -260,10 +233,11 @@ pub struct TrainingConfig {
     /// leaves a GPU idle between steps; a non-finite loss is still reported with its exact step,
     /// but noticed up to N-1 steps later. Makes no difference to the numbers.
     pub loss_read_every: usize,
-    /// Allow TF32 tensor-core math in CUDA convolutions and matrix products (cuDNN, cuBLAS):
-    /// faster, with 10-bit mantissa products. Off = exact fp32. No effect on the CPU. Recorded
-    /// with the run and stated in the report.
-    pub tf32: bool,
+    /// The key `tf32` (a boolean): allow TF32 tensor-core math in CUDA convolutions and matrix
+    /// products (cuDNN, cuBLAS): faster, with 10-bit mantissa products. Off = exact fp32. No
+    /// effect on the CPU. Recorded with the run and stated in the report.
+    #[serde(rename = "tf32", with = "tf32_key")]
+    pub precision: Precision,
     /// On CUDA, train without first running (or finding a remembered pass of) the device check
     /// (`allconv check`; docs/protocol.md, Device check). Recorded with the run and stated in
     /// the report. No effect on the CPU.
@@ -277,15 +251,43 @@ impl Default for TrainingConfig {
             keep_last_batch: true,
             shuffle: true,
             dropout: true,
-            device: DeviceKind::Cpu,
+            device: Device::Cpu,
             eval_every: 1,
             stuck_epochs: 10,
             deterministic: true,
             init_from: None,
             loss_read_every: 50,
-            tf32: false,
+            precision: Precision::Fp32,
             skip_device_check: false,
         }
+    }
+}
+
+impl TrainingConfig {
+    /// Opens `device`; an error names the key and what was asked.
+    pub fn open_device(&self) -> Result<candle_core::Device> {
+        allconv_models::open_device(self.device).map_err(|e| {
+            TrainError::Config(format!(
+                "training.device is `{}` but that CUDA device could not be opened ({e}); build \
+                 with `--features cuda` on a machine with that GPU, or pass `--device cpu`",
+                self.device
+            ))
+        })
+    }
+}
+
+/// `training.tf32`, a boolean in the YAML files (kept as it was), read into a [`Precision`].
+mod tf32_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Precision;
+
+    pub fn serialize<S: Serializer>(precision: &Precision, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(precision.is_tf32())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+        bool::deserialize(d).map(Precision::from_tf32)
     }
 }
 

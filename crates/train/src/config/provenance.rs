@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeviceKind, ExperimentConfig};
+use super::{Device, ExperimentConfig};
 use crate::error::Result;
 
 /// The source a program was built from: the git revision and whether the checkout had
@@ -44,7 +44,9 @@ pub struct Provenance {
     /// Whether those sources had uncommitted changes (`null`: not known).
     #[serde(default)]
     pub git_dirty: Option<bool>,
-    /// Device the run was started on, e.g. "cpu" or "cuda" (each later process: `segments`).
+    /// Device the run was started on, e.g. "cpu" or "cuda:0"; on CUDA with the
+    /// `CUDA_VISIBLE_DEVICES` it saw, when set ("cuda:0 (CUDA_VISIBLE_DEVICES=2)": the GPU
+    /// `allconv reproduce --gpus` or Slurm gave it). Each later process: `segments`.
     pub device: String,
     /// The data folder that was read.
     pub data_dir: PathBuf,
@@ -160,17 +162,20 @@ impl Provenance {
     pub fn collect(
         data_dir: &Path,
         dataset: allconv_cifar::DatasetKind,
-        device: DeviceKind,
+        device: Device,
         source: &SourceRevision,
     ) -> Result<Self> {
-        let data_md5 = dataset.checksums(data_dir)?;
+        let data_md5 = allconv_cifar::dataset_checksums(dataset, data_dir)?;
         Ok(Provenance {
             official: dataset == allconv_cifar::DatasetKind::Cifar10
                 && files_not_official(&data_md5).is_empty(),
             allconv_version: env!("CARGO_PKG_VERSION").to_string(),
             git_revision: source.revision.clone(),
             git_dirty: source.dirty,
-            device: device.to_string(),
+            device: device_description(
+                device,
+                std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
+            ),
             data_dir: data_dir.to_path_buf(),
             data_md5,
             cpu: allconv_models::ops::cpu_model(),
@@ -264,6 +269,18 @@ fn files_not_official(sums: &std::collections::BTreeMap<String, String>) -> Vec<
         .collect()
 }
 
+/// `device` as the provenance records it: a CUDA device with the process's
+/// `CUDA_VISIBLE_DEVICES` (`visible`) when that is set, as `cuda:0` then names the GPU it lists
+/// first.
+fn device_description(device: Device, visible: Option<&str>) -> String {
+    match (device, visible.map(str::trim)) {
+        (Device::Cuda(_), Some(list)) if !list.is_empty() => {
+            format!("{device} (CUDA_VISIBLE_DEVICES={list})")
+        }
+        _ => device.to_string(),
+    }
+}
+
 /// The content of a run folder's `config.yaml`: the resolved run configuration and its provenance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +338,17 @@ mod tests {
         assert!(warning.contains("data/x"), "{warning}");
         assert!(warning.contains("data_batch_3.bin"), "{warning}");
         assert!(!warning.contains("data_batch_1.bin"), "{warning}");
+    }
+
+    #[test]
+    fn a_gpu_is_recorded_with_the_visible_devices_that_numbered_it() {
+        assert_eq!(
+            device_description(Device::Cuda(0), Some("2")),
+            "cuda:0 (CUDA_VISIBLE_DEVICES=2)"
+        );
+        assert_eq!(device_description(Device::Cuda(1), None), "cuda:1");
+        assert_eq!(device_description(Device::Cuda(0), Some(" ")), "cuda:0");
+        assert_eq!(device_description(Device::Cpu, Some("2")), "cpu");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The checks of an experiment's values that parse but make no sense: each refusal names the key
 //! and the value, before anything is trained or written.
 
-use super::{DatasetName, ExperimentConfig, LabelSet};
+use super::{Dataset, ExperimentConfig, LabelSet};
 
 /// The most epochs a schedule may ask for: far more than any protocol here trains (the paper's
 /// is 350), and small enough that epochs x steps never overflow a count.
@@ -27,7 +27,7 @@ impl ExperimentConfig {
 
     fn validate_data(&self) -> std::result::Result<(), String> {
         let classes = self.data.kind().num_classes();
-        if self.data.dataset == DatasetName::Cifar10 && self.data.labels == LabelSet::Coarse {
+        if self.data.dataset == Dataset::Cifar10 && self.data.labels == LabelSet::Coarse {
             return Err(
                 "data.labels: coarse: CIFAR-10 has one label set; coarse labels (20 \
                  superclasses) exist only with data.dataset: cifar100"
@@ -40,9 +40,9 @@ impl ExperimentConfig {
                  model.num_classes: {classes}",
                 self.model.num_classes,
                 self.data.kind().name(),
-                match self.data.dataset {
-                    DatasetName::Cifar10 => "",
-                    DatasetName::Cifar100 => " (data.labels)",
+                match self.data.kind().labels() {
+                    None => "",
+                    Some(_) => " (data.labels)",
                 }
             ));
         }
@@ -65,6 +65,9 @@ impl ExperimentConfig {
                     "{key} must be at least 1 (leave it out for all images), got 0"
                 ));
             }
+        }
+        if let Some(subset) = &self.data.derive_subset {
+            self.data.validate_derived_subset(subset)?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::checkpoint::{self, CheckpointDir, TrainerState, WeightsInfo};
 use crate::config::{Provenance, RunConfig, SavedRunConfig};
-use crate::divergence::{self, StuckDetector};
+use crate::divergence::StuckDetector;
 use crate::error::{Result, TrainError};
 use crate::optim::{Sgd, SgdConfig, StepSchedule};
 
@@ -32,7 +32,7 @@ pub(super) struct DeviceData {
 fn load_data(config: &RunConfig, device: &Device) -> Result<(DeviceData, String)> {
     let exp = &config.config;
     let data_dir = exp.data.resolved_dir();
-    let raw = exp.data.kind().load(&data_dir)?;
+    let raw = allconv_cifar::load_dataset(exp.data.kind(), &data_dir)?;
     let data = allconv_cifar::prepare(
         &raw,
         &exp.data.prepare_options(),
@@ -157,7 +157,7 @@ impl Trainer {
         for warning in exp.warnings() {
             allconv_runs::errln!("warning: {warning}");
         }
-        let device = exp.training.device.open()?;
+        let device = exp.training.open_device()?;
         let mut now = Provenance::collect(
             &exp.data.resolved_dir(),
             exp.data.kind(),
@@ -240,18 +240,13 @@ impl Trainer {
         let stuck = StuckDetector {
             limit: exp.training.stuck_epochs,
             count: state.stuck_count,
+            classes: exp.data.kind().num_classes(),
         };
         // A run stopped as stuck whose process died before writing result.json stops again here,
         // exactly where an uninterrupted run stopped.
-        let diverged = (stuck.limit > 0 && stuck.count >= stuck.limit).then(|| {
-            format!(
-                "stuck: training loss within {} of ln(10) and accuracy within 1 point of 10% for {} \
-                 consecutive epochs (up to epoch {})",
-                divergence::STUCK_LOSS_TOLERANCE,
-                stuck.count,
-                state.epoch
-            )
-        });
+        let diverged = stuck
+            .stopped()
+            .map(|what| format!("{what} (up to epoch {})", state.epoch));
         Ok(Opened::Ready(Box::new(Trainer {
             schedule: StepSchedule {
                 base_lr: config.lr,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use allconv_train::config::{DeviceKind, Preprocessing};
+use allconv_train::config::{Device, Preprocessing};
 use allconv_train::{final_weights, ExperimentConfig, RunConfig};
 
 /// Writes a synthetic CIFAR-10 folder (5 x `per_file` training images, `test` test images).
@@ -21,7 +21,7 @@ pub fn small_config(data: &Path, runs: &Path, epochs: usize) -> ExperimentConfig
     c.schedule.epochs = epochs;
     c.schedule.milestones = vec![2];
     c.training.batch_size = 25;
-    c.training.device = DeviceKind::Cpu;
+    c.training.device = Device::Cpu;
     c.out.runs = runs.to_path_buf();
     c
 }
