@@ -70,3 +70,31 @@ fn a_corrupted_checkpoint_is_refused_and_one_without_a_checksum_resumes() {
     run(&straight, &RunOptions::default()).unwrap();
     common::assert_same_weights(&point.run_dir(), &straight.run_dir(), "after the resume");
 }
+
+#[test]
+fn equal_tensors_and_metadata_give_equal_files() {
+    // The metadata comes from a map whose order is random per map: the header is sorted before
+    // writing, so a resumed run's final weights can be compared byte for byte.
+    let tmp = tempfile::tempdir().unwrap();
+    let tensors: std::collections::BTreeMap<String, candle_core::Tensor> = (0..4)
+        .map(|i| {
+            let t = candle_core::Tensor::new(&[i as f32, 1.5, -2.0], &Device::Cpu).unwrap();
+            (format!("conv{i}.weight"), t)
+        })
+        .collect();
+    let metadata: std::collections::BTreeMap<String, String> = (0..8)
+        .map(|i| (format!("key{i}"), format!("value {i}")))
+        .collect();
+    let files: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            let path = tmp.path().join(format!("{i}.safetensors"));
+            allconv_train::checkpoint::save_tensors_with(&path, &tensors, &metadata).unwrap();
+            std::fs::read(&path).unwrap()
+        })
+        .collect();
+    assert!(files.windows(2).all(|w| w[0] == w[1]));
+    let read = read_tensor_file(&tmp.path().join("0.safetensors"), &Device::Cpu).unwrap();
+    assert!(read.verified);
+    assert_eq!(read.metadata["key3"], "value 3");
+    assert_eq!(read.tensors.len(), 4);
+}

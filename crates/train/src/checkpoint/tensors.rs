@@ -76,16 +76,49 @@ pub fn save_tensors_with(
         TENSORS_MD5_KEY.to_string(),
         tensors_md5(on_cpu.iter().map(|(k, t)| (*k, t))),
     );
-    safetensors::serialize_to_file(on_cpu.iter().map(|(k, t)| (*k, t)), Some(info), &tmp).map_err(
-        |e| TrainError::Checkpoint {
-            path: tmp.clone(),
-            reason: format!("cannot write safetensors: {e}"),
-        },
-    )?;
+    let bytes =
+        safetensors::serialize(on_cpu.iter().map(|(k, t)| (*k, t)), Some(info)).map_err(|e| {
+            TrainError::Checkpoint {
+                path: tmp.clone(),
+                reason: format!("cannot write safetensors: {e}"),
+            }
+        })?;
+    let bytes = with_sorted_header(bytes).map_err(|reason| TrainError::Checkpoint {
+        path: tmp.clone(),
+        reason,
+    })?;
+    std::fs::write(&tmp, &bytes).at(&tmp)?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .at(&tmp)?;
     Ok(files::rename(&tmp, path)?)
+}
+
+/// The safetensors file `bytes` with the keys of its JSON header in sorted order.
+///
+/// Why: safetensors writes the metadata from a `HashMap`, whose order changes from map to map,
+/// and equal weights must give equal files (a resumed run's final weights are compared byte for
+/// byte with an uninterrupted run's). The data section is left as it is: its offsets count from
+/// its own start, whatever the header's length.
+fn with_sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let length_bytes: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("no header length")?;
+    let length = usize::try_from(u64::from_le_bytes(length_bytes)).map_err(|e| e.to_string())?;
+    let header = bytes.get(8..8 + length).ok_or("a header past the end")?;
+    let mut value: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    value.sort_all_objects();
+    let mut sorted = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    // The data section starts 8-byte aligned, as safetensors pads it (with spaces).
+    while sorted.len() % 8 != 0 {
+        sorted.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + sorted.len() + bytes.len() - 8 - length);
+    out.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
+    out.extend_from_slice(&sorted);
+    out.extend_from_slice(&bytes[8 + length..]);
+    Ok(out)
 }
 
 /// Reads a safetensors file onto `device`, checking its tensors against the checksum it
