@@ -3,7 +3,7 @@
 mod common;
 
 use allconv_models::{spec, LayerSpec, Mode, ModelOptions, Network, MODEL_NAMES};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarMap;
 
 /// Spatial size after each layer that changes it, skipping dropout.
