@@ -148,8 +148,9 @@ pub fn read_tensor_file(path: &Path, device: &Device) -> Result<TensorFile> {
             if &actual != recorded {
                 return Err(err(format!(
                     "the tensors' md5 is {actual} but the file records {recorded}: it was \
-                     changed after it was written (a damaged disk or copy?); restore it, or \
-                     delete it to start over"
+                     changed after it was written (a damaged disk or copy?); restore it from a \
+                     copy (a run whose checkpoint it is starts over once its checkpoint folder \
+                     is deleted)"
                 )));
             }
             true
