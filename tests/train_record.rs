@@ -207,3 +207,29 @@ fn the_recorded_revision_is_the_binarys_own_wherever_it_runs() {
     );
     assert_eq!(saved.provenance.threads, 3);
 }
+
+#[test]
+fn preprocessing_statistics_that_differ_on_the_same_data_and_machine_are_refused() {
+    let (_tmp, config, _runs, run) = stopped_after_epoch_1("2");
+    // The tiny grid's `scale` preprocessing fits nothing: its statistics md5 is that of no
+    // bytes (RFC 1321's test suite: md5("") = d41d8cd98f00b204e9800998ecf8427e). A record
+    // that says otherwise stands for statistics that changed under the run.
+    let path = run.join("config.yaml");
+    let recorded = std::fs::read_to_string(&path).unwrap();
+    let empty_md5 = "d41d8cd98f00b204e9800998ecf8427e";
+    assert!(recorded.contains(empty_md5), "{recorded}");
+    std::fs::write(&path, recorded.replace(empty_md5, &"0".repeat(32))).unwrap();
+    let out = resume(&config, &[])
+        .env("RAYON_NUM_THREADS", "2")
+        .env_remove("ALLCONV_CPU_KERNELS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr.contains("the preprocessing statistics differ")
+            && stderr.contains(&format!("now {empty_md5}")),
+        "{stderr}"
+    );
+    assert!(!run.join("result.json").exists());
+}
