@@ -2,17 +2,47 @@
 //!
 //! One module per command under `cli/`; each owns its flags (`Args`) and its `run`.
 
+/// The binary's `println!`: a line on standard output through `allconv_runs::output`, which
+/// drops it instead of panicking when the stream is closed (see there). Defined before `mod
+/// cli`, so it is the `println!` of every command module: none of them can end by a panic
+/// because a pipe or terminal went away.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        allconv_runs::outln!($($arg)*)
+    };
+}
+
+/// The binary's `eprintln!`: as [`println!`], on standard error.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        allconv_runs::errln!($($arg)*)
+    };
+}
+
 mod cli;
-mod closed_stdout;
 
 use clap::{Parser, Subcommand};
 
-/// `allconv --version`: the version and whether this build has CUDA (`allconv reproduce
-/// --emit-slurm --slurm-binary` reads it to refuse a cuda grid for a build without).
+/// `allconv --version`: the version, whether this build has CUDA (`allconv reproduce
+/// --emit-slurm --slurm-binary` reads it to refuse a cuda grid for a build without), and the
+/// git revision it was built from (`build.rs`), with whether its sources had uncommitted
+/// changes.
 const VERSION: &str = if cfg!(feature = "cuda") {
-    concat!(env!("CARGO_PKG_VERSION"), " (cuda)")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (cuda), git ",
+        env!("ALLCONV_GIT_REVISION"),
+        ", uncommitted changes: ",
+        env!("ALLCONV_GIT_DIRTY")
+    )
 } else {
-    concat!(env!("CARGO_PKG_VERSION"), " (cpu only)")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (cpu only), git ",
+        env!("ALLCONV_GIT_REVISION"),
+        ", uncommitted changes: ",
+        env!("ALLCONV_GIT_DIRTY")
+    )
 };
 
 #[derive(Parser)]
@@ -51,11 +81,16 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    closed_stdout::end_quietly_when_stdout_closes();
     // Before any tensor exists: lets glibc recycle the large activation buffers of a training
     // step instead of mmapping (and page-faulting) them afresh every time.
     allconv_models::tune_allocator();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // What `train` and `reproduce` make is their run folders and report: they go on when
+    // nobody reads their output. Every other command's product is what it prints, so it ends
+    // (quietly, as Unix tools do) once its reader has gone.
+    let keeps_going = matches!(command, Command::Train(_) | Command::Reproduce(_));
+    allconv_runs::output::end_process_when_stdout_fails(!keeps_going);
+    match command {
         Command::Data(a) => cli::data::run(a),
         Command::Models(a) => cli::models::run(a),
         Command::Bench(a) => cli::bench::run(a),

@@ -1,23 +1,13 @@
 //! A reader that goes away (`allconv models | head -5`) ends a command quietly and with
 //! success, as it does standard Unix tools, instead of a "failed printing to stdout" panic.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_allconv");
+use common::pipe_without_reader;
 
-/// The write end of a pipe whose read end is already closed: the read end belonged to a child
-/// that exited at once, so the first write into this pipe fails with EPIPE. Closing the reader
-/// before the command starts makes the outcome independent of how fast the command prints.
-fn pipe_without_reader() -> Stdio {
-    let mut reader = Command::new("sh")
-        .args(["-c", "exit 0"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("sh runs");
-    let writer = reader.stdin.take().unwrap();
-    assert!(reader.wait().unwrap().success());
-    Stdio::from(writer)
-}
+const BIN: &str = env!("CARGO_BIN_EXE_allconv");
 
 fn run_into_closed_pipe(args: &[&std::ffi::OsStr]) -> std::process::Output {
     Command::new(BIN)

@@ -1,5 +1,6 @@
 //! Configurations that are refused, or warned about, before a run folder is written: each names
-//! its key, and a refused run leaves no folder behind.
+//! its key and what the user wrote, and a refused run leaves no folder behind, not even the runs
+//! root it would have made.
 
 use std::path::Path;
 use std::process::Command;
@@ -95,6 +96,32 @@ fn invalid_settings_are_refused_naming_the_key_and_write_nothing() {
         ),
         // A negative number reaches the value check instead of clap's "unexpected argument".
         (&["--lr", "-1"][..], "lr"),
+        // 50 training images, batches of 128 and no partial batch: no SGD step at all.
+        (
+            &[
+                "--set",
+                "training.keep_last_batch=false",
+                "--set",
+                "training.batch_size=128",
+            ][..],
+            "an epoch would train no SGD step",
+        ),
+        (&["--set", "data.labels=coarse"][..], "data.labels: coarse"),
+        // What the user wrote, not what JSON made of it (`null`).
+        (&["--set", "optim.momentum=.nan"][..], "optim.momentum=.nan"),
+        (
+            &["--set", "schedule.milestones=[.inf]"][..],
+            "schedule.milestones=[.inf]",
+        ),
+        // The model option's key, not the grid's models that are built with it.
+        (
+            &["--set", "model.input_dropout=1.0"][..],
+            "--set model.input_dropout=1.0: model.input_dropout: expected a rate in [0, 1), got 1",
+        ),
+        (
+            &["--epochs", "100000000"][..],
+            "--epochs 100000000: schedule.epochs must be in",
+        ),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let (ok, text) = train(tmp.path(), extra);
@@ -104,10 +131,11 @@ fn invalid_settings_are_refused_naming_the_key_and_write_nothing() {
             "{extra:?}: the error does not name {key}:\n{text}"
         );
         assert!(!text.contains("unexpected argument"), "{extra:?}:\n{text}");
-        assert_eq!(
-            runs_left(tmp.path()),
-            Vec::<String>::new(),
-            "{extra:?} left files:\n{text}"
+        assert!(!text.contains("null"), "{extra:?}:\n{text}");
+        assert!(
+            !tmp.path().join("runs").exists(),
+            "{extra:?} left the runs root, holding {:?}:\n{text}",
+            runs_left(tmp.path())
         );
     }
 }
@@ -121,4 +149,63 @@ fn milestones_after_the_last_epoch_are_trained_with_a_warning() {
         text.contains("warning: schedule.milestones [3] lie at or after the last of the 1 epochs"),
         "{text}"
     );
+}
+
+#[test]
+fn a_non_finite_value_in_the_file_is_blamed_on_the_file_not_on_a_flag() {
+    // NaN cannot pass through the JSON the flags are applied with; it must be caught as the
+    // file's value before a flag is applied.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("nan.yaml");
+    std::fs::write(&config, "data:\n  gcn_scale: .nan\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_allconv"))
+        .args([
+            "train",
+            "--model",
+            "all-cnn-c",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "1",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--out")
+        .arg(tmp.path().join("runs"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: data.gcn_scale must be a finite number > 0, got NaN",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("epochs"), "{stderr}");
+}
+
+#[test]
+fn an_empty_config_file_is_refused_saying_what_it_would_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# nothing yet\n\n")] {
+        let config = tmp.path().join(name);
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_allconv"))
+            .args(["train", "--model", "all-cnn-c", "--lr", "0.1", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(tmp.path().join("runs"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("sets no key"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("350 epochs"), "{stderr}");
+        assert!(!tmp.path().join("runs").exists());
+    }
 }

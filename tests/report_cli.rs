@@ -159,3 +159,70 @@ fn corrupt_runs_and_runs_outside_any_grid_are_listed_and_the_rest_reported() {
         "{adhoc_md}"
     );
 }
+
+#[test]
+fn report_writes_only_into_a_folder_of_its_own_and_names_a_file_given_as_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("exp");
+    let trained = train_one_epoch(tmp.path(), &exp);
+    assert!(trained.status.success(), "{}", text(&trained));
+    let report = |out: &Path| {
+        allconv()
+            .args(["report", "--runs"])
+            .arg(&exp)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+
+    // A folder holding someone's report.md: refused, and the file is left as it was.
+    let theirs = tmp.path().join("notes");
+    fs::create_dir_all(&theirs).unwrap();
+    fs::write(theirs.join("report.md"), "my notes\n").unwrap();
+    let out = report(&theirs);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&theirs.join("report.md").display().to_string())
+            && stderr.contains("was not written by `allconv report`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(theirs.join("report.md")).unwrap(),
+        "my notes\n"
+    );
+    assert!(!theirs.join("report.csv").exists() && !theirs.join("figures").exists());
+
+    // Someone's table3.csv without a report.md: refused as well.
+    let csv_only = tmp.path().join("tables");
+    fs::create_dir_all(&csv_only).unwrap();
+    fs::write(csv_only.join("table3.csv"), "a,b\n").unwrap();
+    let out = report(&csv_only);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(csv_only.join("table3.csv")).unwrap(),
+        "a,b\n"
+    );
+
+    // A new folder, and the same folder again: the report's own.
+    let ours = tmp.path().join("ours");
+    for _ in 0..2 {
+        let out = report(&ours);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let md = fs::read_to_string(ours.join("report.md")).unwrap();
+    assert_eq!(md.lines().next(), Some(allconv_report::MARKER));
+
+    // A file given as the runs root is named as a file, not as missing.
+    let file = tmp.path().join("exp.yaml");
+    let out = allconv()
+        .args(["report", "--runs"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a file, not a folder"), "{stderr}");
+    assert!(!stderr.contains("does not exist"), "{stderr}");
+}

@@ -89,11 +89,19 @@ fn evaluate_gives_the_error_the_trainer_recorded_and_names_bad_tensors() {
     assert_eq!(again["test_error"], report["test_error"]);
 
     // Another model's shapes: the first differing tensor and both shapes are named. All-CNN-A's
-    // conv2 is 3x3 96 where Strided-CNN-A's is 5x5 192 (`allconv models`).
+    // conv2 is 3x3 96 where Strided-CNN-A's is 5x5 192 (`allconv models`). The tensors are
+    // written without our metadata, as another tool writes them (with it, the recorded model is
+    // named first: tests/weights_metadata.rs).
+    let plain = tmp.path().join("plain.safetensors");
+    candle_core::safetensors::save(
+        &candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap(),
+        &plain,
+    )
+    .unwrap();
     let err = failed(&allconv(&[
         "evaluate",
         "--weights",
-        s(&weights),
+        s(&plain),
         "--model",
         "all-cnn-a",
         "--data-dir",

@@ -77,6 +77,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|name| spec(name, &options).with_context(|| format!("--models: '{name}'")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if device.is_cpu() {
+        for s in &specs {
+            allconv_train::memory::check_cpu_batch(s, args.batch, "--batch")
+                .map_err(anyhow::Error::msg)?;
+        }
+    }
 
     let precisions = match (args.precision.is_empty(), &device) {
         (false, _) => args.precision.clone(),
@@ -328,7 +334,7 @@ fn timed(
         work(i)?;
     }
     device.synchronize()?;
-    let images = (batch * iters) as f64;
+    let images = batch as f64 * iters as f64; // As floats: the product of two flags may overflow.
     Ok(Rate {
         wall: images / start.elapsed().as_secs_f64(),
         cpu: cpu_seconds()

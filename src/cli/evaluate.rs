@@ -47,6 +47,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if test.is_empty() {
         anyhow::bail!("the test split is empty (data.test_subset = 0?)");
     }
+    if loaded.device.is_cpu() {
+        let spec = allconv_models::spec(&loaded.model, &loaded.experiment.model)?;
+        allconv_train::memory::check_cpu_batch(
+            &spec,
+            args.batch_size.min(test.len()),
+            "--batch-size",
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     let names = &loaded.class_names;
     let mut correct = vec![0usize; names.len()];
     let mut total = vec![0usize; names.len()];

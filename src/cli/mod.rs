@@ -14,3 +14,15 @@ pub mod source;
 pub mod stop_signal;
 pub mod train;
 pub mod visualize;
+
+/// The source this binary was built from (embedded by `build.rs`), for the runs' provenance.
+pub fn source_revision() -> allconv_train::config::SourceRevision {
+    allconv_train::config::SourceRevision {
+        revision: env!("ALLCONV_GIT_REVISION").to_string(),
+        dirty: match env!("ALLCONV_GIT_DIRTY") {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+    }
+}

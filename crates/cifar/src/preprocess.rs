@@ -134,6 +134,10 @@ pub struct Prepared {
     pub test: Split,
     /// True when the ZCA statistics were loaded from the cache instead of fitted.
     pub from_cache: bool,
+    /// md5 of the statistics the splits were normalised with (the little-endian bytes of the
+    /// ZCA mean and whitening matrix, or of the channel means and deviations; of nothing for
+    /// `scale`), so a record can tell whether two preparations normalised alike.
+    pub statistics_md5: String,
 }
 
 /// The cache folder used next to a data folder: `<data dir>/../cache`.
@@ -188,6 +192,7 @@ fn prepare_parts(
         validation = RawSplit::default();
     }
     let mut from_cache = false;
+    let mut statistics_md5 = format!("{:x}", Md5::digest(b""));
     let (train_x, val_x, test_x) = match opts.preprocessing {
         Preprocessing::Scale => {
             let f = |s: &RawSplit| s.images.iter().map(|&v| f32::from(v) / 255.0).collect();
@@ -199,6 +204,10 @@ fn prepare_parts(
         }
         Preprocessing::Standardize => {
             let stats = channel_stats(&train);
+            let bytes: Vec<u8> = (stats.mean.iter().chain(&stats.std))
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            statistics_md5 = format!("{:x}", Md5::digest(&bytes));
             let f = |s: &RawSplit| standardize(&s.images, &stats.mean, &stats.std);
             (
                 if all { f(&train) } else { Vec::new() },
@@ -222,6 +231,7 @@ fn prepare_parts(
             let train_g = gcn(&train.images, IMAGE_BYTES, opts.gcn_scale);
             let (zca, loaded) = fit_or_load(&train, &train_g, opts, cache_dir)?;
             from_cache = loaded;
+            statistics_md5 = tensors_md5(&f32_bytes(&zca.mean), &f32_bytes(&zca.w));
             let apply_raw = |s: &RawSplit| zca.apply(&gcn(&s.images, IMAGE_BYTES, opts.gcn_scale));
             (
                 if all { zca.apply(&train_g) } else { Vec::new() },
@@ -244,6 +254,7 @@ fn prepare_parts(
             labels: test.labels,
         },
         from_cache,
+        statistics_md5,
     })
 }
 
@@ -566,7 +577,7 @@ fn fit_or_load(
         // replaced. It is said, though: a cache that changed under us is worth knowing about.
         match load_cache(&path, &key) {
             Ok(zca) => return Ok((zca, true)),
-            Err(e) => eprintln!("warning: {e}; refitting the ZCA statistics"),
+            Err(e) => crate::note(format_args!("warning: {e}; refitting the ZCA statistics")),
         }
     }
     let zca = zca_fit(train_gcn, n, IMAGE_BYTES, opts.zca_epsilon)?;

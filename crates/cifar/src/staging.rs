@@ -64,7 +64,7 @@ pub(crate) fn fetch_staged(
             continue;
         };
         if !quiet {
-            eprintln!("trying {route}");
+            crate::note(format_args!("trying {route}"));
         }
         let result = fresh_dir(&staging)
             .and_then(|()| fresh_dir(&work))
@@ -82,7 +82,7 @@ pub(crate) fn fetch_staged(
             }
             Err(e) => {
                 if !quiet {
-                    eprintln!("  failed: {e}");
+                    crate::note(format_args!("  failed: {e}"));
                 }
                 attempts.push((route, e.to_string()));
                 let _ = std::fs::remove_dir_all(&staging);
@@ -133,17 +133,15 @@ fn remove_stale_temporaries(parent: &Path, target_name: &str, quiet: bool) {
         }
         let path = entry.path();
         match std::fs::remove_dir_all(&path) {
-            Ok(()) if !quiet => eprintln!(
+            Ok(()) if !quiet => crate::note(format_args!(
                 "removed {} (left by an interrupted fetch, process {pid})",
                 path.display()
-            ),
+            )),
             Ok(()) => {}
-            Err(e) if !quiet => {
-                eprintln!(
-                    "could not remove {} (left by process {pid}): {e}",
-                    path.display()
-                )
-            }
+            Err(e) if !quiet => crate::note(format_args!(
+                "could not remove {} (left by process {pid}): {e}",
+                path.display()
+            )),
             Err(_) => {}
         }
     }

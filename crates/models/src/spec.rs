@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::init::Init;
 use crate::ModelError;
 
 /// Channels of the input images (CIFAR RGB).
@@ -94,22 +95,6 @@ impl fmt::Display for LayerSpec {
             LayerSpec::GlobalAvgPool => write!(f, "global average pool"),
         }
     }
-}
-
-/// Weight initialisation of the convolutions.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Init {
-    /// Caffe's "xavier" filler: uniform in `+-sqrt(3 / fan_in)`, `fan_in = in * kh * kw`.
-    #[default]
-    Xavier,
-    /// He et al.: normal with standard deviation `sqrt(2 / fan_in)`.
-    He,
-    /// Normal with a fixed standard deviation.
-    Gaussian {
-        /// Standard deviation.
-        sigma: f64,
-    },
 }
 
 /// Options of the networks that a config may set (the `model:` section of the trainer's YAML).

@@ -46,3 +46,17 @@ fn round_trip() {
         options
     );
 }
+
+#[test]
+fn init_is_written_in_the_documented_form() {
+    // docs/configuration.md: `xavier`, `he`, or `{gaussian: {sigma: S}}`, in every format.
+    assert_eq!(
+        serde_json::to_value(Init::Gaussian { sigma: 0.01 }).unwrap(),
+        serde_json::json!({"gaussian": {"sigma": 0.01}})
+    );
+    assert_eq!(serde_json::to_value(Init::He).unwrap(), "he");
+    assert_eq!(serde_json::to_value(Init::Xavier).unwrap(), "xavier");
+    // Two choices in one map, or gaussian without its sigma, are refused.
+    assert!(serde_json::from_str::<Init>(r#"{"he": null, "xavier": null}"#).is_err());
+    assert!(serde_json::from_str::<Init>(r#""gaussian""#).is_err());
+}

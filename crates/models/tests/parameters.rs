@@ -52,7 +52,11 @@ fn hundred_classes_change_only_the_last_layer() {
     // parameters; nothing else changes.
     for (name, ten_classes) in EXPECTED {
         let expected = ten_classes - 1_930 + 19_300;
-        assert_eq!(spec(name, &options).unwrap().parameter_count(), expected, "{name}");
+        assert_eq!(
+            spec(name, &options).unwrap().parameter_count(),
+            expected,
+            "{name}"
+        );
         assert_eq!(built_parameters(name, &options), expected, "{name}, built");
     }
 }

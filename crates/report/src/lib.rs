@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod out_folder;
 pub mod paper;
 pub mod plot;
 pub mod render;
@@ -9,6 +10,7 @@ pub mod summary;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use out_folder::MARKER;
 pub use summary::{DataCheck, GridPoint, RunState, Summary, UnreadableRun};
 
 /// Everything that can go wrong while reading run folders or writing the report.
@@ -25,6 +27,17 @@ pub enum ReportError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The output folder holds files the report did not write (it would replace them).
+    #[error(
+        "{path} {reason}: choose another output folder (an empty or new one, or one an \
+         earlier report was written into)"
+    )]
+    NotOurs {
+        /// The file that is not ours.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A figure could not be drawn.
     #[error("cannot draw {path}: {message}")]
@@ -100,8 +113,12 @@ fn figure_name(model: &str) -> String {
 }
 
 /// Reads the run folders under `options.runs_root` and writes the report into
-/// `options.out_dir`.
+/// `options.out_dir`, which must be new, empty, or hold an earlier report
+/// ([`ReportError::NotOurs`] otherwise, before anything is written).
 pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportError> {
+    if let Some((path, reason)) = out_folder::refusal(&options.out_dir) {
+        return Err(ReportError::NotOurs { path, reason });
+    }
     let mut folders = Vec::new();
     let mut unreadable = Vec::new();
     for found in allconv_runs::scan(&options.runs_root)? {

@@ -81,7 +81,8 @@ fn epochs(run: &RunSummary) -> String {
 }
 
 /// Short status of one run, as in the tables: `done`, `diverged after 3/350 epochs (reason)`,
-/// `partial 5/350 (running or interrupted)`, `missing`.
+/// `partial 5/350 (running)` (a trainer holds its lock), `partial 5/350 (interrupted)`,
+/// `missing`.
 pub fn status_text(run: &RunSummary) -> String {
     match &run.state {
         RunState::Done => "done".to_string(),
@@ -93,7 +94,8 @@ pub fn status_text(run: &RunSummary) -> String {
             Some(r) if !r.is_empty() => format!("{status} after {} epochs ({r})", epochs(run)),
             _ => format!("{status} after {} epochs", epochs(run)),
         },
-        RunState::Partial => format!("partial {} (running or interrupted)", epochs(run)),
+        RunState::Partial if run.running => format!("partial {} (running)", epochs(run)),
+        RunState::Partial => format!("partial {} (interrupted)", epochs(run)),
         RunState::Missing => "missing".to_string(),
         RunState::Unreadable { .. } => "unreadable (see Runs that could not be read)".to_string(),
     }
@@ -208,6 +210,7 @@ pub fn markdown(summary: &Summary, context: &RenderContext<'_>) -> String {
     let mut md = String::new();
     let total = summary.runs.len();
     let count = |f: fn(&RunState) -> bool| summary.runs.iter().filter(|r| f(&r.state)).count();
+    let _ = writeln!(md, "{}", crate::MARKER);
     let _ = writeln!(
         md,
         "# All Convolutional Net on {}: reproduction report\n",

@@ -109,6 +109,8 @@ pub struct RunSummary {
     pub config_yaml: Option<String>,
     /// Whether the run read the official data.
     pub data: DataCheck,
+    /// Whether a trainer holds the run's lock (it is being trained now).
+    pub running: bool,
 }
 
 impl RunSummary {
@@ -182,7 +184,7 @@ pub struct StateCounts {
     pub diverged: usize,
     /// Ended with another status.
     pub ended: usize,
-    /// Partial (running or interrupted).
+    /// Partial (running, or interrupted: see [`RunSummary::running`]).
     pub partial: usize,
     /// Not started.
     pub missing: usize,
@@ -283,7 +285,8 @@ fn summarize_folder(folder: &RunRecord, planned: Option<u32>) -> RunSummary {
             status: status.clone(),
             reason: result.and_then(|r| r.reason.clone()),
         },
-        None if folder.metrics.is_empty() => RunState::Missing,
+        // A trainer in its first epoch has no row yet, but the run has started.
+        None if folder.metrics.is_empty() && !folder.trainer_running => RunState::Missing,
         None => RunState::Partial,
     };
     let best_test = folder
@@ -338,6 +341,7 @@ fn summarize_folder(folder: &RunRecord, planned: Option<u32>) -> RunSummary {
         metrics: folder.metrics.clone(),
         config_yaml: folder.config_yaml.clone(),
         data: DataCheck::Unknown,
+        running: folder.trainer_running,
     }
 }
 
@@ -361,6 +365,7 @@ fn empty_run(model: &str, lr: f64, seed: u64, planned: Option<u32>) -> RunSummar
         metrics: Vec::new(),
         config_yaml: None,
         data: DataCheck::Unknown,
+        running: false,
     }
 }
 

@@ -187,7 +187,7 @@ fn report_numbers_come_from_the_metrics_files() {
 
     // Model x LR table (LRs 0.25, 0.1, 0.05, 0.01): diverged, chosen (bold), plain, partial.
     assert!(
-        md.contains("| Model A | diverged after 1/2 epochs (loss is NaN): 90.00 | **12.47** | 13.50 | partial 1/2 (running or interrupted): 50.00 |"),
+        md.contains("| Model A | diverged after 1/2 epochs (loss is NaN): 90.00 | **12.47** | 13.50 | partial 1/2 (interrupted): 50.00 |"),
         "{md}"
     );
     assert!(
@@ -322,7 +322,10 @@ fn an_epoch_without_evaluation_does_not_hide_the_last_evaluated_error() {
     })
     .unwrap();
     let md = fs::read_to_string(&written.markdown).unwrap();
-    assert!(md.contains("| Model C | 0.01 | 0 | partial 3/4 (running or interrupted) | 3/4 | 25.00 | 25.00 (2) |"), "{md}");
+    assert!(
+        md.contains("| Model C | 0.01 | 0 | partial 3/4 (interrupted) | 3/4 | 25.00 | 25.00 (2) |"),
+        "{md}"
+    );
     // A partial run never counts as our result for Table 3.
     assert!(
         md.contains("| Model C | 954,730 | 9.74 | – | – | – | n/a | – | – | 1 partial |"),

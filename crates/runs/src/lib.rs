@@ -2,9 +2,12 @@
 //!
 //! Modules: [`layout`] (every path), [`metrics`] (`metrics.csv`), [`result`] (`result.json`
 //! and where a folder stands), [`grid`] (`grid.json`), [`lock`] (one trainer per folder),
-//! [`scan`] (every run below a root, leniently), [`files`] (crash-safe writes).
+//! [`scan`] (every run below a root, leniently), [`files`] (crash-safe writes), [`output`]
+//! (lines for the user that a closed terminal or pipe cannot turn into a crash).
 
 #![warn(missing_docs)]
+// Lines for the user go through `output`: `println!` / `eprintln!` panic when the pipe is gone.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod device_check;
 mod error;
@@ -13,6 +16,7 @@ pub mod grid;
 pub mod layout;
 pub mod lock;
 pub mod metrics;
+pub mod output;
 pub mod result;
 pub mod scan;
 

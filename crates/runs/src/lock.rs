@@ -92,6 +92,29 @@ impl RunDir {
         })
     }
 
+    /// Whether a live process holds the folder's lock (trains it now): `Some` with " (pid N)"
+    /// when the lock file names it (or empty), `None` when nobody does. Creates nothing: a
+    /// folder without a lock file has no trainer.
+    pub fn trainer_running(&self) -> Option<String> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.lock_path())
+            .ok()?;
+        if file.try_lock_exclusive().is_ok() {
+            // Nobody held it; released when `file` closes.
+            return None;
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        Some(
+            text.trim()
+                .parse::<u32>()
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default(),
+        )
+    }
+
     /// Waits up to `grace` for no process to hold the folder's lock; returns whether it is free.
     /// The lock is not kept.
     ///

@@ -40,8 +40,8 @@ pub struct RunRecord {
     pub result: Option<RunResult>,
     /// `config.yaml` verbatim, when present (this crate parses no YAML).
     pub config_yaml: Option<String>,
-    /// Whether a `lock` file is present (a trainer holds the folder, or one held it once).
-    pub lock_present: bool,
+    /// Whether a live process holds the folder's lock: the run is being trained now.
+    pub trainer_running: bool,
 }
 
 fn subfolders(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -123,6 +123,6 @@ fn read_run(dir: &RunDir, model: &str, lr: f64, seed: u64) -> Result<RunRecord> 
         metrics,
         result,
         config_yaml: fs::read_to_string(dir.config_path()).ok(),
-        lock_present: dir.lock_path().exists(),
+        trainer_running: dir.trainer_running().is_some(),
     })
 }

@@ -36,6 +36,19 @@ pub enum TrainError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A resume would read other inputs than the run recorded (data files, preprocessing
+    /// statistics), and changed data was not allowed.
+    #[error(
+        "{record}: {differences}. Resuming would train the rest of the run on other inputs than \
+         its first part: restore them, or pass --allow-changed-data to go on (both checksums \
+         are then recorded and the report shows the change)"
+    )]
+    ChangedInputs {
+        /// The run's record (`config.yaml`).
+        record: PathBuf,
+        /// What differs, with the recorded and the present checksums.
+        differences: String,
+    },
     /// The `stop_after_epochs` test hook stopped the run (as if the process had been killed).
     #[error("stopped on request after epoch {epochs_done} (checkpoint written)")]
     Interrupted {

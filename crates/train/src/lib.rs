@@ -5,6 +5,9 @@
 //! rate, one seed per folder, laid out by allconv-runs for the report.
 
 #![warn(missing_docs)]
+// Lines for the user go through `allconv_runs::output`: `println!` / `eprintln!` panic when
+// the pipe is gone.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod best;
 pub mod checkpoint;
@@ -12,6 +15,7 @@ pub mod config;
 pub mod divergence;
 mod error;
 pub mod grid;
+pub mod memory;
 pub mod optim;
 mod trainer;
 pub mod vars;

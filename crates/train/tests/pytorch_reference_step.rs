@@ -115,7 +115,11 @@ fn load_generated_weights(varmap: &VarMap, expected_md5: &BTreeMap<String, Strin
             (format!("conv{k}.weight"), w, weight),
             (format!("conv{k}.bias"), b, &data[&format!("conv{k}.bias")]),
         ] {
-            assert_eq!(md5_hex(&values), expected_md5[&name], "{name}: generated weights");
+            assert_eq!(
+                md5_hex(&values),
+                expected_md5[&name],
+                "{name}: generated weights"
+            );
             let t = Tensor::from_vec(values, var.dims(), &Device::Cpu).unwrap();
             var.set(&t).unwrap();
         }
@@ -198,8 +202,15 @@ fn one_step_matches_pytorch(model: &str) {
     let grads = loss.backward().unwrap();
     let vars = allconv_train::vars::named_vars(&varmap);
     for (name, var) in &vars {
-        let grad = grads.get(var.as_tensor()).expect("every parameter has a gradient");
-        assert_close(&format!("{model} grad {name}"), grad, &reference.grad[name], 1e-5);
+        let grad = grads
+            .get(var.as_tensor())
+            .expect("every parameter has a gradient");
+        assert_close(
+            &format!("{model} grad {name}"),
+            grad,
+            &reference.grad[name],
+            1e-5,
+        );
     }
 
     let mut sgd = Sgd::from_named(

@@ -217,7 +217,11 @@ fn resume_removes_tensor_files_newer_than_the_last_checkpoint() {
     std::fs::copy(&momentum1, &momentum2).unwrap();
 
     // Opening the run for the resume restores epoch 1 and clears the orphans at once.
-    match allconv_train::Trainer::open(&point, allconv_train::Progress::Silent).unwrap() {
+    let options = allconv_train::RunOptions {
+        progress: allconv_train::Progress::Silent,
+        ..Default::default()
+    };
+    match allconv_train::Trainer::open(&point, &options).unwrap() {
         allconv_train::Opened::Ready(_) => {}
         allconv_train::Opened::Finished(_) => panic!("the run had not finished"),
     }

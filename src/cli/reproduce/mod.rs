@@ -94,6 +94,10 @@ pub struct Args {
     /// Where to write the report (default `<runs>/report`).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Resume runs even though their data files or preprocessing statistics differ from what
+    /// they recorded (passed to every trainer; see `allconv train --allow-changed-data`).
+    #[arg(long)]
+    pub allow_changed_data: bool,
 }
 
 /// Runs `allconv reproduce`.
@@ -111,13 +115,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let mut settings = Vec::new();
     if !args.models.is_empty() {
-        settings.push(Setting::new("grid.models", args.models.clone()));
+        settings.push(Setting::from_flag(
+            "--models",
+            "grid.models",
+            args.models.clone(),
+        ));
     }
     if !args.lrs.is_empty() {
-        settings.push(Setting::new("grid.lrs", args.lrs.clone()));
+        settings.push(Setting::from_flag("--lrs", "grid.lrs", args.lrs.clone()));
     }
     if !args.seeds.is_empty() {
-        settings.push(Setting::new("grid.seeds", args.seeds.clone()));
+        settings.push(Setting::from_flag(
+            "--seeds",
+            "grid.seeds",
+            args.seeds.clone(),
+        ));
     }
     let slurm_flags = args.slurm.given();
     if args.emit_slurm.is_none() && !slurm_flags.is_empty() {
@@ -184,17 +196,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             gpus::Slots::gpus(&args.gpus, args.jobs_per_gpu as usize)
         }
     };
-    let outcome = pool::run_grid(&grid, &grid_path, &experiment, slots)?;
+    let outcome = pool::run_grid(
+        &grid,
+        &grid_path,
+        &experiment,
+        slots,
+        args.allow_changed_data,
+    )?;
 
     let report_dir = args.report.unwrap_or_else(|| runs.report_dir());
     let written = super::report::write(runs.path(), &report_dir)?;
     eprintln!(
-        "{} runs: {} trained now, {} finished before, {} diverged, {} failed",
+        "{} runs: {} trained now, {} finished before, {} diverged, {} failed, {} being trained \
+         by another process",
         grid.points.len(),
         outcome.trained,
         outcome.skipped,
         outcome.diverged,
-        outcome.failed.len()
+        outcome.failed.len(),
+        outcome.running.len()
     );
     println!("{}", written.markdown.display());
     if !outcome.failed.is_empty() {
@@ -202,6 +222,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "{} run(s) failed (see their train.log): {}",
             outcome.failed.len(),
             outcome.failed.join(", ")
+        );
+    }
+    if !outcome.running.is_empty() {
+        bail!(
+            "the grid is not finished: {} run(s) are being trained by another process ({}); \
+             the report shows them as running. Run the same command again once they have ended",
+            outcome.running.len(),
+            outcome.running.join(", ")
         );
     }
     Ok(())

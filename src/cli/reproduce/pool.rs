@@ -33,6 +33,8 @@ pub(super) struct Outcome {
     pub diverged: usize,
     /// Labels of the runs whose trainer failed.
     pub failed: Vec<String>,
+    /// Labels (with the holder's pid) of the runs another process was training: left to it.
+    pub running: Vec<String>,
 }
 
 /// One grid point being trained by a child process.
@@ -79,6 +81,7 @@ pub(super) fn run_grid(
     grid_path: &Path,
     experiment: &ExperimentConfig,
     mut slots: Slots,
+    allow_changed_data: bool,
 ) -> anyhow::Result<Outcome> {
     let exe = std::env::current_exe().context("locating the allconv binary")?;
     let planned = experiment.schedule.epochs as u64;
@@ -111,6 +114,7 @@ pub(super) fn run_grid(
         skipped: 0,
         diverged: 0,
         failed: Vec::new(),
+        running: Vec::new(),
     };
     let mut queue = VecDeque::new();
     let mut finished = 0usize;
@@ -180,8 +184,22 @@ pub(super) fn run_grid(
                 .with_context(|| format!("creating {}", run_dir.path().display()))?;
             // A trainer of a grid stopped a moment ago may still be exiting: give it a few
             // seconds to release the run's lock rather than report the run as locked. A live
-            // holder keeps it and the child reports that.
-            run_dir.wait_unlocked(LOCK_GRACE);
+            // holder keeps it: that run is being trained, not failed, and is left to it.
+            if !run_dir.wait_unlocked(LOCK_GRACE) {
+                if let Some(holder) = run_dir.trainer_running() {
+                    let name = format!("{}{holder}", label(&model, lr, seed));
+                    finished += 1;
+                    overall.inc(planned - (run_dir.epochs_done() as u64).min(planned));
+                    overall.set_message(progress_message(finished));
+                    display.line(&format!(
+                        "[{finished}/{total_runs}] {name}: being trained by another process; \
+                         left to it"
+                    ));
+                    outcome.running.push(name);
+                    slots.release(slot);
+                    continue;
+                }
+            }
             let log_path = run_dir.train_log_path();
             let mut log = OpenOptions::new()
                 .create(true)
@@ -204,12 +222,17 @@ pub(super) fn run_grid(
                 exe.display(),
                 grid_path.display()
             );
-            let child = command
+            command
                 .arg("train")
                 .arg("--grid")
                 .arg(grid_path)
                 .arg("--index")
-                .arg(index.to_string())
+                .arg(index.to_string());
+            if allow_changed_data {
+                command.arg("--allow-changed-data");
+            }
+            super::stop::end_with_grid(&mut command);
+            let child = command
                 .stdin(Stdio::null())
                 .stdout(
                     log.try_clone()
@@ -283,6 +306,16 @@ pub(super) fn run_grid(
                 )
             };
             if !status.success() {
+                if let Some(holder) = run.run_dir.trainer_running() {
+                    // Another process took the run's lock first: it trains the run.
+                    let name = format!("{}{holder}", run.label);
+                    display.line(&format!(
+                        "[{finished}/{total_runs}] {name}: being trained by another process; \
+                         left to it"
+                    ));
+                    outcome.running.push(name);
+                    continue;
+                }
                 outcome.failed.push(run.label.clone());
                 display.line(&failure(format!("FAILED ({status}) after {seconds:.0} s")));
                 continue;

@@ -85,7 +85,7 @@ impl SlurmFlags {
         ];
         for (key, value) in text {
             if let Some(v) = value {
-                settings.push(Setting::new(key, v.clone()));
+                settings.push(Setting::from_flag(&flag_of(key), key, v.clone()));
             }
         }
         let counts = [
@@ -95,17 +95,30 @@ impl SlurmFlags {
         ];
         for (key, value) in counts {
             if let Some(v) = value {
-                settings.push(Setting::new(key, v));
+                settings.push(Setting::from_flag(&flag_of(key), key, v));
             }
         }
         if let Some(v) = self.max_stalled_requeues {
-            settings.push(Setting::new("slurm.max_stalled_requeues", v));
+            settings.push(Setting::from_flag(
+                "--max-stalled-requeues",
+                "slurm.max_stalled_requeues",
+                v,
+            ));
         }
         if !self.extra.is_empty() {
-            settings.push(Setting::new("slurm.extra", self.extra.clone()));
+            settings.push(Setting::from_flag(
+                "--sbatch",
+                "slurm.extra",
+                self.extra.clone(),
+            ));
         }
         settings
     }
+}
+
+/// The flag of a `slurm.` key: `slurm.cpus_per_task` is `--cpus-per-task`.
+fn flag_of(key: &str) -> String {
+    format!("--{}", key.trim_start_matches("slurm.").replace('_', "-"))
 }
 
 /// Everything the scripts name: where the binary, the working folder and the files are.

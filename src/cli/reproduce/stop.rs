@@ -10,6 +10,41 @@
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
+/// Makes the trainer that `command` starts receive SIGTERM when this grid process dies, by
+/// whatever means: `kill -9` runs none of our code, so only the kernel can tell the trainers
+/// (Linux: PR_SET_PDEATHSIG, sent when the thread that spawned the child ends; the grid spawns
+/// from its main thread). SIGTERM, not SIGKILL: each trainer then writes a checkpoint at its
+/// step and ends, as on Ctrl-C, and the same command resumes it. Elsewhere nothing is set up.
+#[cfg(target_os = "linux")]
+pub(super) fn end_with_grid(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-
+    // safe system calls (the parent's pid is taken before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The grid may have died between fork and prctl: then no signal would come.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the grid process already exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn end_with_grid(_command: &mut std::process::Command) {}
+
 /// The signal received while the grid ran, 0 for none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 

@@ -103,7 +103,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         bail!("say what to visualise: --layer convK --unit U, --class K, --layer convK --top-units N, or --top-patches");
     }
-    prepare_out(&args.out)?;
+    if args.top_units == Some(0) {
+        bail!("--top-units must be at least 1 (units shown per image), got 0");
+    }
+    // Checked now, created only when the first picture is written: a refused request leaves
+    // no folder behind.
+    check_out(&args.out)?;
 
     let loaded = args.source.load()?;
     if let Some(conv) = conv {
@@ -452,6 +457,8 @@ fn save(
     file: &str,
     mut entry: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let path = args.out.join(file);
     picture::compose(layout, cells)
         .save(&path)
@@ -465,8 +472,8 @@ fn save(
     Ok(entry)
 }
 
-/// Creates `out`, or accepts it if empty or written by this command before.
-fn prepare_out(out: &Path) -> anyhow::Result<()> {
+/// Accepts `out` if it does not exist yet, is empty, or was written by this command before.
+fn check_out(out: &Path) -> anyhow::Result<()> {
     if out.exists() {
         let mut entries = std::fs::read_dir(out)
             .with_context(|| format!("--out {}: not a readable folder", out.display()))?;
@@ -480,7 +487,7 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+    Ok(())
 }
 
 /// The `index.json` this command wrote into `out`, if there is one.

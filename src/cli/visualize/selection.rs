@@ -42,6 +42,13 @@ pub fn parse_images(s: &str, len: usize) -> anyhow::Result<Vec<usize>> {
     let spec = s.strip_prefix("test:").with_context(bad)?;
     let indices: Vec<usize> = if let Some((a, b)) = spec.split_once("..") {
         let (a, b): (usize, usize) = (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
+        // Checked before the range becomes a list: its size is the user's to choose.
+        if b > len {
+            bail!(
+                "--images {s:?}: test image {} does not exist (the test set has {len})",
+                b - 1
+            );
+        }
         (a..b).collect()
     } else {
         spec.split(',')

@@ -181,6 +181,12 @@ pub fn supported_cpu_kernels() -> Vec<CpuKernels> {
         .collect()
 }
 
+/// Threads the CPU ops run on (rayon's pool: `RAYON_NUM_THREADS`, else one per CPU). The ops
+/// split work by it, so a CPU run's numbers repeat bit for bit only with the same count.
+pub fn cpu_threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// The CPU as the operating system describes it: `/proc/cpuinfo`'s model name, with the x86
 /// family and model numbers where present (the name alone can be as vague as "Intel(R) Xeon(R)
 /// Processor"), or `"unknown CPU"`.

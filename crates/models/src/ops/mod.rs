@@ -13,8 +13,8 @@ mod sgd;
 
 pub use conv::{conv2d, conv2d_relu, conv2d_relu_dropout, conv2d_relu_rule, ReluBackward};
 pub use cpu_kernels::{
-    cpu_kernels, cpu_model, set_cpu_kernels, supported_cpu_kernels, CpuFeatures, CpuKernels,
-    ALL_CPU_KERNELS, CPU_KERNELS_ENV,
+    cpu_kernels, cpu_model, cpu_threads, set_cpu_kernels, supported_cpu_kernels, CpuFeatures,
+    CpuKernels, ALL_CPU_KERNELS, CPU_KERNELS_ENV,
 };
 #[cfg(feature = "cuda")]
 pub use cuda::{cudnn_cache_len, cudnn_plans};

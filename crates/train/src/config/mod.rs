@@ -9,17 +9,21 @@
 mod provenance;
 mod settings;
 mod slurm;
+mod validate;
 mod yaml;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use allconv_runs::IoContext;
+
 use crate::error::{Result, TrainError};
 pub use allconv_runs::run_dir;
-pub use provenance::{Provenance, SavedRunConfig};
+pub use provenance::{DataChange, Provenance, SavedRunConfig, Segment, SourceRevision};
 pub use settings::Setting;
 pub use slurm::SlurmConfig;
+pub use validate::MAX_EPOCHS;
 pub use yaml::{from_yaml_str, load_yaml, save_yaml, to_yaml_string};
 
 /// The training-set normalisation, as named in YAML (`scale`, `standardize`, `gcn_zca`).
@@ -352,8 +356,24 @@ pub struct ExperimentConfig {
 
 impl ExperimentConfig {
     /// Reads and validates a YAML experiment file; missing keys take their defaults.
+    /// A file that sets no key at all (empty, or only comments) is refused: it would train the
+    /// full paper protocol, which is seldom what an empty file was meant to ask for.
     pub fn load(path: &Path) -> Result<Self> {
-        let config: ExperimentConfig = load_yaml(path)?;
+        let text = std::fs::read_to_string(path).at(path)?;
+        if yaml::is_empty_document(&text) {
+            return Err(TrainError::Config(format!(
+                "{}: the file sets no key; an experiment without any would train the paper's \
+                 whole protocol (the 12 networks, 4 learning rates, 350 epochs each). Write the \
+                 keys you mean (configs/paper.yaml states every one), or leave --config out \
+                 for those defaults",
+                path.display()
+            )));
+        }
+        let config: ExperimentConfig =
+            from_yaml_str(&text).map_err(|message| TrainError::Yaml {
+                path: path.to_path_buf(),
+                message,
+            })?;
         config
             .validate()
             .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
@@ -368,100 +388,6 @@ impl ExperimentConfig {
         })?;
         config.validate().map_err(TrainError::Config)?;
         Ok(config)
-    }
-
-    /// Checks values that parse but make no sense; the message names the key.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        let classes = self.data.kind().num_classes();
-        if self.model.num_classes != classes {
-            return Err(format!(
-                "model.num_classes is {} but data.dataset {} has {classes} classes{}: set \
-                 model.num_classes: {classes}",
-                self.model.num_classes,
-                self.data.kind().name(),
-                match self.data.kind().labels() {
-                    None => "",
-                    Some(_) => " (data.labels)",
-                }
-            ));
-        }
-        if self.training.batch_size == 0 {
-            return Err("training.batch_size must be at least 1".into());
-        }
-        if self.training.eval_every == 0 {
-            return Err("training.eval_every must be at least 1".into());
-        }
-        if self.training.loss_read_every == 0 {
-            return Err("training.loss_read_every must be at least 1".into());
-        }
-        if !(self.optim.momentum >= 0.0 && self.optim.momentum < 1.0) {
-            return Err(format!(
-                "optim.momentum must be in [0, 1), got {}",
-                self.optim.momentum
-            ));
-        }
-        if !(self.optim.weight_decay >= 0.0 && self.optim.weight_decay.is_finite()) {
-            return Err(format!(
-                "optim.weight_decay must be a finite number >= 0, got {}",
-                self.optim.weight_decay
-            ));
-        }
-        if !(self.schedule.gamma > 0.0 && self.schedule.gamma.is_finite()) {
-            return Err(format!(
-                "schedule.gamma must be a finite number > 0, got {}",
-                self.schedule.gamma
-            ));
-        }
-        if self.schedule.epochs == 0 {
-            return Err("schedule.epochs must be at least 1".into());
-        }
-        // A milestone m lowers the rate from the (m+1)-th epoch on: 0 would lower it from the
-        // start (that is a smaller base rate), a repeat would apply gamma twice at once.
-        if self.schedule.milestones.contains(&0)
-            || self.schedule.milestones.windows(2).any(|w| w[0] >= w[1])
-        {
-            return Err(format!(
-                "schedule.milestones must be strictly increasing epochs of at least 1, got {:?}",
-                self.schedule.milestones
-            ));
-        }
-        for (key, subset) in [
-            ("data.train_subset", self.data.train_subset),
-            ("data.test_subset", self.data.test_subset),
-        ] {
-            if subset == Some(0) {
-                return Err(format!(
-                    "{key} must be at least 1 (leave it out for all images), got 0"
-                ));
-            }
-        }
-        if let Some(subset) = &self.data.derive_subset {
-            self.data.validate_derived_subset(subset)?;
-        }
-        for lr in &self.grid.lrs {
-            check_lr(*lr).map_err(|e| format!("grid.lrs: {e}"))?;
-        }
-        for name in &self.grid.models {
-            allconv_models::spec(name, &self.model).map_err(|e| format!("grid.models: {e}"))?;
-        }
-        self.slurm.validate()
-    }
-
-    /// Settings that are valid but probably not what was meant, one sentence each (the trainer
-    /// prints them when a run starts): milestones at or after the last epoch never change the rate.
-    pub fn warnings(&self) -> Vec<String> {
-        let epochs = self.schedule.epochs;
-        let late: Vec<usize> = (self.schedule.milestones.iter())
-            .copied()
-            .filter(|&m| m >= epochs)
-            .collect();
-        if late.is_empty() {
-            return Vec::new();
-        }
-        vec![format!(
-            "schedule.milestones {late:?} lie at or after the last of the {epochs} epochs: the \
-             learning rate is never lowered there"
-        )]
     }
 
     /// Every (model, lr, seed) of the grid, model-major then lr then seed.
@@ -483,16 +409,6 @@ impl ExperimentConfig {
     }
 }
 
-fn check_lr(lr: f64) -> std::result::Result<(), String> {
-    if lr > 0.0 && lr.is_finite() {
-        Ok(())
-    } else {
-        Err(format!(
-            "learning rate must be a finite number > 0, got {lr}"
-        ))
-    }
-}
-
 /// One training run: the experiment plus one grid point (model, learning rate, seed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -510,7 +426,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// Builds and validates a run configuration.
     pub fn new(config: ExperimentConfig, model: &str, lr: f64, seed: u64) -> Result<Self> {
-        check_lr(lr).map_err(|e| TrainError::Config(format!("lr: {e}")))?;
+        validate::check_lr(lr).map_err(|e| TrainError::Config(format!("lr: {e}")))?;
         let spec = allconv_models::spec(model, &config.model)?;
         config.validate().map_err(TrainError::Config)?;
         Ok(RunConfig {

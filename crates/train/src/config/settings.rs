@@ -17,20 +17,44 @@ pub struct Setting {
     pub key: String,
     /// The value.
     pub value: Value,
+    /// How the user wrote it (`--set optim.momentum=.95`, `--epochs 1`), for error messages.
+    written: String,
 }
 
 impl Setting {
     /// An override with a value already typed (e.g. a path, which must not be read as YAML).
     pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
+        let (key, value) = (key.into(), value.into());
         Setting {
-            key: key.into(),
-            value: value.into(),
+            written: format!("--set {key}={}", shown(&value)),
+            key,
+            value,
         }
     }
 
-    /// The override as it is written on the command line.
-    fn display(&self) -> String {
-        format!("{}={}", self.key, self.value)
+    /// The override a command-line flag stands for (`--epochs 1` is `schedule.epochs`): errors
+    /// about it name the flag as the user wrote it.
+    pub fn from_flag(flag: &str, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        let value = value.into();
+        Setting {
+            key: key.into(),
+            written: format!("{flag} {}", shown(&value)),
+            value,
+        }
+    }
+
+    /// The override as the user wrote it on the command line.
+    pub fn written(&self) -> &str {
+        &self.written
+    }
+}
+
+/// A value as a command line writes it: text without quotes, a list comma-separated.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items.iter().map(shown).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
     }
 }
 
@@ -48,9 +72,20 @@ impl std::str::FromStr for Setting {
                 "`{text}`: the key must be dotted names such as optim.momentum"
             ));
         }
-        let value: Value = super::from_yaml_str(value)
+        // Refused here, while the text is at hand: JSON, which carries the value from here on,
+        // has no NaN or infinity and would turn it into `null`.
+        if super::yaml::has_non_finite_number(value) {
+            return Err(format!(
+                "`{text}`: `{value}` is not a finite number, and no key takes NaN or infinity"
+            ));
+        }
+        let parsed: Value = super::from_yaml_str(value)
             .map_err(|e| format!("`{text}`: the value is not YAML: {e}"))?;
-        Ok(Setting::new(key, value))
+        Ok(Setting {
+            key: key.to_string(),
+            value: parsed,
+            written: format!("--set {text}"),
+        })
     }
 }
 
@@ -66,9 +101,17 @@ impl ExperimentConfig {
             })?;
             set_key(&mut tree, setting)?;
             next = serde_json::from_value(tree)
-                .map_err(|e| TrainError::Config(format!("--set {}: {e}", setting.display())))?;
+                .map_err(|e| TrainError::Config(format!("{}: {e}", setting.written)))?;
         }
-        next.validate().map_err(TrainError::Config)?;
+        next.validate().map_err(|message| {
+            // Blame the last override of the key the check names, as the user wrote it; a value
+            // that came from the file (or the defaults) is named by its key alone.
+            let culprit = settings.iter().rev().find(|s| message.contains(&s.key));
+            TrainError::Config(match culprit {
+                Some(setting) => format!("{}: {message}", setting.written),
+                None => message,
+            })
+        })?;
         *self = next;
         Ok(())
     }
@@ -108,8 +151,8 @@ fn set_key(tree: &mut Value, setting: &Setting) -> Result<()> {
     for (depth, part) in parts.iter().enumerate() {
         let Value::Object(map) = node else {
             return Err(TrainError::Config(format!(
-                "--set {}: `{}` is a value, not a section",
-                setting.display(),
+                "{}: `{}` is a value, not a section",
+                setting.written,
                 parts[..depth].join(".")
             )));
         };

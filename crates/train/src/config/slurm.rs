@@ -77,6 +77,13 @@ impl SlurmConfig {
                 }
             }
         }
+        if !is_slurm_time(&self.time) {
+            return Err(format!(
+                "slurm.time {:?} is not a Slurm time limit: write minutes (`90`), `MM:SS`, \
+                 `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS` or `UNLIMITED` (sbatch --time)",
+                self.time
+            ));
+        }
         for (key, value) in [
             ("slurm.gpus_per_task", self.gpus_per_task),
             ("slurm.cpus_per_task", self.cpus_per_task),
@@ -97,5 +104,61 @@ impl SlurmConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether `text` is one of the time formats sbatch's `--time` accepts: `minutes`,
+/// `minutes:seconds`, `hours:minutes:seconds`, `days-hours`, `days-hours:minutes`,
+/// `days-hours:minutes:seconds`, or no limit (`UNLIMITED`, `INFINITE`, any case).
+fn is_slurm_time(text: &str) -> bool {
+    if text.eq_ignore_ascii_case("unlimited") || text.eq_ignore_ascii_case("infinite") {
+        return true;
+    }
+    // Nine digits at most: far beyond any limit, and never an overflow in Slurm's parser.
+    let number = |s: &str| (1..=9).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    let fields_ok = |s: &str| {
+        let fields: Vec<&str> = s.split(':').collect();
+        (1..=3).contains(&fields.len()) && fields.iter().all(|f| number(f))
+    };
+    match text.split_once('-') {
+        Some((days, clock)) => number(days) && fields_ok(clock),
+        None => fields_ok(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_slurm_time;
+
+    #[test]
+    fn the_time_formats_of_sbatch_are_accepted_and_others_refused() {
+        // The formats listed under --time in sbatch(1).
+        for ok in [
+            "90",
+            "30:00",
+            "24:00:00",
+            "2-12",
+            "2-12:30",
+            "2-12:30:00",
+            "UNLIMITED",
+            "infinite",
+            "0",
+        ] {
+            assert!(is_slurm_time(ok), "{ok}");
+        }
+        for bad in [
+            "forever",
+            "",
+            "1:2:3:4",
+            "2-",
+            "-5",
+            "1h",
+            "24:00:",
+            "2-1:2:3:4",
+            "1.5",
+            "1234567890",
+        ] {
+            assert!(!is_slurm_time(bad), "{bad}");
+        }
     }
 }

@@ -36,3 +36,33 @@ pub fn save_yaml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         to_yaml_string(value)?.as_bytes(),
     )?)
 }
+
+/// Whether YAML text holds a number that is not finite (`.nan`, `.inf`, anywhere in a list or
+/// map); false for text that is not YAML.
+pub(crate) fn has_non_finite_number(text: &str) -> bool {
+    fn any_non_finite(value: &serde_norway::Value) -> bool {
+        use serde_norway::Value;
+        match value {
+            Value::Number(n) => n.as_f64().is_some_and(|f| !f.is_finite()),
+            Value::Sequence(items) => items.iter().any(any_non_finite),
+            Value::Mapping(map) => map
+                .iter()
+                .any(|(k, v)| any_non_finite(k) || any_non_finite(v)),
+            Value::Tagged(tagged) => any_non_finite(&tagged.value),
+            Value::Null | Value::Bool(_) | Value::String(_) => false,
+        }
+    }
+    serde_norway::from_str::<serde_norway::Value>(text).is_ok_and(|v| any_non_finite(&v))
+}
+
+/// Whether YAML text holds no value at all: empty, blank, or only comments.
+pub(crate) fn is_empty_document(text: &str) -> bool {
+    matches!(
+        serde_norway::from_str::<serde_norway::Value>(text),
+        Ok(serde_norway::Value::Null)
+    ) && !text.lines().any(|l| {
+        let l = l.trim();
+        // An explicit `null` or `~` is a value the author wrote; only silence is empty.
+        !l.is_empty() && !l.starts_with('#') && l != "---"
+    })
+}

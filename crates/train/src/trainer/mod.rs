@@ -3,101 +3,34 @@
 //! [`Trainer::checkpoint`] (or all three as [`Trainer::run_epoch`]) and [`Trainer::finish`]
 //! (final weights, `result.json`). [`run`] strings them together.
 
+mod open;
+mod options;
 mod progress;
+mod record;
 mod saved_config;
 mod steps;
 
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use allconv_cifar::{batch_count, DeviceSplit, EpochAugmentation, Order};
+use allconv_cifar::{EpochAugmentation, Order};
 use allconv_models::{Mode, Network};
 use allconv_runs::{EpochMetrics, RunDir, RunLock, RunResult, RunStatus};
 use candle_core::{Device, Tensor};
 use candle_nn::{Optimizer, VarMap};
 use indicatif::ProgressBar;
 
-use crate::checkpoint::{self, CheckpointDir, PartialEpoch, TrainerState};
-use crate::config::{Provenance, RunConfig, SavedRunConfig, TrainingConfig};
+use crate::checkpoint::{self, CheckpointDir, PartialEpoch, TrainerState, WeightsInfo};
+use crate::config::{RunConfig, TrainingConfig};
 use crate::divergence::{self, StuckDetector};
 use crate::error::{Result, TrainError};
-use crate::optim::{Sgd, SgdConfig, StepSchedule};
+use crate::optim::{Sgd, StepSchedule};
+use open::DeviceData;
+pub use options::{EpochEnd, EpochHook, Progress, RunOptions};
 use progress::Reporter;
 use steps::PendingSteps;
 pub use steps::{dropout_seed, evaluate};
-
-/// How progress is shown on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Progress {
-    /// A progress bar when stderr is a terminal, else one line per epoch.
-    #[default]
-    Auto,
-    /// One line per epoch, never a bar.
-    Lines,
-    /// Nothing.
-    Silent,
-}
-
-/// What [`RunOptions::on_epoch_end`] is told after every epoch's checkpoint.
-#[derive(Debug, Clone, Copy)]
-pub struct EpochEnd<'a> {
-    /// The run folder.
-    pub run_dir: &'a Path,
-    /// The epoch's row of `metrics.csv`.
-    pub metrics: &'a EpochMetrics,
-    /// Epochs the schedule plans.
-    pub epochs_planned: usize,
-    /// Epochs this process has trained so far (1 after its first).
-    pub epochs_this_process: usize,
-    /// Whether the run has ended (all epochs, or diverged): [`run`] writes the result next.
-    pub finished: bool,
-}
-
-/// A callback after every epoch's checkpoint; [`ControlFlow::Break`] stops the run there with
-/// [`TrainError::Interrupted`], as if the process had been killed (after the last epoch there is
-/// nothing left to stop, and the run ends normally).
-pub type EpochHook = Arc<dyn Fn(&EpochEnd<'_>) -> ControlFlow<()> + Send + Sync>;
-
-/// Options of [`run`] that are not part of the recorded configuration.
-#[derive(Clone, Default)]
-pub struct RunOptions {
-    /// Progress display.
-    pub progress: Progress,
-    /// Test hook: return [`TrainError::Interrupted`] after this many epochs of this process (after
-    /// their checkpoint), as if the process had been killed there.
-    pub stop_after_epochs: Option<usize>,
-    /// Called after every epoch's checkpoint (tests use it to interrupt a run at a known point).
-    pub on_epoch_end: Option<EpochHook>,
-    /// Raised (by a signal handler) to stop the run: after the SGD step under way the trainer
-    /// writes a checkpoint at that step and returns [`TrainError::Stopped`]; the next process
-    /// continues from that very step, as an uninterrupted run would.
-    pub stop: Option<&'static AtomicBool>,
-    /// Test hook: stop as [`RunOptions::stop`] does after this many SGD steps of this process.
-    pub stop_after_steps: Option<usize>,
-    /// `Some(n)`: this process is a requeue of a stopped one (a Slurm restart), and it refuses
-    /// to start ([`TrainError::NoProgress`]) when the run's last `n` stops each came before a
-    /// single step was trained. `None`: a fresh start, which clears that count.
-    pub max_stalled_stops: Option<usize>,
-}
-
-impl std::fmt::Debug for RunOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions")
-            .field("progress", &self.progress)
-            .field("stop_after_epochs", &self.stop_after_epochs)
-            .field(
-                "on_epoch_end",
-                &self.on_epoch_end.as_ref().map(|_| "<callback>"),
-            )
-            .field("stop", &self.stop)
-            .field("stop_after_steps", &self.stop_after_steps)
-            .field("max_stalled_stops", &self.max_stalled_stops)
-            .finish()
-    }
-}
 
 /// Process-wide settings of the compute device that a run's configuration asks for; called once
 /// per run before the network is built.
@@ -105,46 +38,6 @@ pub fn apply_device_settings(training: &TrainingConfig) {
     allconv_models::ops::set_tf32(training.precision.is_tf32());
     // Deterministic cuDNN algorithms only (CUDA); the CPU ops are deterministic regardless.
     allconv_models::ops::set_deterministic(training.deterministic);
-}
-
-/// The three splits, uploaded to the device once.
-struct DeviceData {
-    train: DeviceSplit,
-    validation: DeviceSplit,
-    test: DeviceSplit,
-}
-
-/// Loads, normalises and uploads the run's data.
-fn load_data(config: &RunConfig, device: &Device) -> Result<DeviceData> {
-    let exp = &config.config;
-    let data_dir = exp.data.resolved_dir();
-    let raw = allconv_cifar::load_dataset(exp.data.kind(), &data_dir)?;
-    let data = allconv_cifar::prepare(
-        &raw,
-        &exp.data.prepare_options(),
-        exp.data.cache_dir.as_deref(),
-    )
-    .map_err(|e| match e {
-        // Name the configuration key, not the library's option.
-        allconv_cifar::CifarError::InvalidOption { option, reason } => TrainError::Config(format!(
-            "data.{option}: {reason} (data in {})",
-            data_dir.display()
-        )),
-        other => other.into(),
-    })?;
-    drop(raw);
-    if data.train.is_empty() {
-        return Err(TrainError::Config(format!(
-            "no training images left in {} after the validation split and train_subset",
-            data_dir.display()
-        )));
-    }
-    // Uploaded once: every batch is then gathered on the device (see `DeviceSplit`).
-    Ok(DeviceData {
-        train: DeviceSplit::new(&data.train, device)?,
-        validation: DeviceSplit::new(&data.validation, device)?,
-        test: DeviceSplit::new(&data.test, device)?,
-    })
 }
 
 /// Losses and accuracies (fractions) of one evaluation; `None` for an empty split.
@@ -218,180 +111,6 @@ impl StopRequest {
 }
 
 impl Trainer {
-    /// Takes the run folder's lock ([`allconv_runs::RunsError::Locked`] when another process has
-    /// it), returns the existing result of a finished run, else records the configuration and
-    /// provenance, loads the data, builds the network and optimizer, and resumes from the
-    /// checkpoint if there is one (refusing one written for another configuration).
-    pub fn open(config: &RunConfig, progress: Progress) -> Result<Opened> {
-        let dir = RunDir::new(config.run_dir());
-        let existed = dir.path().exists();
-        let mut lock = Some(dir.lock()?);
-        let opened = Self::open_locked(config, progress, dir.path(), &mut lock);
-        if let (Err(_), Some(_held), false) = (&opened, &lock, existed) {
-            // Refused before anything was recorded: leave no folder behind that claims this
-            // grid point. The lock file goes while still held, so no other process can hold
-            // it meanwhile; then the folder and the parents this call created, if empty.
-            let _ = std::fs::remove_file(dir.lock_path());
-            let root = &config.config.out.runs;
-            let mut folder = Some(dir.path());
-            while let Some(f) = folder.filter(|f| f.starts_with(root) && *f != root.as_path()) {
-                if std::fs::remove_dir(f).is_err() {
-                    break;
-                }
-                folder = f.parent();
-            }
-        }
-        opened
-    }
-
-    /// [`Trainer::open`] once the lock is held: `lock` moves into the trainer it returns.
-    fn open_locked(
-        config: &RunConfig,
-        progress: Progress,
-        dir: &std::path::Path,
-        lock: &mut Option<RunLock>,
-    ) -> Result<Opened> {
-        let exp = &config.config;
-        let spec = allconv_models::spec(&config.model, &exp.model)?;
-        let dir = RunDir::new(dir.to_path_buf());
-        let say = Reporter::new(progress);
-
-        if let Some(result) = dir.result()? {
-            // A finished run counts as this run only under the configuration it finished with:
-            // asked for another (e.g. more epochs), it is refused with the differing keys, as an
-            // unfinished one is, instead of being reported as done.
-            saved_config::check_saved_config(&dir, config, true)?;
-            say.line(&format!(
-                "{}: finished already ({}, {} epochs), skipping",
-                dir.path().display(),
-                result.status,
-                result.epochs_run
-            ));
-            return Ok(Opened::Finished(Box::new(result)));
-        }
-
-        let checkpoints = CheckpointDir::new(dir.checkpoint());
-        let saved_state = checkpoints.state()?;
-        saved_config::check_saved_config(&dir, config, saved_state.is_some())?;
-
-        // Warnings are printed whatever the progress display: they are not progress.
-        for warning in exp.warnings() {
-            eprintln!("warning: {warning}");
-        }
-        let device = exp.training.open_device()?;
-        let provenance = Provenance::collect(
-            &exp.data.resolved_dir(),
-            exp.data.kind(),
-            exp.training.device,
-        )?;
-        if let Some(warning) = provenance.data_warning() {
-            eprintln!("{warning}");
-        }
-        let data = load_data(config, &device)?;
-        apply_device_settings(&exp.training);
-
-        let varmap = VarMap::new();
-        let net = Network::new(&spec, &varmap, &device, config.seed)?;
-        let mut sgd = Sgd::from_varmap(
-            &varmap,
-            SgdConfig {
-                lr: config.lr,
-                momentum: exp.optim.momentum,
-                weight_decay: exp.optim.weight_decay,
-                weight_decay_bias: exp.optim.weight_decay_bias,
-            },
-        )?;
-        let state = match saved_state {
-            Some(state) => {
-                state.check_belongs_to(config, &checkpoints.files().state_path())?;
-                checkpoints.restore(&state, &varmap, &mut sgd)?;
-                dir.truncate_metrics(state.epoch)?;
-                let at = if state.step == 0 {
-                    String::new()
-                } else {
-                    format!(", at step {} of epoch {}", state.step, state.epoch + 1)
-                };
-                say.line(&format!(
-                    "{}: resuming after epoch {}/{}{at}",
-                    dir.path().display(),
-                    state.epoch,
-                    exp.schedule.epochs
-                ));
-                state
-            }
-            None => {
-                if let Some(init) = &exp.training.init_from {
-                    checkpoint::load_weights(init, &varmap).map_err(|e| {
-                        TrainError::Config(format!("training.init_from: {}: {e}", init.display()))
-                    })?;
-                }
-                dir.truncate_metrics(0)?;
-                TrainerState::fresh(config)
-            }
-        };
-        // Written only once everything above has been checked, so that a configuration refused
-        // for its data, weights or checkpoint leaves no config.yaml claiming the folder.
-        crate::config::save_yaml(
-            &dir.config_path(),
-            &SavedRunConfig {
-                model: config.model.clone(),
-                lr: config.lr,
-                seed: config.seed,
-                config: exp.clone(),
-                provenance,
-            },
-        )?;
-
-        let state_position = (state.epoch, state.step);
-        let epochs = exp.schedule.epochs;
-        let steps_per_epoch = batch_count(
-            data.train.len(),
-            exp.training.batch_size,
-            exp.training.keep_last_batch,
-        );
-        let bar = say.bar(
-            (epochs * steps_per_epoch) as u64,
-            (state.epoch * steps_per_epoch + state.step) as u64,
-            &format!("{} lr {} seed {}", config.model, config.lr, config.seed),
-        );
-        let stuck = StuckDetector {
-            limit: exp.training.stuck_epochs,
-            count: state.stuck_count,
-            classes: exp.data.kind().num_classes(),
-        };
-        // A run stopped as stuck whose process died before writing result.json stops again here,
-        // exactly where an uninterrupted run stopped.
-        let diverged = stuck
-            .stopped()
-            .map(|what| format!("{what} (up to epoch {})", state.epoch));
-        Ok(Opened::Ready(Box::new(Trainer {
-            schedule: StepSchedule {
-                base_lr: config.lr,
-                milestones: exp.schedule.milestones.clone(),
-                gamma: exp.schedule.gamma,
-            },
-            config: config.clone(),
-            parameters: spec.parameter_count(),
-            dir,
-            _lock: lock
-                .take()
-                .expect("the lock is held until the trainer takes it"),
-            say,
-            checkpoints,
-            data,
-            varmap,
-            net,
-            sgd,
-            state,
-            stuck,
-            diverged,
-            bar,
-            epochs_this_process: 0,
-            stop: StopRequest::default(),
-            resumed_at: (state_position.0, state_position.1),
-        })))
-    }
-
     /// The run folder.
     pub fn run_dir(&self) -> &RunDir {
         &self.dir
@@ -451,7 +170,8 @@ impl Trainer {
                 self.config.seed,
                 epoch as u64,
                 &order.permutation(self.data.train.len()),
-                training.batch_size,
+                // No batch is larger than the data (`training.batch_size` may be).
+                training.batch_size.min(self.data.train.len()),
                 self.data.train.device(),
             )?)
         } else {
@@ -634,7 +354,11 @@ impl Trainer {
         }
         self.bar.finish_and_clear();
         if self.diverged.is_none() {
-            checkpoint::save_weights(&self.dir.final_weights_path(), &self.varmap)?;
+            checkpoint::save_weights(
+                &self.dir.final_weights_path(),
+                &self.varmap,
+                Some(&WeightsInfo::of(&self.config)),
+            )?;
         }
         let best = &self.state.best;
         let result = RunResult {
@@ -675,7 +399,7 @@ impl Trainer {
 /// Divergence (non-finite loss, stuck at chance) ends the run normally with status `diverged`.
 /// A second process on the same folder gets [`allconv_runs::RunsError::Locked`].
 pub fn run(config: &RunConfig, options: &RunOptions) -> Result<RunResult> {
-    let mut trainer = match Trainer::open(config, options.progress)? {
+    let mut trainer = match Trainer::open(config, options)? {
         Opened::Finished(result) => return Ok(*result),
         Opened::Ready(trainer) => trainer,
     };

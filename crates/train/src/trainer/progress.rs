@@ -23,7 +23,7 @@ impl Reporter {
 
     pub(crate) fn line(&self, text: &str) {
         if self.mode != Progress::Silent {
-            eprintln!("{text}");
+            allconv_runs::errln!("{text}");
         }
     }
 
@@ -74,7 +74,7 @@ impl Reporter {
             format_duration(remaining_s)
         );
         if bar.is_hidden() {
-            eprintln!("{text}");
+            allconv_runs::errln!("{text}");
         } else {
             bar.println(text);
         }

@@ -7,15 +7,15 @@ use crate::error::{Result, TrainError};
 
 /// Refuses to continue a run folder whose `config.yaml` was written for a different run: every
 /// recorded setting but the output root, the device, how the data folder was made and the Slurm
-/// resources must match.
+/// resources must match. Returns the record, when the folder has one.
 pub(crate) fn check_saved_config(
     dir: &RunDir,
     config: &RunConfig,
     has_checkpoint: bool,
-) -> Result<()> {
+) -> Result<Option<SavedRunConfig>> {
     let path = dir.config_path();
     if !path.exists() {
-        return Ok(());
+        return Ok(None);
     }
     let saved: SavedRunConfig = crate::config::load_yaml(&path)?;
     let comparable = |model: &str, lr: f64, seed: u64, exp: &ExperimentConfig| {
@@ -41,7 +41,7 @@ pub(crate) fn check_saved_config(
     let mut differences = Vec::new();
     diff_json("", &old, &new, &mut differences);
     if differences.is_empty() || !has_checkpoint {
-        return Ok(());
+        return Ok(Some(saved));
     }
     Err(TrainError::Config(format!(
         "{} was written for a different configuration ({}); delete the run folder or use another --out",
