@@ -105,6 +105,10 @@ pub fn apply_device_settings(training: &TrainingConfig) {
     allconv_models::ops::set_tf32(training.tf32);
     // Deterministic cuDNN algorithms only (CUDA); the CPU ops are deterministic regardless.
     allconv_models::ops::set_deterministic(training.deterministic);
+    // `auto` leaves the engine the device gate chose (our own unless it failed the check).
+    if let Some(engine) = training.conv_engine.fixed() {
+        allconv_models::ops::set_conv_engine(engine);
+    }
 }
 
 /// The three splits, uploaded to the device once.

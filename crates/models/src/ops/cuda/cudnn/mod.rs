@@ -42,6 +42,7 @@
 mod algo;
 mod backward;
 mod desc;
+mod ffi;
 mod forward;
 mod state;
 
@@ -51,8 +52,9 @@ use std::fmt;
 use candle_core::backend::BackendStorage;
 use candle_core::cuda::CudaDevice;
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
-use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, CudaStream, CudaView, DevicePtr};
+
+use ffi::{Code, STATUS_SUCCESS};
 
 pub(crate) use backward::conv_backward;
 pub(crate) use forward::conv_forward;
@@ -184,27 +186,37 @@ impl fmt::Display for Key {
     }
 }
 
+/// A status cuDNN returned, in words: its number and cuDNN's own text for it (which cuDNN
+/// gives for any value, known to this build or not).
+pub(super) fn status_text(status: Code) -> String {
+    // SAFETY: cudnnGetErrorString returns a pointer to a static NUL-terminated string (for an
+    // unknown value, cuDNN's text saying so); a null pointer is handled.
+    let text = unsafe {
+        let p = ffi::cudnnGetErrorString(status);
+        if p.is_null() {
+            String::from("no text")
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    format!("status {status} ({text})")
+}
+
 /// A failed cuDNN call as a candle error naming the operation, the step and the shape.
-pub(super) fn cudnn_error(
-    op: &str,
-    step: &str,
-    key: &Key,
-    status: sys::cudnnStatus_t,
-) -> candle_core::Error {
-    // SAFETY: cudnnGetErrorString returns a pointer to a static NUL-terminated string.
-    let text = unsafe { CStr::from_ptr(sys::cudnnGetErrorString(status)) };
+pub(super) fn cudnn_error(op: &str, step: &str, key: &Key, status: Code) -> candle_core::Error {
     candle_core::Error::Msg(format!(
-        "{op}: cuDNN {step} failed for {key}: {status:?} ({})",
-        text.to_string_lossy()
+        "{op}: cuDNN {step} failed for {key}: {}",
+        status_text(status)
     ))
     .bt()
 }
 
 /// `status` as a result, with [`cudnn_error`]'s context.
-pub(super) fn check(op: &str, step: &str, key: &Key, status: sys::cudnnStatus_t) -> Result<()> {
-    match status {
-        sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => Ok(()),
-        other => Err(cudnn_error(op, step, key, other)),
+pub(super) fn check(op: &str, step: &str, key: &Key, status: Code) -> Result<()> {
+    if status == STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(cudnn_error(op, step, key, status))
     }
 }
 
