@@ -33,6 +33,11 @@
 //! ([`cudnn_plans`] says so). The ReLU's backward mask is applied before [`conv_backward`]
 //! (`ReluBackwardOp`), which therefore sees the masked output gradient.
 //!
+//! cuDNN's own integers: every cuDNN function is declared in `ffi.rs` with its status, and the
+//! algorithm and math type it writes into its performance structs, as plain integers, decoded by
+//! `ops::cudnn_codes` (an unknown value is an error naming it, or a timing result left out), so
+//! that no Rust enum ever holds a value a newer cuDNN invented.
+//!
 //! Precision: exact fp32 (`CUDNN_FMA_MATH`, which also keeps cuDNN from using TF32 on its own
 //! for fp32 data on Ampere and newer, as `CUDNN_DEFAULT_MATH` may) unless
 //! [`crate::ops::set_tf32`] allowed TF32; then the convolutions are described with
