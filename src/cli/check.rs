@@ -171,6 +171,11 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
     Ok(report)
 }
 
+/// The test-only perturbation from [`check::PERTURB_ENV`], if set.
+pub fn perturbation() -> Option<String> {
+    std::env::var(check::PERTURB_ENV).ok()
+}
+
 /// Runs `allconv check`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = CheckOptions {
@@ -184,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         engines: args.conv_engine.values(),
         models: args.models,
         quick: args.quick,
+        perturb: perturbation(),
     };
     let report = run_and_print(&options, &args.device)?;
     if let Some(runs) = &args.record {

@@ -19,6 +19,7 @@ fn the_quick_device_check_passes_on_cuda_in_every_setting() {
         engines: ALL_CONV_ENGINES.to_vec(),
         models: Vec::new(),
         quick: true,
+        perturb: None,
     };
     let report = run(&options).expect("the check runs");
     let failed: Vec<String> = report

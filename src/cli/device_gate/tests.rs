@@ -219,3 +219,46 @@ fn the_cpu_and_a_skipped_check_train_without_checking() {
     experiment.training.skip_device_check = true;
     assert_eq!(ensure_checked(&experiment).unwrap(), Gate::Skipped);
 }
+
+/// The quick CPU check of All-CNN-C in the asked settings, as the gate's check, with the
+/// check's test-only perturbation `perturb`.
+fn cpu_check(settings: &[Setting], perturb: Option<&str>) -> anyhow::Result<Vec<CheckedSetting>> {
+    let report = allconv_models::check::run(&CheckOptions {
+        device: Device::Cpu,
+        precisions: distinct(settings.iter().map(|s| s.precision)),
+        deterministic: distinct(settings.iter().map(|s| s.deterministic)),
+        engines: distinct(settings.iter().map(|s| s.engine)),
+        models: vec!["all-cnn-c".into()],
+        quick: true,
+        perturb: perturb.map(String::from),
+    })?;
+    Ok(report.outcomes().iter().map(checked).collect())
+}
+
+#[test]
+fn auto_chooses_candles_engine_from_a_real_check_with_ours_made_to_fail() {
+    // The CPU check itself as the gate's check, our engine's backward filter perturbed (the
+    // check's test hook, on that engine only): `auto` must read that outcome as ours failing
+    // and candle's passing.
+    let dir = tempfile::tempdir().unwrap();
+    let runs = RunsRoot::new(dir.path());
+    let auto = needs(false, true, ConvEngineChoice::Auto);
+    let decision = gate(&runs, "cpu under test", &auto, |s| {
+        cpu_check(s, Some("conv_bwd_filter@own"))
+    })
+    .unwrap();
+    assert_eq!(decision.engine, ConvEngine::Candle);
+    let message = decision.fallback.unwrap();
+    assert!(message.contains("own convolution engine"), "{message}");
+    assert!(message.contains(": conv_bwd_filter ("), "{message}");
+    let record = runs.device_check("cpu under test").unwrap().unwrap();
+    assert!(!record.find("fp32", true, "own").unwrap().passed());
+    assert!(record.find("fp32", true, "candle").unwrap().passed());
+    // Unperturbed, the same check lets our own engine through.
+    let other = RunsRoot::new(dir.path().join("other"));
+    let decision = gate(&other, "cpu under test", &auto, |s| cpu_check(s, None)).unwrap();
+    assert_eq!(
+        (decision.engine, decision.fallback),
+        (ConvEngine::Own, None)
+    );
+}

@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use super::PERTURB_ENV;
 use crate::ops::ConvEngine;
 
 /// What a case must meet.
@@ -50,10 +49,16 @@ pub(crate) fn compare(tested: &[f64], reference: &[f64], tolerance: Tolerance) -
 }
 
 /// Moves the first finite element of `values` by the largest magnitude (at least 1) when
-/// [`PERTURB_ENV`] names `op`, either alone (every engine) or as `<op>@<engine>` (only the
-/// cases run on that convolution engine): a wrong result that every tolerance catches.
-pub(crate) fn perturb(op: &str, engine: Option<ConvEngine>, values: &mut [f64]) {
-    let Ok(target) = std::env::var(PERTURB_ENV) else {
+/// `target` ([`super::CheckOptions::perturb`]) names `op`, either alone (every engine) or as
+/// `<op>@<engine>` (only the cases run on that convolution engine): a wrong result that every
+/// tolerance catches.
+pub(crate) fn perturb(
+    target: Option<&str>,
+    op: &str,
+    engine: Option<ConvEngine>,
+    values: &mut [f64],
+) {
+    let Some(target) = target else {
         return;
     };
     let hit = match target.split_once('@') {

@@ -29,10 +29,8 @@ pub use setting::{combinations, Precision, Setting};
 
 use crate::ops::ConvEngine;
 
-/// Environment variable naming one op (e.g. `conv_bwd_filter`) whose tested result the check
-/// perturbs, on every convolution engine or, as `conv_bwd_filter@own`, on one. For tests only:
-/// it proves the check can fail (and a failure of one engine only, which `auto` training
-/// answers with the other). Nothing but this module reads it.
+/// Environment variable from which `allconv` takes [`CheckOptions::perturb`] (the binary reads
+/// it; this crate reads no environment).
 pub const PERTURB_ENV: &str = "ALLCONV_CHECK_PERTURB";
 
 /// What to check.
@@ -51,6 +49,10 @@ pub struct CheckOptions {
     pub models: Vec<String>,
     /// Fewer and smaller shapes and a batch of 2 for the training step.
     pub quick: bool,
+    /// For tests only, `None` otherwise: one op (e.g. `conv_bwd_filter`) whose tested result is
+    /// perturbed, on every convolution engine, or as `conv_bwd_filter@own` on one. It proves the
+    /// check can fail (and that a failure of one engine only is seen as such).
+    pub perturb: Option<String>,
 }
 
 impl CheckOptions {
@@ -202,6 +204,7 @@ pub fn run_with(
             setting: None,
             quick: options.quick,
             references: &references,
+            perturb: options.perturb.as_deref(),
         };
         ops::pool_cases(&exact, &mut push)?;
         ops::dropout_cases(&exact, &mut push)?;

@@ -27,6 +27,8 @@ pub(crate) struct Context<'a> {
     pub(crate) quick: bool,
     /// The references, computed once and shared by every setting.
     pub(crate) references: &'a References,
+    /// [`super::CheckOptions::perturb`].
+    pub(crate) perturb: Option<&'a str>,
 }
 
 impl Context<'_> {
@@ -109,8 +111,8 @@ pub(crate) fn op_error(op: &'static str) -> impl Fn(candle_core::Error) -> Check
     move |source| CheckError::Op { op, source }
 }
 
-/// One compared row; `tested` is perturbed first if [`super::PERTURB_ENV`] names `op` (and
-/// the engine, if it names one).
+/// One compared row; `tested` is perturbed first if [`super::CheckOptions::perturb`] names
+/// `op` (and the engine, if it names one).
 pub(crate) fn case(
     ctx: &Context<'_>,
     op: &'static str,
@@ -119,7 +121,7 @@ pub(crate) fn case(
     reference: &[f64],
     tolerance: Tolerance,
 ) -> Case {
-    perturb(op, ctx.setting.map(|s| s.engine), &mut tested);
+    perturb(ctx.perturb, op, ctx.setting.map(|s| s.engine), &mut tested);
     let (max_abs, max_rel, pass) = compare(&tested, reference, tolerance);
     Case {
         op,

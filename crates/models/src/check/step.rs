@@ -50,7 +50,7 @@ pub(crate) type StepResult = (f64, Gradients);
 /// first one's gradients miss the tolerance (see the module documentation).
 const BATCH_SEEDS: [u64; 2] = [9, 10];
 
-/// The perturbation (`PERTURB_ENV`) that moves the step gradients of the first batch only, as a
+/// The perturbation ([`super::CheckOptions::perturb`]) that moves the step gradients of the first batch only, as a
 /// kink would: the tests use it to show that the second batch decides.
 const FIRST_BATCH_ONLY: &str = "step_grad_first_batch";
 
@@ -135,10 +135,10 @@ pub(crate) fn step_cases(
             {
                 if i == 0 {
                     let engine = ctx.setting.map(|s| s.engine);
-                    perturb("step_grad", engine, &mut g);
+                    perturb(ctx.perturb, "step_grad", engine, &mut g);
                     if attempt == 0 {
                         // A miss on the first batch only: the second must decide.
-                        perturb(FIRST_BATCH_ONLY, engine, &mut g);
+                        perturb(ctx.perturb, FIRST_BATCH_ONLY, engine, &mut g);
                     }
                 }
                 let (a, rel, ok) = compare(&g, r, tolerance);
