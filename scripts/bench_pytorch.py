@@ -3,7 +3,10 @@
 
 Same protocol as `allconv bench`: batch 128, synthetic inputs, a training step is forward +
 backward + SGD(momentum 0.9, weight decay 1e-3) step; eval is a forward pass under no_grad.
-Prints one line per (model, precision, layout): images/second for train and eval.
+Prints one line per (model, precision, layout, algorithms): images/second for train and eval.
+cuDNN times its algorithms (`cudnn.benchmark`) and takes the fastest ("free"), or with
+--deterministic the fastest deterministic one ("det"), as `allconv bench --deterministic true`
+and training's default `training.deterministic: true` restrict ours.
 
     python3 scripts/bench_pytorch.py --device cuda --models all-cnn-c model-c --tf32 both
 """
@@ -85,17 +88,20 @@ def main():
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--tf32", choices=["off", "on", "both"], default="both")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic cuDNN algorithms only (cudnn.deterministic)")
     a = p.parse_args()
     modes = {"off": [False], "on": [True], "both": [False, True]}[a.tf32]
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     print(f"# torch {torch.__version__} on {torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}"
           f", threads {torch.get_num_threads()}, batch {a.batch}")
-    print("model,precision,layout,train_img_s,eval_img_s")
+    print("model,precision,layout,algorithms,train_img_s,eval_img_s")
     for name in a.models:
         for tf32 in modes:
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
             torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.deterministic = a.deterministic
             net = build(name).to(a.device).to(memory_format=fmt)
             x = torch.randn(a.batch, 3, 32, 32, device=a.device).to(memory_format=fmt)
             y = torch.randint(0, 10, (a.batch,), device=a.device)
@@ -106,7 +112,7 @@ def main():
             t_eval = timed(eval_step, a.iters, a.device)
             n = a.batch * a.iters
             print(f"{name},{'tf32' if tf32 else 'fp32'},{'nhwc' if a.channels_last else 'nchw'},"
-                  f"{n / t_train:.0f},{n / t_eval:.0f}")
+                  f"{'det' if a.deterministic else 'free'},{n / t_train:.0f},{n / t_eval:.0f}")
 
 
 if __name__ == "__main__":

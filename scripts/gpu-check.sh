@@ -1,58 +1,136 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine (no Rust there), from the repository root, with .device/ carried
-# (see scripts/prepare-gpu-check.sh). Builds nothing. Prints, in order:
-#   1. the card; 2. correctness: `allconv check --device cuda` in fp32 and TF32 (every op the
-#   networks use and one training step of all 12, against the CPU path); 3. allconv bench (fp32 and TF32) and
-#   PyTorch's on the same card, with the ratio; 4. total throughput of N = 1, 2, 4 concurrent
-#   All-CNN-C trainings on the card; 5. `allconv reproduce --preset gpu-smoke` end to end.
-# Budget: about 8 minutes; every step has its own timeout so one failure does not eat the rest.
+# The GPU check, in stages that fit a lent GPU machine (at most 10 minutes per command, 15 minutes
+# of machine time in all, the last 12,000 characters of output and at most 8 files back). Runs on
+# that machine (no Rust there) from the repository root with .device/ carried (made here by
+# scripts/prepare-gpu-check.sh); builds nothing.
+#
+#   bash scripts/gpu-check.sh --plan        # every stage with its worst case in seconds
+#   bash scripts/gpu-check.sh 1 2           # stages 1 and 2 in one command (480 s worst case)
+#   bash scripts/gpu-check.sh 3             # one stage
+#   bash scripts/gpu-check.sh --rehearse    # every stage on the CPU build, tiny sizes (CI)
+#
+# Stages (scripts/gpu-check/stage<N>.sh; each step has its own timeout, and a stage's worst case
+# is their sum, at most 240 s; all three at most 780 s, to fit one cold start in 15 minutes):
+#   1. correctness: the card; `allconv check` in fp32 and TF32 x cuDNN's deterministic and free
+#      algorithms x our own and candle's convolution engine (remembered for stage 3); the CUDA
+#      test binaries cuda_conv, cuda_kernels, cuda_relu_rules, cuda_vs_cpu; memcheck on one.
+#   2. speed: allconv bench and PyTorch on the same card (fp32, TF32, channels_last, training's
+#      default setting, candle's engine), ratios, the total of 1, 2, 4 concurrent runs.
+#   3. pipeline: reproduce --preset gpu-smoke end to end (no second check), one full-size epoch.
+# Each stage writes two files into $OUT (stage<N>-summary.txt, stage<N>-logs.tar.xz) and prints
+# its summary (at most 60 lines) last; after several stages every summary is printed again, so
+# the tail of the output holds them all. Between commands the machine keeps $GPU_CHECK_STATE
+# (default /tmp/allconv-gpu-check): the unpacked binaries and stage 1's check record.
+#
+# --rehearse runs the same stage scripts with the CPU build ($ALLCONV_BIN, default
+# ${CARGO_TARGET_DIR:-target}/debug/allconv), `--device cpu`, tiny synthetic data, a temporary
+# $OUT and state, and no GPU-only step (nvidia-smi, the CUDA test binaries, memcheck, PyTorch
+# where it is missing); it fails if a step fails, a stage writes more than 8 files, prints a
+# summary over 60 lines (or one that the last 12,000 characters of its output do not hold), or
+# overruns its worst case.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-# shellcheck disable=SC1091
-source .device/on-device.sh
-bin=/tmp/allconv-check && mkdir -p $bin
-xz -dc .device/allconv.xz > $bin/allconv && chmod +x $bin/allconv
-out=${OUT:-/tmp/allconv-out} && mkdir -p "$out"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/card.txt"
+cd "$(dirname "$0")/.." || exit 1
 
-echo "== 1. correctness: allconv check --device cuda (fp32 and TF32, against the CPU path) =="
-# The whole table and cuDNN's choices are in $out/check.txt; print the failures, the choices
-# that are unusual (heuristic, unfused ReLU) and the summary.
-start=$(date +%s)
-timeout 180 $bin/allconv check --device cuda --precision fp32,tf32 > "$out/check.txt" 2>&1 \
-  || echo "!! allconv check failed (exit $?)"
-grep -E "FAIL|heuristic|not fused|^device check|^Error" "$out/check.txt" | head -60
-echo "check wall time: $(( $(date +%s) - start )) s"
+REHEARSAL=0
+PLAN=0
+stages=()
+for arg in "$@"; do
+  case $arg in
+    --plan) PLAN=1 ;;
+    --rehearse) REHEARSAL=1 ;;
+    1|2|3) stages+=("$arg") ;;
+    *) echo "gpu-check.sh: unknown argument '$arg' (stages 1 2 3, --plan, --rehearse)" >&2; exit 2 ;;
+  esac
+done
+[ ${#stages[@]} -gt 0 ] || stages=(1 2 3)
 
-echo "== 2. throughput, batch 128: allconv (fp32, TF32) and PyTorch eager on the same card =="
-timeout 150 $bin/allconv bench --device cuda --models model-a,model-c,all-cnn-c --iters 30 \
-  --plans > "$out/allconv-bench.txt" 2>&1 || echo "!! allconv bench failed (exit $?)"
-grep -v "^  x \[" "$out/allconv-bench.txt"
-# What cuDNN chose at batch 128 (whole list in $out/allconv-bench.txt): any unfused ReLU or
-# heuristic fallback, then the All-CNN-C shapes.
-grep -E "not fused|heuristic" "$out/allconv-bench.txt" | head -10
-grep -E "^  x \[128, (3|96|192), 32, 32\]" "$out/allconv-bench.txt" | head -8
-timeout 120 /opt/torch/.venv/bin/python scripts/bench_pytorch.py --device cuda \
-  --models model-a model-c all-cnn-c --iters 50 --tf32 both | tee "$out/torch-bench.csv" \
-  || echo "!! PyTorch bench failed (exit $?)"
-timeout 60 /opt/torch/.venv/bin/python scripts/bench_pytorch.py --device cuda \
-  --models all-cnn-c --iters 50 --tf32 on --channels-last | tail -n +3 | tee -a "$out/torch-bench.csv"
-/opt/torch/.venv/bin/python .device/gpu_ratio.py "$out/allconv-bench.txt" "$out/torch-bench.csv" \
-  || echo "!! ratio table failed"
+# shellcheck source=scripts/gpu-check/common.sh
+source scripts/gpu-check/common.sh
 
-echo "== 3. several runs per GPU: total All-CNN-C training img/s of N concurrent processes (TF32) =="
-for n in 1 2 4; do
-  for i in $(seq "$n"); do
-    timeout 120 $bin/allconv bench --device cuda --models all-cnn-c --precision tf32 --iters 200 \
-      > "$out/jobs-$n-$i.txt" 2>&1 &
+# Each stage's worst case, from the timeouts its own script defines.
+budget_of() {
+  # shellcheck disable=SC1090,SC2030,SC2031  # the stage scripts, read for their numbers
+  (export GPU_CHECK_PLAN=1; source "scripts/gpu-check/stage$1.sh"; echo "$(stage_budget) $STAGE_TITLE")
+}
+
+if [ "$PLAN" = 1 ]; then
+  total=0
+  for s in 1 2 3; do
+    read -r seconds title <<< "$(budget_of "$s")"
+    # shellcheck disable=SC1090
+    steps=$(export GPU_CHECK_PLAN=1; source "scripts/gpu-check/stage$s.sh"; echo "$STEPS")
+    printf 'stage %s: %3d s worst case (limit 240): %s\n' "$s" "$seconds" "$title"
+    printf '         timeouts, s x times: %s\n' "$steps"
+    total=$((total + seconds))
+    [ "$seconds" -le 240 ] || { echo "stage $s: over its 240 s" >&2; over=1; }
   done
-  wait
-  awk -v n="$n" '/^all-cnn-c/ { s += $NF ~ /cpu-s/ ? $(NF-1) : $NF; k++ }
-    END { printf "jobs %d: %d processes reported, total train %.0f img/s\n", n, k, s }' "$out"/jobs-"$n"-*.txt
+  printf 'all stages: %d s worst case (limit 780; one command may run 600 s: "gpu-check.sh 1 2", then "gpu-check.sh 3")\n' "$total"
+  [ "$total" -le 780 ] || { echo "all stages: over 780 s" >&2; over=1; }
+  exit "${over:-0}"
+fi
+
+export REHEARSAL
+if [ "$REHEARSAL" = 1 ]; then
+  export DEVICE=cpu
+  target=${CARGO_TARGET_DIR:-target}
+  case $target in /*) ;; *) target=$PWD/$target ;; esac
+  export ALLCONV_BIN=${ALLCONV_BIN:-$target/debug/allconv}
+  export STATE=${GPU_CHECK_STATE:-$(mktemp -d)}
+  export OUT=${OUT:-$(mktemp -d)}
+else
+  export DEVICE=cuda
+  export STATE=${GPU_CHECK_STATE:-/tmp/allconv-gpu-check}
+  export OUT=${OUT:-$STATE/out}
+fi
+mkdir -p "$STATE" "$OUT"
+
+failed=0
+for STAGE in "${stages[@]}"; do
+  export STAGE
+  read -r budget _ <<< "$(budget_of "$STAGE")"
+  start=$(date +%s)
+  files_before=$(find "$OUT" -maxdepth 1 -type f | wc -l)
+  # shellcheck disable=SC1090
+  if [ "$REHEARSAL" = 1 ]; then
+    # The stage's whole output, to check that its last 12,000 characters hold the summary.
+    (source "scripts/gpu-check/stage$STAGE.sh") 2>&1 | tee "$STATE/stage$STAGE-output.txt"
+  else
+    (source "scripts/gpu-check/stage$STAGE.sh")
+  fi
+  wall=$(( $(date +%s) - start ))
+  [ "$REHEARSAL" = 1 ] || continue
+  summary=$OUT/stage$STAGE-summary.txt
+  written=$(( $(find "$OUT" -maxdepth 1 -type f | wc -l) - files_before ))
+  lines=$(wc -l < "$summary" 2>/dev/null || echo 0)
+  chars=$(wc -c < "$summary" 2>/dev/null || echo 0)
+  tail -c 12000 "$STATE/stage$STAGE-output.txt" > "$STATE/tail.txt"
+  problems=""
+  [ -s "$summary" ] || problems+=" no summary;"
+  [ "$written" -le 8 ] || problems+=" $written files written (limit 8);"
+  [ "$lines" -le "$SUMMARY_MAX_LINES" ] || problems+=" summary of $lines lines (limit $SUMMARY_MAX_LINES);"
+  [ "$chars" -le "$SUMMARY_MAX_CHARS" ] || problems+=" summary of $chars characters (limit $SUMMARY_MAX_CHARS);"
+  # The whole summary, as printed last, within the last 12,000 characters of the output.
+  python3 -c 'import sys; sys.exit(open(sys.argv[1]).read() not in open(sys.argv[2]).read())' \
+    "$summary" "$STATE/tail.txt" 2>/dev/null || problems+=" summary not in the output's last 12,000 characters;"
+  [ "$wall" -le "$budget" ] || problems+=" $wall s (worst case $budget s);"
+  [ -s "$STATE/stage$STAGE-failed-steps" ] \
+    && problems+=" failed steps: $(tr '\n' ' ' < "$STATE/stage$STAGE-failed-steps");"
+  if [ -n "$problems" ]; then
+    echo "REHEARSAL FAILED, stage $STAGE:$problems" >&2
+    failed=1
+  else
+    echo "rehearsal stage $STAGE: $wall s of $budget s, $written files, summary $lines lines / $chars characters"
+  fi
 done
 
-echo "== 4. allconv reproduce --preset gpu-smoke (2 models, 4 epochs, 5,000 images) =="
-mkdir -p data && xz -dc .device/cifar-10-smoke.tar.xz | tar -C data -xf -
-timeout 240 $bin/allconv reproduce --preset gpu-smoke --jobs 2 --out "$out/gpu-smoke" \
-  || echo "!! gpu-smoke failed (exit $?)"
-[ -f "$out/gpu-smoke/report/report.md" ] && sed -n 1,60p "$out/gpu-smoke/report/report.md"
+if [ ${#stages[@]} -gt 1 ]; then
+  echo
+  echo "==== all summaries ===="
+  for STAGE in "${stages[@]}"; do
+    cat "$OUT/stage$STAGE-summary.txt" 2>/dev/null || echo "stage $STAGE: no summary"
+  done
+fi
+if [ "$REHEARSAL" = 1 ]; then
+  [ -n "${GPU_CHECK_STATE:-}" ] || rm -rf "$STATE"
+  exit $failed
+fi

@@ -106,3 +106,48 @@ fn paced_refuses_the_table_only_flags() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_table_says_which_training_settings_it_measured() {
+    // Training's defaults unless asked otherwise (docs/configuration.md: training.deterministic
+    // true; the own engine), then the asked ones, on candle's engine too.
+    let run = |extra: &[&str]| {
+        let out = allconv()
+            .args([
+                "bench",
+                "--models",
+                "strided-cnn-a",
+                "--batch",
+                "2",
+                "--iters",
+                "1",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let default = run(&[]);
+    assert!(
+        default.contains("cuDNN algorithms deterministic only (training.deterministic: true)"),
+        "{default}"
+    );
+    assert!(
+        default.contains("conv engine own (im2col + GEMM)"),
+        "{default}"
+    );
+    let asked = run(&["--deterministic", "false", "--conv-engine", "candle"]);
+    assert!(
+        asked.contains("cuDNN algorithms free (training.deterministic: false)"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("conv engine candle (candle's CPU conv2d)"),
+        "{asked}"
+    );
+    assert!(
+        asked.lines().any(|l| l.starts_with("strided-cnn-a ")),
+        "{asked}"
+    );
+}

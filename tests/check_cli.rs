@@ -125,3 +125,116 @@ fn tf32_on_the_cpu_and_unknown_models_are_refused_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("unknown device `gpu`, expected `cpu`, `cuda` or `cuda:N`"));
 }
+
+#[test]
+fn the_candle_engine_is_compared_with_the_direct_loops_on_the_cpu() {
+    // docs/protocol.md, Device check: `--conv-engine candle` runs every convolution and step
+    // case on candle's conv2d; the odd shapes include strided convolutions of 9x7 and 7x10
+    // inputs, whose last column or row no window reaches.
+    let out = check(
+        &["--device", "cpu", "--quick", "--conv-engine", "candle"],
+        None,
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("fp32, deterministic algorithms, candle engine"),
+        "{stdout}"
+    );
+    // The same 146 cases as our own engine's (see above).
+    assert!(
+        stdout.contains("146 cases, 146 passed, 0 failed"),
+        "{stdout}"
+    );
+    let candle_rows = stdout
+        .lines()
+        .filter(|l| l.ends_with("PASS") && l.split_whitespace().any(|w| w == "candle"))
+        .count();
+    // Every convolution (112) and step (24) row ran on candle's engine.
+    assert_eq!(candle_rows, 136, "{stdout}");
+}
+
+#[test]
+fn a_failure_of_one_engine_is_reported_and_recorded_for_that_engine_only() {
+    let runs = tempfile::tempdir().unwrap();
+    let record = runs.path().to_str().unwrap().to_string();
+    let args = [
+        "--device",
+        "cpu",
+        "--quick",
+        "--models",
+        "all-cnn-c",
+        "--conv-engine",
+        "both",
+        "--deterministic",
+        "both",
+        "--record",
+        &record,
+    ];
+    let out = check(&args, Some("conv_bwd_filter@own"));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("device check on cpu failed: conv_bwd_filter"),
+        "{stderr}"
+    );
+    // Each of the 4 settings has its own summary line; ours fails, candle's passes.
+    for algorithms in ["deterministic", "free"] {
+        let own = format!("fp32, {algorithms} algorithms, own engine: ");
+        let candle = format!("fp32, {algorithms} algorithms, candle engine: ");
+        let line = |prefix: &str| {
+            stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with(prefix))
+                .unwrap_or_else(|| panic!("no line {prefix}\n{stdout}"))
+                .to_string()
+        };
+        assert!(line(&own).ends_with("FAIL: conv_bwd_filter"), "{stdout}");
+        assert!(line(&candle).ends_with("PASS"), "{stdout}");
+    }
+    // The record holds all four outcomes, failing or not (the device gate's `auto` reads it).
+    let files: Vec<_> = std::fs::read_dir(runs.path().join("device-check"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let settings = record["settings"].as_array().unwrap();
+    assert_eq!(settings.len(), 4, "{record}");
+    for s in settings {
+        let failed = s["failed_ops"].as_array().unwrap();
+        match s["conv_engine"].as_str().unwrap() {
+            "own" => assert_eq!(failed.len(), 1, "{record}"),
+            "candle" => assert!(failed.is_empty(), "{record}"),
+            other => panic!("engine {other}"),
+        }
+    }
+    assert!(
+        record["identity"].as_str().unwrap().starts_with("allconv "),
+        "{record}"
+    );
+}
+
+#[test]
+fn help_shows_the_settings_training_uses() {
+    for command in ["check", "bench"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_allconv"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{help}");
+        for flag in ["--deterministic", "training.deterministic", "--conv-engine"] {
+            assert!(
+                help.contains(flag),
+                "{command} --help lacks {flag}:\n{help}"
+            );
+        }
+    }
+}

@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use allconv_cifar::EpochAugmentation;
+use allconv_models::ops::ConvEngine;
 use allconv_models::{ops, spec, Mode, ModelOptions, Network, MODEL_NAMES};
 use allconv_train::optim::{Sgd, SgdConfig};
 use allconv_vocab::Precision;
@@ -37,6 +38,15 @@ pub struct Args {
     /// convolutions and matrix products). Default: fp32 on the CPU, both on CUDA.
     #[arg(long, value_delimiter = ',')]
     precision: Vec<Precision>,
+    /// cuDNN's algorithm set, as `training.deterministic` sets it: true (deterministic
+    /// algorithms only, training's default) or false (the free, fastest choice). No effect on
+    /// the CPU.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    deterministic: bool,
+    /// The convolution engine, as `training.conv_engine` chooses it: own (im2col + GEMM on the
+    /// CPU, cuDNN on CUDA) or candle (candle's conv2d and autograd, no cuDNN).
+    #[arg(long, default_value = "own", value_parser = ConvEngine::parse, value_name = "own|candle")]
+    conv_engine: ConvEngine,
     /// After the table, print what cuDNN chose for every convolution shape measured (algorithms,
     /// math type, whether bias + ReLU ran fused): CUDA only.
     #[arg(long)]
@@ -96,7 +106,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--plans lists cuDNN's choices, which exist only on CUDA; use --device cuda");
     }
 
+    ops::set_deterministic(args.deterministic);
+    ops::set_conv_engine(args.conv_engine);
+    let settings = format!(
+        "cuDNN algorithms {} (training.deterministic: {}), conv engine {}",
+        if args.deterministic {
+            "deterministic only"
+        } else {
+            "free"
+        },
+        args.deterministic,
+        args.conv_engine.describe(device.is_cuda())
+    );
     if args.paced {
+        eprintln!("bench --paced: {settings}");
         anyhow::ensure!(
             precisions.len() == 1,
             "--paced measures one precision; give --precision fp32 or --precision tf32"
@@ -105,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "device {}, batch {}, {} timed iterations, {threads} CPU threads",
+        "device {}, batch {}, {} timed iterations, {threads} CPU threads; {settings}",
         args.device, args.batch, args.iters
     );
     let kernels = ops::cpu_kernels().context("choosing the CPU kernels")?;

@@ -1,10 +1,13 @@
 //! `allconv check`: compare every op the networks use, and one training step of each network,
-//! on a device against a reference, one table row per case (see `docs/protocol.md`, Device
-//! check). Exits with an error naming the failing ops.
+//! on a device against a reference, one table row per case, in the settings training uses
+//! (precision, cuDNN's algorithm set, convolution engine; see `docs/protocol.md`, Device check).
+//! Exits with an error naming the failing ops.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use allconv_models::check::{self, Case, CheckOptions, CheckReport, Precision};
+use allconv_models::ops::{ConvEngine, ALL_CONV_ENGINES};
 use allconv_vocab::Device;
 use anyhow::{bail, Context};
 
@@ -17,12 +20,68 @@ pub struct Args {
     /// Precisions to check, comma-separated: fp32, tf32 (tf32 on CUDA only).
     #[arg(long, value_delimiter = ',', default_value = "fp32")]
     precision: Vec<Precision>,
+    /// cuDNN's algorithm set, as `training.deterministic` sets it for training: true
+    /// (deterministic algorithms only; training's default), false (the free, fastest choice)
+    /// or both. No effect on the CPU's own ops.
+    #[arg(long, value_enum, default_value = "true")]
+    deterministic: Algorithms,
+    /// The convolution engine, as `training.conv_engine` chooses it: own (im2col + GEMM on the
+    /// CPU, cuDNN on CUDA), candle (candle's conv2d and autograd, no cuDNN) or both.
+    #[arg(long, value_enum, default_value = "own")]
+    conv_engine: Engines,
     /// Networks whose training step is checked (all 12 when none is given).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Fewer and smaller shapes, a batch of 2 for the training steps.
     #[arg(long)]
     quick: bool,
+    /// Also remember the outcome of each setting in RUNS/device-check/ (the file `allconv
+    /// train` and `allconv reproduce --out RUNS` consult on CUDA before training in that
+    /// setting), whether it passed or not.
+    #[arg(long, value_name = "RUNS")]
+    record: Option<PathBuf>,
+}
+
+/// `--deterministic`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Algorithms {
+    /// Deterministic algorithms only.
+    True,
+    /// The free choice.
+    False,
+    /// Each in turn.
+    Both,
+}
+
+impl Algorithms {
+    fn values(self) -> Vec<bool> {
+        match self {
+            Self::True => vec![true],
+            Self::False => vec![false],
+            Self::Both => vec![true, false],
+        }
+    }
+}
+
+/// `--conv-engine`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Engines {
+    /// Our own convolutions.
+    Own,
+    /// candle's.
+    Candle,
+    /// Each in turn.
+    Both,
+}
+
+impl Engines {
+    fn values(self) -> Vec<ConvEngine> {
+        match self {
+            Self::Own => vec![ConvEngine::Own],
+            Self::Candle => vec![ConvEngine::Candle],
+            Self::Both => ALL_CONV_ENGINES.to_vec(),
+        }
+    }
 }
 
 /// Opens the device `--device` names.
@@ -33,12 +92,18 @@ pub fn device(device: Device) -> anyhow::Result<candle_core::Device> {
 }
 
 fn row(case: &Case) {
+    let (precision, algorithms, engine) = match case.setting {
+        Some(s) => (s.precision.name(), s.algorithms(), s.engine.name()),
+        None => ("-", "-", "-"),
+    };
     println!(
-        "{:<22} {:<44} {:<4} {:<4} {:>10.3e} {:>10.3e} {:>10} {}",
+        "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10.3e} {:>10.3e} {:>10} {}",
         case.op,
         case.shape,
         case.dtype,
-        case.precision,
+        precision,
+        algorithms,
+        engine,
         case.max_abs,
         case.max_rel,
         case.tolerance.to_string(),
@@ -50,15 +115,40 @@ fn row(case: &Case) {
 /// line; the report is returned whether or not every case passed.
 pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Result<CheckReport> {
     let start = Instant::now();
+    let settings = options.settings();
     println!(
-        "{:<22} {:<44} {:<4} {:<4} {:>10} {:>10} {:>10} result",
-        "op", "shape", "type", "prec", "max abs", "max rel", "tolerance"
+        "device check on {device_name}, {} setting(s): {} (pool, dropout and SGD once: no \
+         setting changes them)",
+        settings.len(),
+        settings
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    println!(
+        "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10} {:>10} {:>10} result",
+        "op", "shape", "type", "prec", "alg", "engine", "max abs", "max rel", "tolerance"
     );
     let report = check::run_with(options, &mut row).context("device check")?;
     if !report.plans.is_empty() {
         println!("cuDNN's choices per convolution shape:");
         for plan in &report.plans {
             println!("  {plan}");
+        }
+    }
+    if settings.len() > 1 {
+        for outcome in report.outcomes() {
+            println!(
+                "  {}: {} cases, {}",
+                outcome.setting,
+                outcome.cases,
+                if outcome.failed_ops.is_empty() {
+                    "PASS".to_string()
+                } else {
+                    format!("FAIL: {}", outcome.failed_ops.join(", "))
+                }
+            );
         }
     }
     let failed = report.cases.iter().filter(|c| !c.pass).count();
@@ -77,15 +167,30 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
     Ok(report)
 }
 
+/// The test-only perturbation from [`check::PERTURB_ENV`], if set.
+pub fn perturbation() -> Option<String> {
+    std::env::var(check::PERTURB_ENV).ok()
+}
+
 /// Runs `allconv check`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = CheckOptions {
         device: device(args.device)?,
         precisions: args.precision,
+        deterministic: args.deterministic.values(),
+        engines: args.conv_engine.values(),
         models: args.models,
         quick: args.quick,
+        perturb: perturbation(),
     };
     let report = run_and_print(&options, &args.device.to_string())?;
+    if let Some(runs) = &args.record {
+        let runs = allconv_runs::RunsRoot::new(runs.clone());
+        let identity = super::device_gate::identity(&options.device)?;
+        let path = super::device_gate::record(&runs, &identity, &report.outcomes())
+            .with_context(|| format!("--record {}", runs.path().display()))?;
+        println!("recorded in {} for {identity}", path.display());
+    }
     let failed = report.failed_ops();
     if !failed.is_empty() {
         bail!(

@@ -1,12 +1,19 @@
-//! Training on CUDA starts with the device check (docs/protocol.md, Device check): once per
-//! (binary, GPU, driver, cuDNN, precisions), remembered in `<runs>/device-check/<key>.json`
-//! when it passes; a failed check stops training, naming the ops; `training.skip_device_check`
-//! (`--skip-check`) trains anyway and is recorded with the run.
+//! Training on CUDA starts with the device check (docs/protocol.md, Device check), in the
+//! settings the run uses: its precision (fp32, and TF32 when `training.tf32`), its cuDNN
+//! algorithm set (`training.deterministic`) and its convolution engine
+//! (`training.conv_engine`). Outcomes are remembered per (binary, GPU, driver, cuDNN) and
+//! setting in `<runs>/device-check/<key>.json` (also by `allconv check --record`); a
+//! remembered outcome counts only for the setting it covered, so a run in another setting is
+//! checked first. A failure stops training, naming the ops, unless `training.conv_engine` is
+//! `auto` and candle's engine passes, which the run then uses (said on stderr);
+//! `training.skip_device_check` (`--skip-check`) trains anyway and is recorded with the run.
 
-use allconv_models::check::{device_identity, CheckOptions, Precision};
-use allconv_runs::{DeviceCheckRecord, RunsRoot};
-use allconv_train::config::ExperimentConfig;
+use allconv_models::check::{device_identity, CheckOptions, Precision, Setting, SettingOutcome};
+use allconv_models::ops::{self, ConvEngine, ConvEngineChoice};
+use allconv_runs::{CheckedSetting, DeviceCheckRecord, RunsRoot};
+use allconv_train::config::{ExperimentConfig, TrainingConfig};
 use anyhow::{bail, Context};
+use candle_core::Device;
 
 /// How training was let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,49 +22,204 @@ pub enum Gate {
     NotCuda,
     /// `training.skip_device_check` was set.
     Skipped,
-    /// A pass of this identity was on record.
+    /// Passes of every setting the run needs were on record.
     Remembered,
-    /// The check ran now and passed.
+    /// The check ran now (for the settings not on record) and passed.
     Passed,
 }
 
-/// The outcome of one check run: cases compared and the failing ops.
-pub struct Outcome {
-    /// Cases compared.
-    pub cases: usize,
-    /// Ops of the failing cases (empty: passed).
-    pub failed_ops: Vec<String>,
+/// The settings a training run needs a passed check of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    /// fp32 always (the strict tolerances), and TF32 when the run uses it.
+    pub precisions: Vec<Precision>,
+    /// `training.deterministic`.
+    pub deterministic: bool,
+    /// `training.conv_engine`.
+    pub choice: ConvEngineChoice,
 }
 
-/// The device-agnostic rule: a remembered pass of `identity` lets training through; otherwise
-/// `run_check` runs, its result is written down, and a failure is an error naming the ops.
+impl Needs {
+    /// What a run with `training` needs.
+    pub fn of(training: &TrainingConfig) -> Self {
+        let mut precisions = vec![Precision::Fp32];
+        if training.precision == Precision::Tf32 {
+            precisions.push(Precision::Tf32);
+        }
+        Self {
+            precisions,
+            deterministic: training.deterministic,
+            choice: training.conv_engine,
+        }
+    }
+
+    fn settings(&self, engine: ConvEngine) -> Vec<Setting> {
+        self.precisions
+            .iter()
+            .map(|&precision| Setting {
+                precision,
+                deterministic: self.deterministic,
+                engine,
+            })
+            .collect()
+    }
+}
+
+/// What the gate decided: how the run was let through and on which convolution engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// How.
+    pub gate: Gate,
+    /// The engine the run uses.
+    pub engine: ConvEngine,
+    /// The message printed when `auto` chose candle's engine.
+    pub fallback: Option<String>,
+}
+
+/// One setting's outcome as the record keeps it.
+pub fn checked(outcome: &SettingOutcome) -> CheckedSetting {
+    CheckedSetting {
+        precision: outcome.setting.precision.name().to_string(),
+        deterministic: outcome.setting.deterministic,
+        conv_engine: outcome.setting.engine.name().to_string(),
+        cases: outcome.cases,
+        failed_ops: outcome.failed_ops.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn find<'a>(record: &'a DeviceCheckRecord, setting: &Setting) -> Option<&'a CheckedSetting> {
+    record.find(
+        setting.precision.name(),
+        setting.deterministic,
+        setting.engine.name(),
+    )
+}
+
+/// The failing ops of `settings` in `record` (`None` if one of them was never checked).
+fn remembered_failures(record: &DeviceCheckRecord, settings: &[Setting]) -> Option<Vec<String>> {
+    let mut ops: Vec<String> = Vec::new();
+    for setting in settings {
+        for op in &find(record, setting)?.failed_ops {
+            if !ops.contains(op) {
+                ops.push(op.clone());
+            }
+        }
+    }
+    Some(ops)
+}
+
+/// The device-agnostic rule. For each engine `needs.choice` allows (ours, then candle's for
+/// `auto`): remembered passes of all its settings let the run through on it; a setting never
+/// checked (or a remembered failure of the last engine to try, which is checked again) runs
+/// `run_check` for those settings, whose outcomes are written down; a remembered failure of
+/// ours under `auto` is a verdict, so that every process of a grid does not repeat it. No
+/// engine passing is an error naming the failing ops.
 pub fn gate(
     runs: &RunsRoot,
     identity: &str,
-    run_check: impl FnOnce() -> anyhow::Result<Outcome>,
-) -> anyhow::Result<Gate> {
-    if let Some(record) = runs.device_check(identity)? {
-        if record.passed {
-            return Ok(Gate::Remembered);
+    needs: &Needs,
+    mut run_check: impl FnMut(&[Setting]) -> anyhow::Result<Vec<CheckedSetting>>,
+) -> anyhow::Result<Decision> {
+    let mut record = runs
+        .device_check(identity)?
+        .unwrap_or_else(|| DeviceCheckRecord::new(identity));
+    let path = runs.device_check_path(&DeviceCheckRecord::key(identity));
+    let candidates = needs.choice.candidates();
+    let mut checked_now = false;
+    let mut failures: Vec<(ConvEngine, Vec<String>, bool)> = Vec::new();
+    for (i, &engine) in candidates.iter().enumerate() {
+        let last = i + 1 == candidates.len();
+        let settings = needs.settings(engine);
+        let remembered = remembered_failures(&record, &settings);
+        let failed = match remembered {
+            Some(ops) if ops.is_empty() => {
+                let gate = if checked_now {
+                    Gate::Passed
+                } else {
+                    Gate::Remembered
+                };
+                return Ok(decide(gate, engine, needs, identity, &failures, &path));
+            }
+            Some(ops) if !last => {
+                failures.push((engine, ops, true));
+                continue;
+            }
+            _ => {
+                let to_check: Vec<Setting> = settings
+                    .iter()
+                    .filter(|s| !find(&record, s).is_some_and(CheckedSetting::passed))
+                    .copied()
+                    .collect();
+                record.merge(run_check(&to_check)?);
+                runs.write_device_check(&record)?;
+                checked_now = true;
+                remembered_failures(&record, &settings)
+                    .context("the device check did not report every setting it was asked for")?
+            }
+        };
+        if failed.is_empty() {
+            return Ok(decide(
+                Gate::Passed,
+                engine,
+                needs,
+                identity,
+                &failures,
+                &path,
+            ));
         }
+        failures.push((engine, failed, false));
     }
-    let outcome = run_check()?;
-    let record = DeviceCheckRecord {
-        identity: identity.to_string(),
-        passed: outcome.failed_ops.is_empty(),
-        failed_ops: outcome.failed_ops,
-        cases: outcome.cases,
-    };
-    runs.write_device_check(&record)?;
-    if !record.passed {
-        bail!(
-            "the device check failed on {identity}: {} (see `allconv check --device cuda`); \
-             refusing to train. --skip-check (training.skip_device_check=true) trains anyway \
-             and records it with the run",
-            record.failed_ops.join(", ")
-        );
+    let what: Vec<String> = failures
+        .iter()
+        .map(|(engine, ops, _)| format!("{engine} engine: {}", ops.join(", ")))
+        .collect();
+    bail!(
+        "the device check failed on {identity} ({} algorithms, {}): {}; refusing to train. \
+         --skip-check (training.skip_device_check=true) trains anyway and records it with the \
+         run",
+        if needs.deterministic {
+            "deterministic"
+        } else {
+            "free"
+        },
+        needs
+            .precisions
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        what.join("; ")
+    )
+}
+
+fn decide(
+    gate: Gate,
+    engine: ConvEngine,
+    needs: &Needs,
+    identity: &str,
+    failures: &[(ConvEngine, Vec<String>, bool)],
+    path: &std::path::Path,
+) -> Decision {
+    let fallback = failures.first().map(|(failed, ops, remembered)| {
+        format!(
+            "the device check failed for the {failed} convolution engine on {identity}: {} ({}); \
+             training.conv_engine is {}, so this run trains on the {engine} engine, which \
+             passed: {}. Set training.conv_engine: own to refuse instead",
+            ops.join(", "),
+            if *remembered {
+                format!("remembered in {}; delete it to check again", path.display())
+            } else {
+                "checked now".to_string()
+            },
+            needs.choice.name(),
+            engine.describe(true)
+        )
+    });
+    Decision {
+        gate,
+        engine,
+        fallback,
     }
-    Ok(Gate::Passed)
 }
 
 /// This binary: its version and its file's size and modification time (a rebuild is a new
@@ -78,8 +240,34 @@ fn binary_identity() -> String {
     format!("allconv {} ({file})", env!("CARGO_PKG_VERSION"))
 }
 
+/// What a check's outcome depends on besides its settings: this binary and the device (GPU,
+/// driver, cuDNN).
+pub fn identity(device: &Device) -> anyhow::Result<String> {
+    Ok(format!(
+        "{} | {}",
+        binary_identity(),
+        device_identity(device).context("identifying the device for the device check")?
+    ))
+}
+
+/// Adds a check's outcomes to the record of `identity` under `runs` (`allconv check
+/// --record`); returns the record's file.
+pub fn record(
+    runs: &RunsRoot,
+    identity: &str,
+    outcomes: &[SettingOutcome],
+) -> anyhow::Result<std::path::PathBuf> {
+    let mut record = runs
+        .device_check(identity)?
+        .unwrap_or_else(|| DeviceCheckRecord::new(identity));
+    record.merge(outcomes.iter().map(checked));
+    runs.write_device_check(&record)?;
+    Ok(runs.device_check_path(&DeviceCheckRecord::key(identity)))
+}
+
 /// Runs the gate for an experiment about to train: on CUDA, the full check of all 12 networks
-/// in fp32 (and TF32 when the runs use it).
+/// in the settings the runs need that no remembered check covered; then sets the convolution
+/// engine the gate chose.
 pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
     let training = &experiment.training;
     if !training.device.is_cuda() {
@@ -93,95 +281,49 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
         return Ok(Gate::Skipped);
     }
     let device = training.open_device()?;
-    let mut precisions = vec![Precision::Fp32];
-    if training.precision == Precision::Tf32 {
-        precisions.push(Precision::Tf32);
-    }
-    let identity = format!(
-        "{} | {} | {}",
-        binary_identity(),
-        device_identity(&device).context("identifying the GPU for the device check")?,
-        precisions
-            .iter()
-            .map(|p| p.name())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let identity = identity(&device)?;
     let runs = RunsRoot::new(experiment.out.runs.clone());
-    let gate = gate(&runs, &identity, || {
-        eprintln!("device check (once per binary, GPU, driver and cuDNN): {identity}");
+    let decision = gate(&runs, &identity, &Needs::of(training), |settings| {
+        eprintln!(
+            "device check (once per binary, GPU, driver, cuDNN and setting): {identity}; {}",
+            settings
+                .iter()
+                .map(Setting::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         let report = super::check::run_and_print(
             &CheckOptions {
                 device: device.clone(),
-                precisions,
+                precisions: distinct(settings.iter().map(|s| s.precision)),
+                deterministic: distinct(settings.iter().map(|s| s.deterministic)),
+                engines: distinct(settings.iter().map(|s| s.engine)),
                 // All 12, not the grid's: the remembered pass serves any later grid.
                 models: Vec::new(),
                 quick: false,
+                perturb: super::check::perturbation(),
             },
             &training.device.to_string(),
         )?;
-        Ok(Outcome {
-            cases: report.cases.len(),
-            failed_ops: report.failed_ops().into_iter().map(String::from).collect(),
-        })
+        Ok(report.outcomes().iter().map(checked).collect())
     })?;
-    Ok(gate)
+    if let Some(message) = &decision.fallback {
+        eprintln!("warning: {message}");
+    }
+    ops::set_conv_engine(decision.engine);
+    Ok(decision.gate)
+}
+
+/// The distinct values of `items`, in order of first appearance.
+fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outcome(failed: &[&str]) -> anyhow::Result<Outcome> {
-        Ok(Outcome {
-            cases: 10,
-            failed_ops: failed.iter().map(|s| s.to_string()).collect(),
-        })
-    }
-
-    #[test]
-    fn a_pass_is_remembered_per_identity() {
-        let dir = tempfile::tempdir().unwrap();
-        let runs = RunsRoot::new(dir.path());
-        assert_eq!(gate(&runs, "gpu A", || outcome(&[])).unwrap(), Gate::Passed);
-        // Remembered: the check must not run again.
-        let again = gate(&runs, "gpu A", || panic!("the check ran again")).unwrap();
-        assert_eq!(again, Gate::Remembered);
-        // Another identity (driver, cuDNN, binary) is checked afresh.
-        let mut ran = false;
-        let other = gate(&runs, "gpu A, newer driver", || {
-            ran = true;
-            outcome(&[])
-        });
-        assert_eq!(other.unwrap(), Gate::Passed);
-        assert!(ran);
-    }
-
-    #[test]
-    fn a_failed_check_refuses_naming_the_ops_and_is_checked_again_next_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let runs = RunsRoot::new(dir.path());
-        let err = gate(&runs, "gpu B", || {
-            outcome(&["conv_bwd_filter", "step_grad"])
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("conv_bwd_filter, step_grad"), "{err}");
-        assert!(err.contains("refusing to train"), "{err}");
-        let record = runs.device_check("gpu B").unwrap().unwrap();
-        assert!(!record.passed);
-        assert_eq!(record.failed_ops, ["conv_bwd_filter", "step_grad"]);
-        // A failure is not remembered as a verdict: the next start checks again.
-        assert_eq!(gate(&runs, "gpu B", || outcome(&[])).unwrap(), Gate::Passed);
-        assert!(runs.device_check("gpu B").unwrap().unwrap().passed);
-    }
-
-    #[test]
-    fn the_cpu_and_a_skipped_check_train_without_checking() {
-        let mut experiment = ExperimentConfig::default();
-        assert_eq!(ensure_checked(&experiment).unwrap(), Gate::NotCuda);
-        experiment.training.device = allconv_vocab::Device::Cuda(0);
-        experiment.training.skip_device_check = true;
-        assert_eq!(ensure_checked(&experiment).unwrap(), Gate::Skipped);
-    }
-}
+mod tests;

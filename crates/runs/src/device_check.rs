@@ -1,26 +1,89 @@
-//! `device-check/<key>.json` under a runs root: the outcome of `allconv check` for one
-//! (binary, device, driver, cuDNN), so that a grid checks its device once, not per run.
+//! `device-check/<key>.json` under a runs root: the outcomes of `allconv check` for one
+//! (binary, device, driver, cuDNN), per setting checked (precision, cuDNN algorithm set,
+//! convolution engine), so that a grid checks its device once, not per run, and a run whose
+//! setting no check covered is checked first.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
 use crate::RunsRoot;
 
-/// One remembered device check.
+/// The remembered device checks of one identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceCheckRecord {
-    /// Everything the result depends on, in words (binary, GPU, driver, cuDNN).
+    /// Everything the result depends on besides the settings, in words (binary, GPU, driver,
+    /// cuDNN).
     pub identity: String,
-    /// Whether every case passed.
-    pub passed: bool,
-    /// The ops of the failing cases (empty when it passed).
-    pub failed_ops: Vec<String>,
-    /// How many cases were compared.
+    /// The latest outcome of each setting checked.
+    pub settings: Vec<CheckedSetting>,
+}
+
+/// The outcome of the device check in one setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckedSetting {
+    /// `fp32` or `tf32`.
+    pub precision: String,
+    /// Whether cuDNN was restricted to deterministic algorithms.
+    pub deterministic: bool,
+    /// The convolution engine (`own` or `candle`).
+    pub conv_engine: String,
+    /// How many cases counted for this setting.
     pub cases: usize,
+    /// The ops of its failing cases (empty: it passed).
+    pub failed_ops: Vec<String>,
+}
+
+impl CheckedSetting {
+    /// Whether every case passed.
+    pub fn passed(&self) -> bool {
+        self.failed_ops.is_empty()
+    }
+
+    /// Whether this is the outcome of `(precision, deterministic, conv_engine)`.
+    pub fn is(&self, precision: &str, deterministic: bool, conv_engine: &str) -> bool {
+        self.precision == precision
+            && self.deterministic == deterministic
+            && self.conv_engine == conv_engine
+    }
 }
 
 impl DeviceCheckRecord {
+    /// An identity with nothing checked yet.
+    pub fn new(identity: &str) -> Self {
+        Self {
+            identity: identity.to_string(),
+            settings: Vec::new(),
+        }
+    }
+
+    /// The remembered outcome of one setting, if it was checked.
+    pub fn find(
+        &self,
+        precision: &str,
+        deterministic: bool,
+        conv_engine: &str,
+    ) -> Option<&CheckedSetting> {
+        self.settings
+            .iter()
+            .find(|s| s.is(precision, deterministic, conv_engine))
+    }
+
+    /// Adds `outcomes`, each replacing an earlier outcome of the same setting.
+    pub fn merge(&mut self, outcomes: impl IntoIterator<Item = CheckedSetting>) {
+        for outcome in outcomes {
+            self.settings.retain(|s| {
+                !s.is(
+                    &outcome.precision,
+                    outcome.deterministic,
+                    &outcome.conv_engine,
+                )
+            });
+            self.settings.push(outcome);
+        }
+    }
+
     /// The file name stem for this identity: 16 hex digits of its FNV-1a hash, a stable and
     /// file-system-safe name (the identity holds spaces and slashes). Written by hand: the
     /// standard hasher is not stable across Rust versions and the hash is five lines.
@@ -66,14 +129,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = RunsRoot::new(dir.path());
         assert_eq!(root.device_check("gpu x").unwrap(), None);
-        let record = DeviceCheckRecord {
-            identity: "gpu x".into(),
-            passed: false,
-            failed_ops: vec!["pool_bwd".into()],
+        let setting = |precision: &str, failed: &[&str]| CheckedSetting {
+            precision: precision.into(),
+            deterministic: true,
+            conv_engine: "own".into(),
             cases: 3,
+            failed_ops: failed.iter().map(|s| s.to_string()).collect(),
         };
+        let mut record = DeviceCheckRecord::new("gpu x");
+        record.merge([setting("fp32", &["pool_bwd"]), setting("tf32", &[])]);
         root.write_device_check(&record).unwrap();
-        assert_eq!(root.device_check("gpu x").unwrap(), Some(record));
+        assert_eq!(root.device_check("gpu x").unwrap(), Some(record.clone()));
         assert_eq!(root.device_check("gpu y").unwrap(), None);
+        // A later outcome of the same setting replaces the earlier one; others stay.
+        assert!(!record.find("fp32", true, "own").unwrap().passed());
+        record.merge([setting("fp32", &[])]);
+        assert_eq!(record.settings.len(), 2);
+        assert!(record.find("fp32", true, "own").unwrap().passed());
+        assert!(record.find("tf32", true, "own").unwrap().passed());
+        assert_eq!(record.find("fp32", false, "own"), None);
+        assert_eq!(record.find("fp32", true, "candle"), None);
     }
 }

@@ -20,7 +20,7 @@ pub mod output;
 pub mod result;
 pub mod scan;
 
-pub use device_check::DeviceCheckRecord;
+pub use device_check::{CheckedSetting, DeviceCheckRecord};
 pub use error::{IoContext, Result, RunsError};
 pub use grid::{GridConfig, GridFile, GridPoint};
 pub use layout::{run_dir, CheckpointFiles, RunDir, RunsRoot, SlurmFolder};

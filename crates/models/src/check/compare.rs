@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::PERTURB_ENV;
+use crate::ops::ConvEngine;
 
 /// What a case must meet.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,9 +49,23 @@ pub(crate) fn compare(tested: &[f64], reference: &[f64], tolerance: Tolerance) -
 }
 
 /// Moves the first finite element of `values` by the largest magnitude (at least 1) when
-/// [`PERTURB_ENV`] names `op`: a wrong result that every tolerance catches.
-pub(crate) fn perturb(op: &str, values: &mut [f64]) {
-    if std::env::var(PERTURB_ENV).is_ok_and(|v| v == op) {
+/// `target` ([`super::CheckOptions::perturb`]) names `op`, either alone (every engine) or as
+/// `<op>@<engine>` (only the cases run on that convolution engine): a wrong result that every
+/// tolerance catches.
+pub(crate) fn perturb(
+    target: Option<&str>,
+    op: &str,
+    engine: Option<ConvEngine>,
+    values: &mut [f64],
+) {
+    let Some(target) = target else {
+        return;
+    };
+    let hit = match target.split_once('@') {
+        Some((name, on)) => name == op && engine.is_some_and(|e| e.name() == on),
+        None => target == op,
+    };
+    if hit {
         let scale = values
             .iter()
             .filter(|v| v.is_finite())

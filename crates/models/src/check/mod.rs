@@ -17,6 +17,7 @@ mod compare;
 mod direct;
 mod identity;
 mod ops;
+mod setting;
 mod step;
 
 use candle_core::Device;
@@ -24,9 +25,12 @@ use candle_core::Device;
 pub use compare::Tolerance;
 pub use identity::device_identity;
 pub use ops::lcg_values;
+pub use setting::{combinations, Setting};
 
-/// Environment variable naming one op (e.g. `conv_bwd_filter`) whose tested result the check
-/// perturbs. For tests only: it proves the check can fail. Nothing but this module reads it.
+use crate::ops::ConvEngine;
+
+/// Environment variable from which `allconv` takes [`CheckOptions::perturb`] (the binary reads
+/// it; this crate reads no environment).
 pub const PERTURB_ENV: &str = "ALLCONV_CHECK_PERTURB";
 
 /// Arithmetic the device may use for convolutions and matrix products: `fp32`, or `tf32` (CUDA
@@ -38,12 +42,28 @@ pub use allconv_vocab::Precision;
 pub struct CheckOptions {
     /// The device under test.
     pub device: Device,
-    /// The precisions to run every case in (TF32 only on CUDA).
+    /// The precisions to run every setting-dependent case in (TF32 only on CUDA).
     pub precisions: Vec<Precision>,
+    /// cuDNN's algorithm sets to run them in: `true` deterministic algorithms only (training's
+    /// default), `false` the free choice.
+    pub deterministic: Vec<bool>,
+    /// The convolution engines to run them on.
+    pub engines: Vec<ConvEngine>,
     /// Networks whose training step is checked (canonical names or any case).
     pub models: Vec<String>,
     /// Fewer and smaller shapes and a batch of 2 for the training step.
     pub quick: bool,
+    /// For tests only, `None` otherwise: one op (e.g. `conv_bwd_filter`) whose tested result is
+    /// perturbed, on every convolution engine, or as `conv_bwd_filter@own` on one. It proves the
+    /// check can fail (and that a failure of one engine only is seen as such).
+    pub perturb: Option<String>,
+}
+
+impl CheckOptions {
+    /// The settings every convolution and training-step case runs in (see [`combinations`]).
+    pub fn settings(&self) -> Vec<Setting> {
+        combinations(&self.precisions, &self.deterministic, &self.engines)
+    }
 }
 
 /// One compared result: one row of the table.
@@ -56,8 +76,9 @@ pub struct Case {
     pub shape: String,
     /// The dtype of the tested computation.
     pub dtype: &'static str,
-    /// The precision it ran in.
-    pub precision: Precision,
+    /// The setting it ran in; `None` for the cases that no setting changes (pool, dropout,
+    /// SGD: our own kernels, bit for bit), which count for every setting.
+    pub setting: Option<Setting>,
     /// Largest absolute difference from the reference.
     pub max_abs: f64,
     /// Largest absolute difference divided by the largest reference magnitude.
@@ -76,19 +97,51 @@ pub struct CheckReport {
     /// What cuDNN chose per convolution shape (algorithm, math type, workspace); empty on the
     /// CPU.
     pub plans: Vec<String>,
+    /// The settings checked, in the order run.
+    pub settings: Vec<Setting>,
+}
+
+/// What a check says about one setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingOutcome {
+    /// The setting.
+    pub setting: Setting,
+    /// Cases that count for it (its own and the setting-independent ones).
+    pub cases: usize,
+    /// The distinct ops of its failing cases, in order of first failure (empty: it passed).
+    pub failed_ops: Vec<&'static str>,
 }
 
 impl CheckReport {
     /// The distinct ops of the failing cases, in order of first failure.
     pub fn failed_ops(&self) -> Vec<&'static str> {
-        let mut ops: Vec<&'static str> = Vec::new();
-        for case in self.cases.iter().filter(|c| !c.pass) {
-            if !ops.contains(&case.op) {
-                ops.push(case.op);
-            }
-        }
-        ops
+        distinct_failures(self.cases.iter())
     }
+
+    /// Per setting checked: its cases and failing ops.
+    pub fn outcomes(&self) -> Vec<SettingOutcome> {
+        self.settings
+            .iter()
+            .map(|&setting| {
+                let counts = |c: &&Case| c.setting.is_none() || c.setting == Some(setting);
+                SettingOutcome {
+                    setting,
+                    cases: self.cases.iter().filter(counts).count(),
+                    failed_ops: distinct_failures(self.cases.iter().filter(counts)),
+                }
+            })
+            .collect()
+    }
+}
+
+fn distinct_failures<'a>(cases: impl Iterator<Item = &'a Case>) -> Vec<&'static str> {
+    let mut ops: Vec<&'static str> = Vec::new();
+    for case in cases.filter(|c| !c.pass) {
+        if !ops.contains(&case.op) {
+            ops.push(case.op);
+        }
+    }
+    ops
 }
 
 /// Errors of the check (not failures of a case, which are [`Case::pass`]).
@@ -110,8 +163,10 @@ pub enum CheckError {
     },
 }
 
-/// Runs every case on `options.device` in each precision. TF32 is switched on only for its
-/// cases and set back to off afterwards.
+/// Runs every case on `options.device`: the setting-independent ones once, then the
+/// convolutions and training steps in each setting. The process-wide switches (TF32,
+/// deterministic algorithms, convolution engine) are set per setting and restored afterwards;
+/// the references always run on our own engine.
 pub fn run(options: &CheckOptions) -> Result<CheckReport, CheckError> {
     run_with(options, &mut |_| {})
 }
@@ -121,8 +176,17 @@ pub fn run_with(
     options: &CheckOptions,
     on_case: &mut dyn FnMut(&Case),
 ) -> Result<CheckReport, CheckError> {
-    if options.precisions.is_empty() {
-        return Err(CheckError::Invalid("no precision to check".into()));
+    for (what, empty) in [
+        ("precision", options.precisions.is_empty()),
+        (
+            "algorithm set (deterministic)",
+            options.deterministic.is_empty(),
+        ),
+        ("convolution engine", options.engines.is_empty()),
+    ] {
+        if empty {
+            return Err(CheckError::Invalid(format!("no {what} to check")));
+        }
     }
     if options.precisions.contains(&Precision::Tf32) && !options.device.is_cuda() {
         return Err(CheckError::Invalid(
@@ -130,30 +194,37 @@ pub fn run_with(
         ));
     }
     let specs = step::specs(&options.models)?;
-    let was_tf32 = crate::ops::tf32();
+    let settings = options.settings();
+    let before = Setting::current();
     let mut cases = Vec::new();
     let mut push = |case: Case| {
         on_case(&case);
         cases.push(case);
     };
+    let references = ops::References::default();
     let result = (|| -> Result<(), CheckError> {
-        for (i, &precision) in options.precisions.iter().enumerate() {
-            crate::ops::set_tf32(precision == Precision::Tf32);
+        let exact = ops::Context {
+            device: &options.device,
+            setting: None,
+            quick: options.quick,
+            references: &references,
+            perturb: options.perturb.as_deref(),
+        };
+        ops::pool_cases(&exact, &mut push)?;
+        ops::dropout_cases(&exact, &mut push)?;
+        ops::sgd_cases(&exact, &mut push)?;
+        for &setting in &settings {
+            setting.apply();
             let ctx = ops::Context {
-                device: &options.device,
-                precision,
-                quick: options.quick,
-                exact: i == 0,
+                setting: Some(setting),
+                ..exact
             };
             ops::conv_cases(&ctx, &mut push)?;
-            ops::pool_cases(&ctx, &mut push)?;
-            ops::dropout_cases(&ctx, &mut push)?;
-            ops::sgd_cases(&ctx, &mut push)?;
             step::step_cases(&ctx, &specs, &mut push)?;
         }
         Ok(())
     })();
-    crate::ops::set_tf32(was_tf32);
+    before.apply();
     result?;
     #[cfg(feature = "cuda")]
     let plans = if options.device.is_cuda() {
@@ -163,5 +234,9 @@ pub fn run_with(
     };
     #[cfg(not(feature = "cuda"))]
     let plans = Vec::new();
-    Ok(CheckReport { cases, plans })
+    Ok(CheckReport {
+        cases,
+        plans,
+        settings,
+    })
 }

@@ -6,21 +6,64 @@
 //! [`super::direct`] on the CPU; the bit-exact ops (pool, dropout, SGD) against the direct
 //! definitions on every device, which is what the CPU path equals bit for bit.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::compare::{compare, perturb, Tolerance};
 use super::direct::{self, ConvInput, ConvOutput};
-use super::{Case, CheckError, Precision};
-use crate::ops;
+use super::{Case, CheckError, Precision, Setting};
+use crate::ops::{self, ConvEngine};
 
 /// What every case of one pass shares.
+#[derive(Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub(crate) device: &'a Device,
-    pub(crate) precision: Precision,
+    /// The setting the pass runs in (its switches are set); `None` for the cases no setting
+    /// changes (pool, dropout, SGD), run once.
+    pub(crate) setting: Option<Setting>,
     pub(crate) quick: bool,
-    /// Whether this pass also runs the cases that do not depend on the precision (pool,
-    /// dropout, SGD): only the first pass does.
-    pub(crate) exact: bool,
+    /// The references, computed once and shared by every setting.
+    pub(crate) references: &'a References,
+    /// [`super::CheckOptions::perturb`].
+    pub(crate) perturb: Option<&'a str>,
+}
+
+impl Context<'_> {
+    /// The precision of the pass (fp32 for the setting-independent cases).
+    pub(crate) fn precision(&self) -> Precision {
+        self.setting.map_or(Precision::Fp32, |s| s.precision)
+    }
+}
+
+/// The references of the convolution cases and training steps, by case: a reference does not
+/// depend on the setting under test, so each is computed once for all of them.
+#[derive(Default)]
+pub(crate) struct References {
+    conv: RefCell<HashMap<String, Rc<ConvOutput>>>,
+    pub(crate) steps: RefCell<HashMap<String, Rc<super::step::StepResult>>>,
+}
+
+/// The reference stored under `key` in `map`, computed by `make` on our own engine the first
+/// time (the switch is set back afterwards): the references are the CPU path or the direct
+/// loops, never the engine under test.
+pub(crate) fn cached<V>(
+    map: &RefCell<HashMap<String, Rc<V>>>,
+    key: String,
+    make: impl FnOnce() -> Result<V, CheckError>,
+) -> Result<Rc<V>, CheckError> {
+    if let Some(v) = map.borrow().get(&key) {
+        return Ok(Rc::clone(v));
+    }
+    let engine = ops::conv_engine();
+    ops::set_conv_engine(ConvEngine::Own);
+    let made = make();
+    ops::set_conv_engine(engine);
+    let v = Rc::new(made?);
+    map.borrow_mut().insert(key, Rc::clone(&v));
+    Ok(v)
 }
 
 /// Values in [-1, 1) from a small LCG (64-bit, Knuth's MMIX constants; the top 53 bits as the
@@ -68,7 +111,8 @@ pub(crate) fn op_error(op: &'static str) -> impl Fn(candle_core::Error) -> Check
     move |source| CheckError::Op { op, source }
 }
 
-/// One compared row; `tested` is perturbed first if [`super::PERTURB_ENV`] names `op`.
+/// One compared row; `tested` is perturbed first if [`super::CheckOptions::perturb`] names
+/// `op` (and the engine, if it names one).
 pub(crate) fn case(
     ctx: &Context<'_>,
     op: &'static str,
@@ -77,13 +121,13 @@ pub(crate) fn case(
     reference: &[f64],
     tolerance: Tolerance,
 ) -> Case {
-    perturb(op, &mut tested);
+    perturb(ctx.perturb, op, ctx.setting.map(|s| s.engine), &mut tested);
     let (max_abs, max_rel, pass) = compare(&tested, reference, tolerance);
     Case {
         op,
         shape,
         dtype: "f32",
-        precision: ctx.precision,
+        setting: ctx.setting,
         max_abs,
         max_rel,
         tolerance,
@@ -198,7 +242,7 @@ fn conv_shapes(quick: bool) -> Vec<ConvShape> {
 /// within 1e-3 of 0, so that a rounding difference which flips the ReLU there changes nothing
 /// that is compared (a kink, not an error of the op).
 pub(crate) fn conv_cases(ctx: &Context<'_>, push: &mut dyn FnMut(Case)) -> Result<(), CheckError> {
-    let tolerance = Tolerance::Relative(match ctx.precision {
+    let tolerance = Tolerance::Relative(match ctx.precision() {
         Precision::Fp32 => 1e-4,
         Precision::Tf32 => 1e-2,
     });
@@ -230,11 +274,17 @@ pub(crate) fn conv_cases(ctx: &Context<'_>, push: &mut dyn FnMut(Case)) -> Resul
                 }
             }
             let tested = conv_on(ctx.device, &input, input_grad).map_err(op_error("conv_fwd"))?;
-            let reference = if ctx.device.is_cuda() {
-                conv_on(&Device::Cpu, &input, input_grad).map_err(op_error("conv_fwd"))?
-            } else {
-                direct::conv(&input)
-            };
+            let reference = cached(
+                &ctx.references.conv,
+                format!("{dims:?} {out} {kernel} {stride} {pad} {input_grad} {relu} {seed}"),
+                || {
+                    if ctx.device.is_cuda() {
+                        conv_on(&Device::Cpu, &input, input_grad).map_err(op_error("conv_fwd"))
+                    } else {
+                        Ok(direct::conv(&input))
+                    }
+                },
+            )?;
             let shape = format!(
                 "x {} w {out}x{c}x{kernel}x{kernel} s{stride} p{pad}{}",
                 dims.map(|d| d.to_string()).join("x"),
@@ -277,9 +327,6 @@ pub(crate) fn conv_cases(ctx: &Context<'_>, push: &mut dyn FnMut(Case)) -> Resul
 /// of all -inf windows), upstream gradients in eighths (so the sums where windows overlap are
 /// exact in f32).
 pub(crate) fn pool_cases(ctx: &Context<'_>, push: &mut dyn FnMut(Case)) -> Result<(), CheckError> {
-    if !ctx.exact {
-        return Ok(());
-    }
     let mut shapes = vec![[2, 3, 9, 9], [1, 2, 16, 16]];
     if !ctx.quick {
         shapes.extend([[2, 5, 32, 32], [1, 3, 7, 10]]);
@@ -328,9 +375,6 @@ pub(crate) fn dropout_cases(
     ctx: &Context<'_>,
     push: &mut dyn FnMut(Case),
 ) -> Result<(), CheckError> {
-    if !ctx.exact {
-        return Ok(());
-    }
     let mut shapes: Vec<(Vec<usize>, f64)> = vec![(vec![3, 7, 11], 0.2), (vec![70_001], 0.5)];
     if !ctx.quick {
         shapes.push((vec![8, 96, 16, 16], 0.5));
@@ -371,9 +415,6 @@ pub(crate) fn dropout_cases(
 /// The fused SGD update (momentum 0.9, with and without weight decay) on a layer's weights
 /// and an odd-length bias, bit for bit against the documented order of operations.
 pub(crate) fn sgd_cases(ctx: &Context<'_>, push: &mut dyn FnMut(Case)) -> Result<(), CheckError> {
-    if !ctx.exact {
-        return Ok(());
-    }
     let cases = [(96 * 96 * 9, 0.05, 0.001), (1_001, 0.01, 0.0)];
     for (i, (n, lr, wd)) in cases.into_iter().enumerate() {
         let seed = 600 + 3 * i as u64;

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
 use super::compare::{compare, perturb, Tolerance};
-use super::ops::{case, op_error, to_f64, values, Context};
+use super::ops::{cached, case, op_error, to_f64, values, Context};
 use super::{Case, CheckError, Precision};
 use crate::{spec, Mode, ModelOptions, ModelSpec, Network, INPUT_CHANNELS, INPUT_SIZE};
 
@@ -43,11 +43,14 @@ pub(crate) fn specs(models: &[String]) -> Result<Vec<ModelSpec>, CheckError> {
 /// Each parameter's name and gradient.
 type Gradients = Vec<(String, Vec<f64>)>;
 
+/// The loss and gradients of one step.
+pub(crate) type StepResult = (f64, Gradients);
+
 /// Seeds of the batches a step is compared on: the first, and the second used only when the
 /// first one's gradients miss the tolerance (see the module documentation).
 const BATCH_SEEDS: [u64; 2] = [9, 10];
 
-/// The perturbation (`PERTURB_ENV`) that moves the step gradients of the first batch only, as a
+/// The perturbation ([`super::CheckOptions::perturb`]) that moves the step gradients of the first batch only, as a
 /// kink would: the tests use it to show that the second batch decides.
 const FIRST_BATCH_ONLY: &str = "step_grad_first_batch";
 
@@ -102,7 +105,7 @@ pub(crate) fn step_cases(
     specs: &[ModelSpec],
     push: &mut dyn FnMut(Case),
 ) -> Result<(), CheckError> {
-    let (loss_tol, grad_tol) = match ctx.precision {
+    let (loss_tol, grad_tol) = match ctx.precision() {
         Precision::Fp32 => (1e-5, 1e-3),
         Precision::Tf32 => (1e-3, 5e-2),
     };
@@ -113,20 +116,29 @@ pub(crate) fn step_cases(
         for (attempt, &batch_seed) in BATCH_SEEDS.iter().enumerate() {
             let (loss, grads) = step(spec, ctx.device, DType::F32, batch, batch_seed)
                 .map_err(op_error("step_loss"))?;
-            let (ref_loss, ref_grads) = if ctx.device.is_cuda() {
-                step(spec, &Device::Cpu, DType::F32, batch, batch_seed)
-            } else {
-                step(spec, &Device::Cpu, DType::F64, batch, batch_seed)
-            }
-            .map_err(op_error("step_loss"))?;
+            let reference = cached(
+                &ctx.references.steps,
+                format!("{} {batch} {batch_seed}", spec.name),
+                || {
+                    let dtype = if ctx.device.is_cuda() {
+                        DType::F32
+                    } else {
+                        DType::F64
+                    };
+                    step(spec, &Device::Cpu, dtype, batch, batch_seed)
+                        .map_err(op_error("step_loss"))
+                },
+            )?;
+            let (ref_loss, ref_grads) = (reference.0, &reference.1);
             let (mut max_abs, mut max_rel, mut pass) = (0f64, 0f64, grads.len() == ref_grads.len());
-            for (i, ((name, mut g), (ref_name, r))) in grads.into_iter().zip(&ref_grads).enumerate()
+            for (i, ((name, mut g), (ref_name, r))) in grads.into_iter().zip(ref_grads).enumerate()
             {
                 if i == 0 {
-                    perturb("step_grad", &mut g);
+                    let engine = ctx.setting.map(|s| s.engine);
+                    perturb(ctx.perturb, "step_grad", engine, &mut g);
                     if attempt == 0 {
                         // A miss on the first batch only: the second must decide.
-                        perturb(FIRST_BATCH_ONLY, &mut g);
+                        perturb(ctx.perturb, FIRST_BATCH_ONLY, engine, &mut g);
                     }
                 }
                 let (a, rel, ok) = compare(&g, r, tolerance);
@@ -155,7 +167,7 @@ pub(crate) fn step_cases(
                 op: "step_grad",
                 shape: format!("{shape}, {} tensors{which}", ref_grads.len()),
                 dtype: "f32",
-                precision: ctx.precision,
+                setting: ctx.setting,
                 max_abs,
                 max_rel,
                 tolerance,

@@ -7,11 +7,15 @@ mod conv;
 mod cpu_kernels;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod cudnn_codes;
 mod dropout;
 mod pool;
 mod sgd;
 
-pub use conv::{conv2d, conv2d_relu, conv2d_relu_dropout, conv2d_relu_rule, ReluBackward};
+pub use conv::{
+    conv2d, conv2d_relu, conv2d_relu_dropout, conv2d_relu_rule, conv_engine, set_conv_engine,
+    ConvEngine, ConvEngineChoice, ReluBackward, ALL_CONV_ENGINES,
+};
 pub use cpu_kernels::{
     cpu_kernels, cpu_model, cpu_threads, set_cpu_kernels, supported_cpu_kernels, CpuFeatures,
     CpuKernels, ALL_CPU_KERNELS, CPU_KERNELS_ENV,

@@ -242,6 +242,10 @@ pub struct TrainingConfig {
     /// (`allconv check`; docs/protocol.md, Device check). Recorded with the run and stated in
     /// the report. No effect on the CPU.
     pub skip_device_check: bool,
+    /// The convolution engine: `own` (im2col + GEMM on the CPU, cuDNN on CUDA), `candle`
+    /// (candle's conv2d and autograd, no cuDNN), or `auto`: on CUDA ours if it passes the device
+    /// check, else candle's if that passes; ours on the CPU.
+    pub conv_engine: allconv_models::ops::ConvEngineChoice,
 }
 
 impl Default for TrainingConfig {
@@ -259,6 +263,7 @@ impl Default for TrainingConfig {
             loss_read_every: 50,
             precision: Precision::Fp32,
             skip_device_check: false,
+            conv_engine: allconv_models::ops::ConvEngineChoice::Auto,
         }
     }
 }

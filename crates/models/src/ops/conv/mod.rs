@@ -31,6 +31,7 @@
 //! passes) and `relu.rs` (the ReLU's backward); the CUDA side is `ops/cuda/cudnn`.
 
 mod cpu;
+mod engine;
 mod gemm;
 mod geom;
 mod im2col;
@@ -45,6 +46,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, St
 use super::buffers::{contiguous, float_storage, own_kernel_runs, Float, Kernels};
 use super::dropout::Dropout;
 use cpu::{conv_backward, conv_forward};
+pub use engine::{conv_engine, set_conv_engine, ConvEngine, ConvEngineChoice, ALL_CONV_ENGINES};
 use geom::Geom;
 pub use relu::ReluBackward;
 use relu::ReluBackwardOp;
@@ -267,8 +269,10 @@ impl CustomOp3 for Conv2dBackwardOp {
 /// 2-D convolution with bias: `x [N, C, H, W]`, `weight [O, C, kh, kw]` (PyTorch layout),
 /// `bias [O]`, the same `stride` and zero padding `pad` in both directions -> `[N, O, Ho, Wo]`.
 ///
-/// On the CPU with f32 or f64 this is im2col + GEMM with a GEMM backward pass (see the module
-/// documentation); on other devices or dtypes it is candle's own `conv2d` plus a bias.
+/// With the [`ConvEngine::Own`] engine (the default) on the CPU with f32 or f64 this is
+/// im2col + GEMM with a GEMM backward pass (see the module documentation), on CUDA in f32 cuDNN;
+/// with [`ConvEngine::Candle`], and on other devices or dtypes, it is candle's own `conv2d` plus
+/// a bias.
 pub fn conv2d(
     x: &Tensor,
     weight: &Tensor,
@@ -325,7 +329,10 @@ pub fn conv2d_relu_dropout(
     dropout: Dropout,
 ) -> Result<Tensor> {
     let dropout = Dropout::new(dropout.rate, dropout.seed, dropout.stream)?;
-    if !own_kernel_runs(x, Kernels::CpuOnly) || dropout.rate == 0.0 {
+    if conv_engine() == ConvEngine::Candle
+        || !own_kernel_runs(x, Kernels::CpuOnly)
+        || dropout.rate == 0.0
+    {
         let y = conv2d_relu(x, weight, bias, stride, pad)?;
         return crate::ops::dropout(&y, dropout.rate, dropout.seed, dropout.stream);
     }
@@ -351,7 +358,9 @@ fn conv2d_impl(
     relu: bool,
     rule: ReluBackward,
 ) -> Result<Tensor> {
-    if own_kernel_runs(x, Kernels::CpuAndCudaF32) {
+    // The visualisation's rules exist in our own kernels only (see `set_conv_engine`).
+    let candle_engine = conv_engine() == ConvEngine::Candle && rule == ReluBackward::Backprop;
+    if !candle_engine && own_kernel_runs(x, Kernels::CpuAndCudaF32) {
         x.contiguous()?.apply_op3(
             &weight.contiguous()?,
             &bias.contiguous()?,
@@ -372,14 +381,6 @@ fn conv2d_impl(
             x.device().location()
         )
     } else {
-        let out_channels = weight.dim(0)?;
-        let y = x
-            .conv2d(weight, pad, stride, 1, 1)?
-            .broadcast_add(&bias.reshape((1, out_channels, 1, 1))?)?;
-        if relu {
-            y.relu()
-        } else {
-            Ok(y)
-        }
+        engine::candle_conv2d(x, weight, bias, stride, pad, relu)
     }
 }

@@ -7,12 +7,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use candle_core::Result;
-use cudarc::cudnn::sys;
 use cudarc::driver::CudaStream;
 
 use super::desc::ConvDesc;
+use super::ffi::{Code, RawPerf};
 use super::state::raw_mut;
 use super::{check, cudnn_error, Key};
+use crate::ops::cudnn_codes::{Direction, MathType, Perf, UnknownCode};
 
 /// Largest workspace an algorithm may ask for: a cap (not a measurement) that keeps the FFT
 /// variants from claiming gigabytes next to other training processes on the same card.
@@ -21,91 +22,39 @@ pub(super) const WORKSPACE_LIMIT: usize = 512 << 20;
 /// A deterministic algorithm is preferred if it is at most this factor slower than the fastest.
 const DETERMINISTIC_SLACK: f32 = 1.10;
 
-/// The fields shared by cuDNN's three `*AlgoPerf_t` result structs.
-pub(super) trait Perf: Copy {
-    type Algo: Copy + fmt::Debug;
-    fn algo(&self) -> Self::Algo;
-    fn ok(&self) -> bool;
-    fn time(&self) -> f32;
-    fn memory(&self) -> usize;
-    fn deterministic(&self) -> bool;
-    fn math(&self) -> sys::cudnnMathType_t;
-}
-
-macro_rules! perf {
-    ($perf:ty, $algo:ty) => {
-        impl Perf for $perf {
-            type Algo = $algo;
-            fn algo(&self) -> $algo {
-                self.algo
-            }
-            fn ok(&self) -> bool {
-                self.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS
-            }
-            fn time(&self) -> f32 {
-                self.time
-            }
-            fn memory(&self) -> usize {
-                self.memory
-            }
-            fn deterministic(&self) -> bool {
-                self.determinism == sys::cudnnDeterminism_t::CUDNN_DETERMINISTIC
-            }
-            fn math(&self) -> sys::cudnnMathType_t {
-                self.mathType
-            }
-        }
-    };
-}
-
-perf!(
-    sys::cudnnConvolutionFwdAlgoPerf_t,
-    sys::cudnnConvolutionFwdAlgo_t
-);
-perf!(
-    sys::cudnnConvolutionBwdDataAlgoPerf_t,
-    sys::cudnnConvolutionBwdDataAlgo_t
-);
-perf!(
-    sys::cudnnConvolutionBwdFilterAlgoPerf_t,
-    sys::cudnnConvolutionBwdFilterAlgo_t
-);
-
 /// Whether a result's math type is allowed: without TF32 only plain FMA kernels (tensor-core
 /// results are skipped); never the fp16 down-conversion of TENSOR_OP_MATH_ALLOW_CONVERSION.
-fn math_allowed(math: sys::cudnnMathType_t, tf32: bool) -> bool {
-    use sys::cudnnMathType_t as M;
+fn math_allowed(math: MathType, tf32: bool) -> bool {
     match math {
-        M::CUDNN_FMA_MATH | M::CUDNN_DEFAULT_MATH => true,
-        M::CUDNN_TENSOR_OP_MATH => tf32,
-        M::CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION => false,
+        MathType::Fma | MathType::Default => true,
+        MathType::TensorOp => tf32,
+        MathType::TensorOpAllowConversion => false,
     }
 }
 
 /// The math type a convolution descriptor starts with (see the module documentation).
-pub(super) fn requested_math(tf32: bool) -> sys::cudnnMathType_t {
+pub(super) fn requested_math(tf32: bool) -> MathType {
     if tf32 {
-        sys::cudnnMathType_t::CUDNN_DEFAULT_MATH
+        MathType::Default
     } else {
-        sys::cudnnMathType_t::CUDNN_FMA_MATH
+        MathType::Fma
     }
 }
 
 /// Whether a result may be chosen for `key`'s plan: it ran, its workspace fits `workspace`,
 /// its math type is allowed, and it is deterministic if [`crate::ops::set_deterministic`] asked
 /// for that when the plan was made.
-fn usable<P: Perf>(p: &P, key: &Key, workspace: usize) -> bool {
-    p.ok()
-        && p.memory() <= workspace
-        && math_allowed(p.math(), key.tf32)
-        && (p.deterministic() || !key.deterministic)
+fn usable(p: &Perf, key: &Key, workspace: usize) -> bool {
+    p.ok && p.memory <= workspace
+        && math_allowed(p.math, key.tf32)
+        && (p.deterministic || !key.deterministic)
 }
 
 /// Picks from timed results (sorted fastest first by cuDNN): the fastest usable one, or a
 /// deterministic one within [`DETERMINISTIC_SLACK`] of it (in deterministic mode every usable
 /// one is deterministic, so the fastest of those).
-fn pick_timed<P: Perf>(results: &[P], key: &Key, workspace: usize) -> Option<P> {
-    let usable: Vec<P> = results
+fn pick_timed(results: &[Perf], key: &Key, workspace: usize) -> Option<Perf> {
+    let usable: Vec<Perf> = results
         .iter()
         .copied()
         .filter(|p| usable(p, key, workspace))
@@ -113,8 +62,29 @@ fn pick_timed<P: Perf>(results: &[P], key: &Key, workspace: usize) -> Option<P> 
     let fastest = *usable.first()?;
     let deterministic = usable
         .iter()
-        .find(|p| p.deterministic() && p.time() <= fastest.time() * DETERMINISTIC_SLACK);
+        .find(|p| p.deterministic && p.time <= fastest.time * DETERMINISTIC_SLACK);
     Some(*deterministic.unwrap_or(&fastest))
+}
+
+/// The first `returned` results decoded; a result with a value this build does not know is
+/// left out (it cannot be chosen) and its error kept, for the message should nothing be left.
+fn decode(
+    raw: &[RawPerf],
+    returned: c_int,
+    direction: Direction,
+    unknown: &mut Vec<UnknownCode>,
+) -> Vec<Perf> {
+    let n = (returned.max(0) as usize).min(raw.len());
+    raw[..n]
+        .iter()
+        .filter_map(|r| match r.decode(direction) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                unknown.push(e);
+                None
+            }
+        })
+        .collect()
 }
 
 /// How an algorithm was chosen.
@@ -128,26 +98,23 @@ pub(super) enum Source {
 
 /// An algorithm chosen for one direction of one plan.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Choice<A> {
-    pub(super) algo: A,
-    pub(super) math: sys::cudnnMathType_t,
+pub(super) struct Choice {
+    /// The algorithm's code, as cuDNN wrote it.
+    pub(super) algo: Code,
+    pub(super) algo_name: &'static str,
+    pub(super) math: MathType,
     pub(super) workspace: usize,
     pub(super) deterministic: bool,
     pub(super) source: Source,
 }
 
-impl<A: fmt::Debug> fmt::Display for Choice<A> {
+impl fmt::Display for Choice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let algo = format!("{:?}", self.algo);
-        let algo = algo
-            .trim_start_matches("CUDNN_CONVOLUTION_FWD_ALGO_")
-            .trim_start_matches("CUDNN_CONVOLUTION_BWD_DATA_ALGO_")
-            .trim_start_matches("CUDNN_CONVOLUTION_BWD_FILTER_ALGO_");
-        let math = format!("{:?}", self.math);
         write!(
             f,
-            "{algo} ({}, {}, workspace {} B, ",
-            math.trim_start_matches("CUDNN_"),
+            "{} ({}, {}, workspace {} B, ",
+            self.algo_name,
+            self.math.name(),
             if self.deterministic {
                 "deterministic"
             } else {
@@ -164,13 +131,14 @@ impl<A: fmt::Debug> fmt::Display for Choice<A> {
 
 /// Chooses an algorithm for one direction: the largest heuristic workspace that fits the limit
 /// sizes a temporary buffer, `find` times the algorithms on it, [`pick_timed`] chooses.
-pub(super) fn choose<P: Perf>(
+pub(super) fn choose(
     stream: &Arc<CudaStream>,
-    max_count: impl FnOnce(&mut c_int) -> sys::cudnnStatus_t,
-    heuristic: impl FnOnce(c_int, &mut c_int, *mut P) -> sys::cudnnStatus_t,
-    find: impl FnOnce(c_int, &mut c_int, *mut P, *mut c_void, usize) -> sys::cudnnStatus_t,
+    direction: Direction,
+    max_count: impl FnOnce(&mut c_int) -> Code,
+    heuristic: impl FnOnce(c_int, &mut c_int, *mut RawPerf) -> Code,
+    find: impl FnOnce(c_int, &mut c_int, *mut RawPerf, *mut c_void, usize) -> Code,
     (op, step, key): (&str, &str, &Key),
-) -> Result<(P, Source)> {
+) -> Result<(Perf, Source)> {
     let mut count: c_int = 0;
     check(
         op,
@@ -179,22 +147,20 @@ pub(super) fn choose<P: Perf>(
         max_count(&mut count),
     )?;
     let capacity = count.max(1) as usize;
-    // SAFETY: the perf structs are plain C data (enums whose zero value is valid, floats,
-    // integers); cuDNN overwrites the first `returned` entries.
-    let zeroed: P = unsafe { std::mem::zeroed() };
-    let mut heuristics = vec![zeroed; capacity];
+    let mut unknown = Vec::new();
+    let mut raw = vec![RawPerf::default(); capacity];
     let mut returned: c_int = 0;
     check(
         op,
         &format!("{step}: heuristics"),
         key,
-        heuristic(capacity as c_int, &mut returned, heuristics.as_mut_ptr()),
+        heuristic(capacity as c_int, &mut returned, raw.as_mut_ptr()),
     )?;
-    heuristics.truncate(returned.max(0) as usize);
+    let heuristics = decode(&raw, returned, direction, &mut unknown);
     let find_bytes = heuristics
         .iter()
-        .filter(|p| usable(*p, key, WORKSPACE_LIMIT))
-        .map(|p| p.memory())
+        .filter(|p| usable(p, key, WORKSPACE_LIMIT))
+        .map(|p| p.memory)
         .max()
         .unwrap_or(0);
 
@@ -206,20 +172,20 @@ pub(super) fn choose<P: Perf>(
     };
     if find_bytes == 0 || timed.is_some() {
         let (ws, ws_len, guard) = raw_mut(&mut timed, stream);
-        let mut results = vec![zeroed; capacity];
+        let mut raw = vec![RawPerf::default(); capacity];
         let mut returned: c_int = 0;
         let found = find(
             capacity as c_int,
             &mut returned,
-            results.as_mut_ptr(),
+            raw.as_mut_ptr(),
             ws,
             ws_len,
         );
         drop(guard);
-        if found == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
-            results.truncate(returned.max(0) as usize);
+        if found == super::ffi::STATUS_SUCCESS {
+            let results = decode(&raw, returned, direction, &mut unknown);
             if let Some(p) = pick_timed(&results, key, ws_len) {
-                return Ok((p, Source::Timed(p.time())));
+                return Ok((p, Source::Timed(p.time)));
             }
         }
     }
@@ -236,9 +202,13 @@ pub(super) fn choose<P: Perf>(
             } else {
                 ""
             };
+            let skipped = match unknown.first() {
+                Some(e) => format!(" ({} result(s) left out; the first: {e})", unknown.len()),
+                None => String::new(),
+            };
             candle_core::Error::Msg(format!(
                 "{op}: cuDNN has no usable {kind}{step} algorithm for {key} within a workspace \
-                 of {WORKSPACE_LIMIT} B"
+                 of {WORKSPACE_LIMIT} B{skipped}"
             ))
             .bt()
         })
@@ -247,18 +217,14 @@ pub(super) fn choose<P: Perf>(
 /// Turns a picked result into a [`Choice`]: the direction's descriptor gets the result's math
 /// type (only with TF32; without it the descriptor stays FMA-only) and the workspace size is
 /// asked for that exact configuration.
-pub(super) fn settle<P: Perf>(
+pub(super) fn settle(
     conv: &ConvDesc,
-    (picked, source): (P, Source),
+    (picked, source): (Perf, Source),
     tf32: bool,
-    workspace_size: impl FnOnce(P::Algo, &mut usize) -> sys::cudnnStatus_t,
+    workspace_size: impl FnOnce(Code, &mut usize) -> Code,
     (op, step, key): (&str, &str, &Key),
-) -> Result<Choice<P::Algo>> {
-    let math = if tf32 {
-        picked.math()
-    } else {
-        sys::cudnnMathType_t::CUDNN_FMA_MATH
-    };
+) -> Result<Choice> {
+    let math = if tf32 { picked.math } else { MathType::Fma };
     conv.set_math(math)
         .map_err(|s| cudnn_error(op, &format!("{step}: math type"), key, s))?;
     let mut bytes = 0usize;
@@ -266,13 +232,14 @@ pub(super) fn settle<P: Perf>(
         op,
         &format!("{step}: workspace size"),
         key,
-        workspace_size(picked.algo(), &mut bytes),
+        workspace_size(picked.algo, &mut bytes),
     )?;
     Ok(Choice {
-        algo: picked.algo(),
+        algo: picked.algo,
+        algo_name: picked.algo_name,
         math,
-        workspace: bytes.max(picked.memory()),
-        deterministic: picked.deterministic(),
+        workspace: bytes.max(picked.memory),
+        deterministic: picked.deterministic,
         source,
     })
 }
@@ -281,34 +248,16 @@ pub(super) fn settle<P: Perf>(
 mod tests {
     use super::*;
 
-    /// A timed result with only the fields that the choice reads.
-    #[derive(Debug, Clone, Copy)]
-    struct Timed {
-        id: u8,
-        time: f32,
-        deterministic: bool,
-        memory: usize,
-    }
-
-    impl Perf for Timed {
-        type Algo = u8;
-        fn algo(&self) -> u8 {
-            self.id
-        }
-        fn ok(&self) -> bool {
-            true
-        }
-        fn time(&self) -> f32 {
-            self.time
-        }
-        fn memory(&self) -> usize {
-            self.memory
-        }
-        fn deterministic(&self) -> bool {
-            self.deterministic
-        }
-        fn math(&self) -> sys::cudnnMathType_t {
-            sys::cudnnMathType_t::CUDNN_FMA_MATH
+    /// A successful timed result with only the fields that the choice reads.
+    fn timed(id: Code, time: f32, deterministic: bool, memory: usize) -> Perf {
+        Perf {
+            algo: id,
+            algo_name: "test",
+            ok: true,
+            time,
+            memory,
+            deterministic,
+            math: MathType::Fma,
         }
     }
 
@@ -328,8 +277,8 @@ mod tests {
         }
     }
 
-    fn pick(results: &[Timed], deterministic: bool) -> Option<u8> {
-        pick_timed(results, &key(deterministic), 1 << 20).map(|p| p.id)
+    fn pick(results: &[Perf], deterministic: bool) -> Option<Code> {
+        pick_timed(results, &key(deterministic), 1 << 20).map(|p| p.algo)
     }
 
     #[test]
@@ -337,12 +286,7 @@ mod tests {
         // Fastest first, as cuDNN sorts them: a non-deterministic one, a deterministic one 50 %
         // slower (beyond the 10 % slack), and a faster deterministic one whose 1 GB workspace
         // does not fit the 1 MB offered.
-        let t = |id, time, deterministic, memory| Timed {
-            id,
-            time,
-            deterministic,
-            memory,
-        };
+        let t = timed;
         let results = [
             t(0, 1.0, false, 0),
             t(1, 1.2, true, 1 << 30),

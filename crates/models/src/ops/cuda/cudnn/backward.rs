@@ -5,12 +5,13 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use candle_core::{bail, CudaStorage, Layout, Result, Shape};
-use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtrMut};
 
 use super::algo::{choose, settle};
+use super::ffi;
 use super::state::{ensure_workspace, plan, raw_mut, with_state, DeviceState};
 use super::{check, driver_error, input, scalar, zeros, Key, ALIGN, ONE, ZERO};
+use crate::ops::cudnn_codes::Direction;
 
 /// `[dx (if input_grad) ; dw ; db]` flattened, same contract as the CPU `Conv2dBackwardOp`:
 /// `x [N,C,H,W]`, `w [O,C,kh,kw]`, `dy [N,O,Ho,Wo]` (already ReLU-masked), f32, contiguous.
@@ -106,16 +107,17 @@ pub(crate) fn conv_backward(
 
             if input_grad && plan.bwd_data.is_none() {
                 let p = &*plan;
-                let picked = choose::<sys::cudnnConvolutionBwdDataAlgoPerf_t>(
+                let picked = choose(
                     stream,
+                    Direction::BackwardData,
                     // SAFETY (all three closures): live handle and descriptors of this plan;
                     // w, dy, dx are device buffers of the described shapes; the perf array
                     // holds `n` entries; the workspace pointer and size come from one buffer.
                     |count| unsafe {
-                        sys::cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, count)
+                        ffi::cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, count)
                     },
                     |n, ret, perf| unsafe {
-                        sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                        ffi::cudnnGetConvolutionBackwardDataAlgorithm_v7(
                             h,
                             p.w.0,
                             p.y.0,
@@ -127,7 +129,7 @@ pub(crate) fn conv_backward(
                         )
                     },
                     |n, ret, perf, ws, ws_len| unsafe {
-                        sys::cudnnFindConvolutionBackwardDataAlgorithmEx(
+                        ffi::cudnnFindConvolutionBackwardDataAlgorithmEx(
                             h,
                             p.w.0,
                             wp,
@@ -151,7 +153,7 @@ pub(crate) fn conv_backward(
                     key.tf32,
                     // SAFETY: live handle and descriptors of this plan.
                     |algo, bytes| unsafe {
-                        sys::cudnnGetConvolutionBackwardDataWorkspaceSize(
+                        ffi::cudnnGetConvolutionBackwardDataWorkspaceSize(
                             h,
                             p.w.0,
                             p.y.0,
@@ -167,16 +169,17 @@ pub(crate) fn conv_backward(
             }
             if plan.bwd_filter.is_none() {
                 let p = &*plan;
-                let picked = choose::<sys::cudnnConvolutionBwdFilterAlgoPerf_t>(
+                let picked = choose(
                     stream,
+                    Direction::BackwardFilter,
                     // SAFETY (all three closures): live handle and descriptors of this plan;
                     // x, dy, dw are device buffers of the described shapes; the perf array
                     // holds `n` entries; the workspace pointer and size come from one buffer.
                     |count| unsafe {
-                        sys::cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, count)
+                        ffi::cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, count)
                     },
                     |n, ret, perf| unsafe {
-                        sys::cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                        ffi::cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                             h,
                             p.x.0,
                             p.y.0,
@@ -188,7 +191,7 @@ pub(crate) fn conv_backward(
                         )
                     },
                     |n, ret, perf, ws, ws_len| unsafe {
-                        sys::cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                        ffi::cudnnFindConvolutionBackwardFilterAlgorithmEx(
                             h,
                             p.x.0,
                             xp,
@@ -212,7 +215,7 @@ pub(crate) fn conv_backward(
                     key.tf32,
                     // SAFETY: live handle and descriptors of this plan.
                     |algo, bytes| unsafe {
-                        sys::cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                        ffi::cudnnGetConvolutionBackwardFilterWorkspaceSize(
                             h,
                             p.x.0,
                             p.y.0,
@@ -235,7 +238,7 @@ pub(crate) fn conv_backward(
             if let Some(data) = data {
                 // SAFETY: dx [N,C,H,W] at the start of `out`; beta = 0 (dx not read).
                 let s = unsafe {
-                    sys::cudnnConvolutionBackwardData(
+                    ffi::cudnnConvolutionBackwardData(
                         h,
                         scalar(&ONE),
                         plan.w.0,
@@ -255,7 +258,7 @@ pub(crate) fn conv_backward(
             }
             // SAFETY: dw [O,C,kh,kw] at `dwp` (in `out` or `scratch`); beta = 0.
             let s = unsafe {
-                sys::cudnnConvolutionBackwardFilter(
+                ffi::cudnnConvolutionBackwardFilter(
                     h,
                     scalar(&ONE),
                     plan.x.0,
@@ -274,7 +277,7 @@ pub(crate) fn conv_backward(
             check(OP, "backward filter", &key, s)?;
             // SAFETY: db [1,O,1,1] right after dw; the sum of dy over N, Ho, Wo; beta = 0.
             let s = unsafe {
-                sys::cudnnConvolutionBackwardBias(
+                ffi::cudnnConvolutionBackwardBias(
                     h,
                     scalar(&ONE),
                     plan.y.0,

@@ -6,11 +6,15 @@ use std::ffi::c_int;
 
 use cudarc::cudnn::sys;
 
+use super::ffi::{self, Code, STATUS_SUCCESS};
+use crate::ops::cudnn_codes::MathType;
+
 /// A cuDNN status as a result (the error is the status itself; callers add the context).
-pub(super) fn status(s: sys::cudnnStatus_t) -> std::result::Result<(), sys::cudnnStatus_t> {
-    match s {
-        sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => Ok(()),
-        other => Err(other),
+pub(super) fn status(s: Code) -> std::result::Result<(), Code> {
+    if s == STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(s)
     }
 }
 
@@ -30,10 +34,10 @@ macro_rules! owned {
 
         impl $name {
             /// A fresh object, owned by the returned value.
-            pub(super) fn create() -> std::result::Result<Self, sys::cudnnStatus_t> {
+            pub(super) fn create() -> std::result::Result<Self, Code> {
                 let mut raw = std::ptr::null_mut();
                 // SAFETY: out-pointer to a local; ownership moves into the value right after.
-                unsafe { status(sys::$create(&mut raw))? };
+                unsafe { status(ffi::$create(&mut raw))? };
                 Ok(Self(raw))
             }
         }
@@ -42,7 +46,7 @@ macro_rules! owned {
             fn drop(&mut self) {
                 // SAFETY: created by `create`, destroyed exactly once, here.
                 unsafe {
-                    sys::$destroy(self.0);
+                    ffi::$destroy(self.0);
                 }
             }
         }
@@ -82,15 +86,15 @@ owned!(
 );
 
 impl TensorDesc {
-    pub(super) fn nchw(dims: [usize; 4]) -> std::result::Result<Self, sys::cudnnStatus_t> {
+    pub(super) fn nchw(dims: [usize; 4]) -> std::result::Result<Self, Code> {
         let desc = Self::create()?;
         let [n, c, h, w] = dims_i32(dims);
         // SAFETY: `desc.0` is a live descriptor.
         unsafe {
-            status(sys::cudnnSetTensor4dDescriptor(
+            status(ffi::cudnnSetTensor4dDescriptor(
                 desc.0,
-                sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW,
-                sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
+                ffi::TENSOR_NCHW,
+                ffi::DATA_FLOAT,
                 n,
                 c,
                 h,
@@ -102,15 +106,15 @@ impl TensorDesc {
 }
 
 impl FilterDesc {
-    pub(super) fn new(dims: [usize; 4]) -> std::result::Result<Self, sys::cudnnStatus_t> {
+    pub(super) fn new(dims: [usize; 4]) -> std::result::Result<Self, Code> {
         let desc = Self::create()?;
         let [o, c, h, w] = dims_i32(dims);
         // SAFETY: `desc.0` is a live descriptor.
         unsafe {
-            status(sys::cudnnSetFilter4dDescriptor(
+            status(ffi::cudnnSetFilter4dDescriptor(
                 desc.0,
-                sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
-                sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW,
+                ffi::DATA_FLOAT,
+                ffi::TENSOR_NCHW,
                 o,
                 c,
                 h,
@@ -125,13 +129,13 @@ impl ConvDesc {
     pub(super) fn new(
         stride: usize,
         pad: usize,
-        math: sys::cudnnMathType_t,
-    ) -> std::result::Result<Self, sys::cudnnStatus_t> {
+        math: MathType,
+    ) -> std::result::Result<Self, Code> {
         let desc = Self::create()?;
         let (s, p) = (stride as c_int, pad as c_int);
         // SAFETY: `desc.0` is a live descriptor.
         unsafe {
-            status(sys::cudnnSetConvolution2dDescriptor(
+            status(ffi::cudnnSetConvolution2dDescriptor(
                 desc.0,
                 p,
                 p,
@@ -139,33 +143,30 @@ impl ConvDesc {
                 s,
                 1,
                 1,
-                sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
-                sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
+                ffi::CROSS_CORRELATION,
+                ffi::DATA_FLOAT,
             ))?;
         }
         desc.set_math(math)?;
         Ok(desc)
     }
 
-    pub(super) fn set_math(
-        &self,
-        math: sys::cudnnMathType_t,
-    ) -> std::result::Result<(), sys::cudnnStatus_t> {
+    pub(super) fn set_math(&self, math: MathType) -> std::result::Result<(), Code> {
         // SAFETY: `self.0` is a live descriptor.
-        unsafe { status(sys::cudnnSetConvolutionMathType(self.0, math)) }
+        unsafe { status(ffi::cudnnSetConvolutionMathType(self.0, math.code())) }
     }
 }
 
 impl ReluDesc {
-    pub(super) fn new() -> std::result::Result<Self, sys::cudnnStatus_t> {
+    pub(super) fn new() -> std::result::Result<Self, Code> {
         let desc = Self::create()?;
         // NOT_PROPAGATE_NAN maps NaN to 0 like the CPU path's `if v > 0 { v } else { 0 }`.
         // SAFETY: `desc.0` is a live descriptor.
         unsafe {
-            status(sys::cudnnSetActivationDescriptor(
+            status(ffi::cudnnSetActivationDescriptor(
                 desc.0,
-                sys::cudnnActivationMode_t::CUDNN_ACTIVATION_RELU,
-                sys::cudnnNanPropagation_t::CUDNN_NOT_PROPAGATE_NAN,
+                ffi::ACTIVATION_RELU,
+                ffi::NOT_PROPAGATE_NAN,
                 0.0,
             ))?;
         }

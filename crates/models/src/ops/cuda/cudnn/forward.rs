@@ -5,12 +5,13 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use candle_core::{bail, CudaStorage, Layout, Result, Shape};
-use cudarc::cudnn::sys;
 use cudarc::driver::{CudaStream, DevicePtr, DevicePtrMut};
 
 use super::algo::{choose, settle};
+use super::ffi::{self, STATUS_SUCCESS};
 use super::state::{ensure_workspace, plan, raw_mut, with_state, DeviceState};
 use super::{check, driver_error, input, scalar, zeros, Key, ONE, ZERO};
+use crate::ops::cudnn_codes::Direction;
 
 /// Forward convolution with bias (and ReLU when `relu`), same contract as the CPU `Conv2dOp`:
 /// `x [N,C,H,W]`, `w [O,C,kh,kw]`, `b [O]`, all f32 and contiguous -> `[N,O,Ho,Wo]`.
@@ -64,14 +65,15 @@ pub(crate) fn conv_forward(
                 let (yp, _gy) = y.device_ptr_mut(stream);
                 let yp = yp as *mut c_void;
                 let p = &*plan;
-                choose::<sys::cudnnConvolutionFwdAlgoPerf_t>(
+                choose(
                     stream,
+                    Direction::Forward,
                     // SAFETY (all three closures): live handle and descriptors of this plan;
                     // x, w, y are device buffers of the described shapes; the perf array holds
                     // `n` entries; the workspace pointer and size come from one live buffer.
-                    |count| unsafe { sys::cudnnGetConvolutionForwardAlgorithmMaxCount(h, count) },
+                    |count| unsafe { ffi::cudnnGetConvolutionForwardAlgorithmMaxCount(h, count) },
                     |n, ret, perf| unsafe {
-                        sys::cudnnGetConvolutionForwardAlgorithm_v7(
+                        ffi::cudnnGetConvolutionForwardAlgorithm_v7(
                             h,
                             p.x.0,
                             p.w.0,
@@ -83,7 +85,7 @@ pub(crate) fn conv_forward(
                         )
                     },
                     |n, ret, perf, ws, ws_len| unsafe {
-                        sys::cudnnFindConvolutionForwardAlgorithmEx(
+                        ffi::cudnnFindConvolutionForwardAlgorithmEx(
                             h,
                             p.x.0,
                             xp,
@@ -109,7 +111,7 @@ pub(crate) fn conv_forward(
                 key.tf32,
                 // SAFETY: live handle and descriptors of this plan.
                 |algo, bytes| unsafe {
-                    sys::cudnnGetConvolutionForwardWorkspaceSize(
+                    ffi::cudnnGetConvolutionForwardWorkspaceSize(
                         h,
                         p.x.0,
                         p.w.0,
@@ -146,7 +148,7 @@ pub(crate) fn conv_forward(
                 // shapes); alpha2 = 0 with an all-zero z; the workspace holds at least
                 // `choice.workspace` bytes.
                 let s = unsafe {
-                    sys::cudnnConvolutionBiasActivationForward(
+                    ffi::cudnnConvolutionBiasActivationForward(
                         h,
                         scalar(&ONE),
                         plan.x.0,
@@ -167,7 +169,7 @@ pub(crate) fn conv_forward(
                         yp,
                     )
                 };
-                if s == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
+                if s == STATUS_SUCCESS {
                     done = true;
                 } else {
                     // cuDNN documents NOT_SUPPORTED for algorithm/activation combinations it
@@ -182,7 +184,7 @@ pub(crate) fn conv_forward(
             if !done {
                 // SAFETY: as above; beta = 0, so y is written without being read.
                 let s = unsafe {
-                    sys::cudnnConvolutionForward(
+                    ffi::cudnnConvolutionForward(
                         h,
                         scalar(&ONE),
                         plan.x.0,
@@ -201,7 +203,7 @@ pub(crate) fn conv_forward(
                 check(OP, "forward", &key, s)?;
                 // SAFETY: bias [1,O,1,1] broadcast-added onto y [N,O,Ho,Wo]: y = 1 * b + 1 * y.
                 let s = unsafe {
-                    sys::cudnnAddTensor(
+                    ffi::cudnnAddTensor(
                         h,
                         scalar(&ONE),
                         plan.bias.0,
@@ -215,7 +217,7 @@ pub(crate) fn conv_forward(
                 if relu {
                     // SAFETY: in place (same descriptor and pointer), which cuDNN allows.
                     let s = unsafe {
-                        sys::cudnnActivationForward(
+                        ffi::cudnnActivationForward(
                             h,
                             plan.relu.0,
                             scalar(&ONE),

@@ -33,6 +33,11 @@
 //! ([`cudnn_plans`] says so). The ReLU's backward mask is applied before [`conv_backward`]
 //! (`ReluBackwardOp`), which therefore sees the masked output gradient.
 //!
+//! cuDNN's own integers: every cuDNN function is declared in `ffi.rs` with its status, and the
+//! algorithm and math type it writes into its performance structs, as plain integers, decoded by
+//! `ops::cudnn_codes` (an unknown value is an error naming it, or a timing result left out), so
+//! that no Rust enum ever holds a value a newer cuDNN invented.
+//!
 //! Precision: exact fp32 (`CUDNN_FMA_MATH`, which also keeps cuDNN from using TF32 on its own
 //! for fp32 data on Ampere and newer, as `CUDNN_DEFAULT_MATH` may) unless
 //! [`crate::ops::set_tf32`] allowed TF32; then the convolutions are described with
@@ -42,6 +47,7 @@
 mod algo;
 mod backward;
 mod desc;
+mod ffi;
 mod forward;
 mod state;
 
@@ -51,8 +57,9 @@ use std::fmt;
 use candle_core::backend::BackendStorage;
 use candle_core::cuda::CudaDevice;
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
-use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, CudaStream, CudaView, DevicePtr};
+
+use ffi::{Code, STATUS_SUCCESS};
 
 pub(crate) use backward::conv_backward;
 pub(crate) use forward::conv_forward;
@@ -184,27 +191,37 @@ impl fmt::Display for Key {
     }
 }
 
+/// A status cuDNN returned, in words: its number and cuDNN's own text for it (which cuDNN
+/// gives for any value, known to this build or not).
+pub(super) fn status_text(status: Code) -> String {
+    // SAFETY: cudnnGetErrorString returns a pointer to a static NUL-terminated string (for an
+    // unknown value, cuDNN's text saying so); a null pointer is handled.
+    let text = unsafe {
+        let p = ffi::cudnnGetErrorString(status);
+        if p.is_null() {
+            String::from("no text")
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    format!("status {status} ({text})")
+}
+
 /// A failed cuDNN call as a candle error naming the operation, the step and the shape.
-pub(super) fn cudnn_error(
-    op: &str,
-    step: &str,
-    key: &Key,
-    status: sys::cudnnStatus_t,
-) -> candle_core::Error {
-    // SAFETY: cudnnGetErrorString returns a pointer to a static NUL-terminated string.
-    let text = unsafe { CStr::from_ptr(sys::cudnnGetErrorString(status)) };
+pub(super) fn cudnn_error(op: &str, step: &str, key: &Key, status: Code) -> candle_core::Error {
     candle_core::Error::Msg(format!(
-        "{op}: cuDNN {step} failed for {key}: {status:?} ({})",
-        text.to_string_lossy()
+        "{op}: cuDNN {step} failed for {key}: {}",
+        status_text(status)
     ))
     .bt()
 }
 
 /// `status` as a result, with [`cudnn_error`]'s context.
-pub(super) fn check(op: &str, step: &str, key: &Key, status: sys::cudnnStatus_t) -> Result<()> {
-    match status {
-        sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => Ok(()),
-        other => Err(cudnn_error(op, step, key, other)),
+pub(super) fn check(op: &str, step: &str, key: &Key, status: Code) -> Result<()> {
+    if status == STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(cudnn_error(op, step, key, status))
     }
 }
 

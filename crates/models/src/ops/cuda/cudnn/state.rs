@@ -9,13 +9,14 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use candle_core::cuda::CudaDevice;
-use candle_core::{bail, Result};
+use candle_core::Result;
 use cudarc::cudnn::sys;
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtrMut};
 
 use super::algo::{requested_math, Choice};
 use super::desc::{ConvDesc, FilterDesc, Handle, ReluDesc, TensorDesc};
-use super::{cudnn_error, driver_error, Key};
+use super::ffi::{self, Code, STATUS_SUCCESS};
+use super::{cudnn_error, driver_error, status_text, Key};
 
 /// Descriptors and chosen algorithms of one convolution geometry.
 pub(super) struct Plan {
@@ -28,17 +29,17 @@ pub(super) struct Plan {
     pub(super) conv_bwd_data: ConvDesc,
     pub(super) conv_bwd_filter: ConvDesc,
     pub(super) relu: ReluDesc,
-    pub(super) fwd: Option<Choice<sys::cudnnConvolutionFwdAlgo_t>>,
-    pub(super) bwd_data: Option<Choice<sys::cudnnConvolutionBwdDataAlgo_t>>,
-    pub(super) bwd_filter: Option<Choice<sys::cudnnConvolutionBwdFilterAlgo_t>>,
+    pub(super) fwd: Option<Choice>,
+    pub(super) bwd_data: Option<Choice>,
+    pub(super) bwd_filter: Option<Choice>,
     /// Cleared if cuDNN refuses the fused convolution + bias + ReLU call for this geometry.
     pub(super) fused_relu: bool,
     /// Why it was refused (for [`cudnn_plans`]).
-    pub(super) fused_refusal: Option<sys::cudnnStatus_t>,
+    pub(super) fused_refusal: Option<Code>,
 }
 
 impl Plan {
-    fn new(key: &Key) -> std::result::Result<Self, sys::cudnnStatus_t> {
+    fn new(key: &Key) -> std::result::Result<Self, Code> {
         let math = requested_math(key.tf32);
         Ok(Self {
             x: TensorDesc::nchw([key.n, key.c, key.h, key.w])?,
@@ -80,16 +81,22 @@ impl DeviceState {
         })?;
         let handle = Handle::create().map_err(|created| {
             candle_core::Error::Msg(format!(
-                "cuDNN: cudnnCreate failed: {created:?} (is libcudnn.so.9 installed?)"
+                "cuDNN: cudnnCreate failed: {} (is libcudnn.so.9 installed, with its \
+                 libcudnn_*.so.9 sub-libraries on LD_LIBRARY_PATH?)",
+                status_text(created)
             ))
             .bt()
         })?;
         // SAFETY: both the handle and candle's stream are live; the stream outlives the handle
         // (field order above).
         let bound =
-            unsafe { sys::cudnnSetStream(handle.0, stream.cu_stream() as sys::cudaStream_t) };
-        if bound != sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
-            bail!("cuDNN: cudnnSetStream failed: {bound:?}")
+            unsafe { ffi::cudnnSetStream(handle.0, stream.cu_stream() as sys::cudaStream_t) };
+        if bound != STATUS_SUCCESS {
+            return Err(candle_core::Error::Msg(format!(
+                "cuDNN: cudnnSetStream failed: {}",
+                status_text(bound)
+            ))
+            .bt());
         }
         Ok(Self {
             plans: HashMap::new(),
@@ -155,7 +162,7 @@ pub fn cudnn_plans() -> Vec<String> {
                     "{key}: forward {}{}; backward data {}; backward filter {}",
                     show(plan.fwd.map(|c| c.to_string())),
                     plan.fused_refusal
-                        .map(|s| format!(" (ReLU not fused: {s:?})"))
+                        .map(|s| format!(" (ReLU not fused: {})", status_text(s)))
                         .unwrap_or_default(),
                     show(plan.bwd_data.map(|c| c.to_string())),
                     show(plan.bwd_filter.map(|c| c.to_string())),
