@@ -27,7 +27,9 @@ pub use config::{ExperimentConfig, RunConfig, Setting};
 pub use error::{Result, TrainError};
 pub use grid::ExperimentGrid;
 pub use optim::{Sgd, SgdConfig, StepSchedule};
-pub use trainer::{
-    apply_device_settings, dropout_seed, evaluate, final_weights, run, EpochEnd, EpochHook,
-    Evaluation, Opened, Progress, RunOptions, TrainedEpoch, Trainer,
-};
+pub use trainer::device::apply_device_settings;
+pub use trainer::finish::final_weights;
+pub use trainer::options::{EpochEnd, EpochHook, Progress, RunOptions};
+pub use trainer::run::run;
+pub use trainer::steps::{dropout_seed, evaluate};
+pub use trainer::{Evaluation, Opened, TrainedEpoch, Trainer};

@@ -4,94 +4,21 @@
 
 use std::path::Path;
 
-use allconv_cifar::{batch_count, DeviceSplit};
 use allconv_models::Network;
 use allconv_runs::{RunDir, RunLock};
-use candle_core::Device;
 use candle_nn::VarMap;
 
+use super::data::{check_batches, load_data};
+use super::device::apply_device_settings;
 use super::progress::Reporter;
-use super::{
-    apply_device_settings, record, saved_config, Opened, RunOptions, StopRequest, Trainer,
-};
+use super::resume::{resume, Earlier};
+use super::stop::StopRequest;
+use super::{record, saved_config, Opened, RunOptions, Trainer};
 use crate::checkpoint::{self, CheckpointDir, TrainerState, WeightsInfo};
-use crate::config::{Provenance, RunConfig, SavedRunConfig};
+use crate::config::{Provenance, RunConfig};
 use crate::divergence::StuckDetector;
 use crate::error::{Result, TrainError};
 use crate::optim::{Sgd, SgdConfig, StepSchedule};
-
-/// The three splits, uploaded to the device once.
-pub(super) struct DeviceData {
-    pub(super) train: DeviceSplit,
-    pub(super) validation: DeviceSplit,
-    pub(super) test: DeviceSplit,
-}
-
-/// Loads, normalises and uploads the run's data; returns it with the md5 of the
-/// preprocessing statistics it was normalised with.
-fn load_data(config: &RunConfig, device: &Device) -> Result<(DeviceData, String)> {
-    let exp = &config.config;
-    let data_dir = exp.data.resolved_dir();
-    let raw = allconv_cifar::load_dataset(exp.data.kind(), &data_dir)?;
-    let data = allconv_cifar::prepare(
-        &raw,
-        &exp.data.prepare_options(),
-        exp.data.cache_dir.as_deref(),
-    )
-    .map_err(|e| match e {
-        // Name the configuration key, not the library's option.
-        allconv_cifar::CifarError::InvalidOption { option, reason } => TrainError::Config(format!(
-            "data.{option}: {reason} (data in {})",
-            data_dir.display()
-        )),
-        other => other.into(),
-    })?;
-    drop(raw);
-    if data.train.is_empty() {
-        return Err(TrainError::Config(format!(
-            "no training images left in {} after the validation split and train_subset",
-            data_dir.display()
-        )));
-    }
-    // Uploaded once: every batch is then gathered on the device (see `DeviceSplit`).
-    Ok((
-        DeviceData {
-            train: DeviceSplit::new(&data.train, device)?,
-            validation: DeviceSplit::new(&data.validation, device)?,
-            test: DeviceSplit::new(&data.test, device)?,
-        },
-        data.statistics_md5,
-    ))
-}
-
-/// Refuses a batch size that trains nothing, or that the CPU cannot hold.
-fn check_batches(config: &RunConfig, train_len: usize, device: &Device) -> Result<usize> {
-    let training = &config.config.training;
-    if device.is_cpu() {
-        // No step holds more images than the data has, whatever the batch size says.
-        let spec = allconv_models::spec(&config.model, &config.config.model)?;
-        let batch = training.batch_size.min(train_len);
-        crate::memory::check_cpu_batch(&spec, batch, "training.batch_size")
-            .map_err(TrainError::Config)?;
-    }
-    let steps_per_epoch = batch_count(train_len, training.batch_size, training.keep_last_batch);
-    if steps_per_epoch == 0 {
-        return Err(TrainError::Config(format!(
-            "training.batch_size {} is larger than the {train_len} training images and \
-             training.keep_last_batch is false: an epoch would train no SGD step; lower the \
-             batch size or keep the last batch",
-            training.batch_size
-        )));
-    }
-    Ok(steps_per_epoch)
-}
-
-/// What a resume found in the run folder before the data was read.
-struct Earlier {
-    state: TrainerState,
-    record: SavedRunConfig,
-    changed_files: std::collections::BTreeMap<String, [String; 2]>,
-}
 
 impl Trainer {
     /// Takes the run folder's lock ([`allconv_runs::RunsError::Locked`] when another process has
@@ -274,57 +201,4 @@ impl Trainer {
             stop: StopRequest::default(),
         })))
     }
-}
-
-/// Restores the checkpoint of `earlier` into the network and optimizer and returns its state
-/// with the run's record extended by this process (see `record::resumed`).
-#[allow(clippy::too_many_arguments)] // The pieces of `open_locked` it continues from.
-fn resume(
-    config: &RunConfig,
-    options: &RunOptions,
-    dir: &RunDir,
-    checkpoints: &CheckpointDir,
-    now: &Provenance,
-    earlier: Earlier,
-    say: &Reporter,
-    (varmap, sgd): (&VarMap, &mut Sgd),
-) -> Result<(TrainerState, SavedRunConfig)> {
-    let Earlier {
-        state,
-        record: saved,
-        changed_files,
-    } = earlier;
-    state.check_belongs_to(config, &checkpoints.files().state_path())?;
-    let at = (state.epoch, state.step);
-    let (record, warnings) = record::resumed(
-        &dir.config_path(),
-        saved,
-        now,
-        at,
-        changed_files,
-        options.allow_changed_data,
-    )?;
-    for unverified in checkpoints.restore(&state, varmap, sgd)? {
-        allconv_runs::errln!(
-            "warning: {} has no checksum (written by an earlier version): resumed without \
-             verifying its tensors",
-            unverified.display()
-        );
-    }
-    for warning in warnings {
-        allconv_runs::errln!("warning: {}: {warning}", dir.path().display());
-    }
-    dir.truncate_metrics(state.epoch)?;
-    let step = if state.step == 0 {
-        String::new()
-    } else {
-        format!(", at step {} of epoch {}", state.step, state.epoch + 1)
-    };
-    say.line(&format!(
-        "{}: resuming after epoch {}/{}{step}",
-        dir.path().display(),
-        state.epoch,
-        config.config.schedule.epochs
-    ));
-    Ok((state, record))
 }
