@@ -49,22 +49,16 @@ pub enum TrainError {
         /// What differs, with the recorded and the present checksums.
         differences: String,
     },
-    /// The `stop_after_epochs` test hook stopped the run (as if the process had been killed).
-    #[error("stopped on request after epoch {epochs_done} (checkpoint written)")]
-    Interrupted {
-        /// Epochs finished and checkpointed.
-        epochs_done: usize,
-    },
-    /// A stop request (a signal) stopped the run part-way; a checkpoint at that step was written.
+    /// A stop request ([`crate::StopHandle`]: a signal, or a program's own) stopped the run
+    /// part-way; a checkpoint where it stood was written.
     #[error(
-        "stopped on request after step {step} of epoch {} (checkpoint written); the same command \
-         resumes at that step",
-        epochs_done + 1
+        "stopped on request {} (checkpoint written); the same command resumes from there",
+        TrainError::position(*epochs_done, *step)
     )]
     Stopped {
         /// Epochs finished before the stop.
         epochs_done: usize,
-        /// SGD steps of the next epoch done before the stop.
+        /// SGD steps of the next epoch done before the stop (0: at the end of an epoch).
         step: usize,
     },
     /// A requeued run whose last stops each came before a single step was trained.
@@ -91,6 +85,18 @@ pub enum TrainError {
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+impl TrainError {
+    /// Where a run stands after `epochs_done` epochs and `step` steps of the next, in words:
+    /// "before its first step", "after epoch 2", "after step 3 of epoch 2".
+    pub(crate) fn position(epochs_done: usize, step: usize) -> String {
+        match (epochs_done, step) {
+            (0, 0) => "before its first step".to_string(),
+            (done, 0) => format!("after epoch {done}"),
+            (done, step) => format!("after step {step} of epoch {}", done + 1),
+        }
+    }
 }
 
 /// Result with [`TrainError`].

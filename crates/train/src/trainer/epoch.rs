@@ -1,7 +1,6 @@
 //! One epoch of a run: its SGD steps, the evaluation, the `metrics.csv` row and the checkpoint,
 //! and the checkpoint written where a stop request found the run.
 
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use allconv_cifar::{EpochAugmentation, Order};
@@ -9,8 +8,9 @@ use allconv_models::Mode;
 use allconv_runs::EpochMetrics;
 use candle_nn::Optimizer;
 
+use super::options::{EpochEnd, StepEnd};
 use super::steps::{dropout_seed, evaluate, PendingSteps};
-use super::{Evaluation, TrainedEpoch, Trainer};
+use super::{stop, Evaluation, TrainedEpoch, Trainer};
 use crate::checkpoint::PartialEpoch;
 use crate::divergence;
 use crate::error::{Result, TrainError};
@@ -82,7 +82,14 @@ impl Trainer {
             self.sgd.backward_step(&loss)?;
             pending.push(&loss, &logits, &y)?;
             self.bar.inc(1);
-            self.stop.steps_this_process += 1;
+            self.steps_this_process += 1;
+            if let Some(observe) = &self.on_step {
+                observe(&StepEnd {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    steps_this_process: self.steps_this_process,
+                });
+            }
             let stopping = step + 1 < last_step && self.stop.requested();
             if !stopping && pending.len() < training.loss_read_every && step + 1 < last_step {
                 continue;
@@ -129,36 +136,19 @@ impl Trainer {
         }))
     }
 
-    /// Watches `flag` (and the `after_steps` test hook) for a request to stop part-way.
-    pub(super) fn watch_stop(
-        &mut self,
-        flag: Option<&'static AtomicBool>,
-        after_steps: Option<usize>,
-    ) {
-        self.stop.flag = flag;
-        self.stop.after_steps = after_steps;
-    }
-
     /// Writes the checkpoint of the current position (`state.epoch`, `state.step`) on a stop
     /// request and returns the error that ends the run; a stop where this process started
     /// counts as one more stop without progress.
     pub(super) fn stop_here(&mut self) -> TrainError {
         self.bar.finish_and_clear();
         let here = (self.state.epoch, self.state.step);
-        self.state.stalled_stops = if here == self.resumed_at {
-            self.state.stalled_stops + 1
-        } else {
-            0
-        };
+        self.state.stalled_stops = self
+            .stop
+            .stalled_after_stop_at(here, self.state.stalled_stops);
         if let Err(e) = self.checkpoint() {
             return e;
         }
-        self.say.line(&format!(
-            "{}: stopped on request at step {} of epoch {} (checkpoint written)",
-            self.dir.path().display(),
-            here.1,
-            here.0 + 1
-        ));
+        self.say.line(&stop::stopped_line(self.dir.path(), here));
         TrainError::Stopped {
             epochs_done: here.0,
             step: here.1,
@@ -227,6 +217,15 @@ impl Trainer {
             .epoch_line(&self.bar, &self.config.model, &row, epochs, remaining);
         if stop.is_some() {
             self.diverged = stop;
+        }
+        if let Some(observe) = &self.on_epoch_end {
+            observe(&EpochEnd {
+                run_dir: self.dir.path(),
+                metrics: &row,
+                epochs_planned: epochs,
+                epochs_this_process: self.epochs_this_process,
+                finished: self.is_finished(),
+            });
         }
         Ok(Some(row))
     }

@@ -27,9 +27,9 @@ use crate::config::RunConfig;
 use crate::divergence::StuckDetector;
 use crate::optim::{Sgd, StepSchedule};
 use data::DeviceData;
-use options::{EpochEnd, RunOptions};
+use options::{EpochHook, RunOptions, StepHook};
 use progress::Reporter;
-use stop::StopRequest;
+use stop::StopWatch;
 
 /// Losses and accuracies (fractions) of one evaluation; `None` for an empty split.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -81,9 +81,10 @@ pub struct Trainer {
     diverged: Option<String>,
     bar: ProgressBar,
     epochs_this_process: usize,
-    stop: StopRequest,
-    /// (epoch, step) this process started from: a stop there made no progress.
-    resumed_at: (usize, usize),
+    steps_this_process: usize,
+    stop: StopWatch,
+    on_step: Option<StepHook>,
+    on_epoch_end: Option<EpochHook>,
 }
 
 impl Trainer {

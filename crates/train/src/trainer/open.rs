@@ -12,7 +12,7 @@ use super::data::{check_batches, load_data};
 use super::device::apply_device_settings;
 use super::progress::Reporter;
 use super::resume::{resume, Earlier};
-use super::stop::StopRequest;
+use super::stop::StopWatch;
 use super::{record, saved_config, Opened, RunOptions, Trainer};
 use crate::checkpoint::{self, CheckpointDir, TrainerState, WeightsInfo};
 use crate::config::{Provenance, RunConfig};
@@ -192,13 +192,15 @@ impl Trainer {
             varmap,
             net,
             sgd,
-            resumed_at: (state.epoch, state.step),
+            stop: StopWatch::new(options.stop.clone(), (state.epoch, state.step)),
             state,
             stuck,
             diverged,
             bar,
             epochs_this_process: 0,
-            stop: StopRequest::default(),
+            steps_this_process: 0,
+            on_step: options.on_step.clone(),
+            on_epoch_end: options.on_epoch_end.clone(),
         })))
     }
 }

@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
 
 use allconv_train::config::{Device, Preprocessing};
-use allconv_train::{final_weights, ExperimentConfig, RunConfig};
+use allconv_train::{
+    final_weights, EpochEnd, ExperimentConfig, RunConfig, RunOptions, StepEnd, StopHandle,
+};
 
 /// Writes a synthetic CIFAR-10 folder (5 x `per_file` training images, `test` test images).
 pub fn synthetic_data(dir: &Path, per_file: usize, test: usize) {
@@ -29,6 +32,43 @@ pub fn small_config(data: &Path, runs: &Path, epochs: usize) -> ExperimentConfig
 /// The run configuration of `model` at `lr`, seed 0.
 pub fn run_config(c: &ExperimentConfig, model: &str, lr: f64) -> RunConfig {
     RunConfig::new(c.clone(), model, lr, 0).unwrap()
+}
+
+/// Options of one process that stops (as on a stop signal) once it has trained `epochs` epochs:
+/// its epoch-end observer raises the run's stop handle. Each call has a handle of its own, as
+/// each process has.
+pub fn stop_after_epochs(epochs: usize) -> RunOptions {
+    let stop = StopHandle::new();
+    let raise = stop.clone();
+    RunOptions {
+        on_epoch_end: Some(Arc::new(move |end: &EpochEnd<'_>| {
+            if end.epochs_this_process == epochs {
+                raise.stop();
+            }
+        })),
+        stop,
+        ..Default::default()
+    }
+}
+
+/// Options of one process that stops (as on a stop signal) once it has trained `steps` SGD
+/// steps: its step observer raises the run's stop handle; for 0 the handle is raised before
+/// the run starts (a signal during the data loading).
+pub fn stop_after_steps(steps: usize) -> RunOptions {
+    let stop = StopHandle::new();
+    if steps == 0 {
+        stop.stop();
+    }
+    let raise = stop.clone();
+    RunOptions {
+        on_step: Some(Arc::new(move |end: &StepEnd| {
+            if end.steps_this_process == steps {
+                raise.stop();
+            }
+        })),
+        stop,
+        ..Default::default()
+    }
 }
 
 /// Asserts that the final weights of the runs in folders `a` and `b` have the same tensors, bit
