@@ -8,36 +8,30 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use allconv_train::config::SavedRunConfig;
 use common::{allconv, text, tiny_grid};
 
-/// The tiny grid's run trained to the end of epoch 1 of 2 and stopped there: (temp dir,
-/// config, runs root, run folder). The first process runs on `threads` threads.
+/// The tiny grid's run trained to the end of epoch 1 of 2 and killed there (SIGKILL, as by the
+/// OOM killer or `scancel --signal=KILL`, right after its first checkpoint): (temp dir, config,
+/// runs root, run folder). The first process runs on `threads` threads.
+#[cfg(unix)]
 fn stopped_after_epoch_1(threads: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let (config, runs) = tiny_grid(tmp.path(), 2);
     let run = runs.join("strided-cnn-a/lr-0.01/seed-0");
-    // Holds after epoch 1's checkpoint until signalled (test hook); killed there.
     let mut child = allconv()
         .args(["train", "--quiet", "--config"])
         .arg(&config)
-        .env("ALLCONV_TEST_HOLD", format!("{}=1", run.display()))
         .env("RAYON_NUM_THREADS", threads)
         .env_remove("ALLCONV_CPU_KERNELS")
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !run.join("checkpoint/state.json").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "no epoch in 5 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let held = common::freeze_trainer_after_first_checkpoint(&run, Duration::from_secs(300));
     child.kill().unwrap();
     child.wait().unwrap();
+    held.killed();
     (tmp, config, runs, run)
 }
 
@@ -61,6 +55,7 @@ fn md5(path: &Path) -> String {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_resume_on_changed_data_is_refused_unless_allowed_and_then_recorded_and_reported() {
     let (tmp, config, runs, run) = stopped_after_epoch_1("2");
     let original = std::fs::read_to_string(run.join("config.yaml")).unwrap();
@@ -122,6 +117,7 @@ fn a_resume_on_changed_data_is_refused_unless_allowed_and_then_recorded_and_repo
 }
 
 #[test]
+#[cfg(unix)]
 fn a_resume_on_another_kernel_path_and_thread_count_warns_and_records_each_segment() {
     let (_tmp, config, runs, run) = stopped_after_epoch_1("2");
     let first = record(&run);
@@ -209,6 +205,7 @@ fn the_recorded_revision_is_the_binarys_own_wherever_it_runs() {
 }
 
 #[test]
+#[cfg(unix)]
 fn preprocessing_statistics_that_differ_on_the_same_data_and_machine_are_refused() {
     let (_tmp, config, _runs, run) = stopped_after_epoch_1("2");
     // The tiny grid's `scale` preprocessing fits nothing: its statistics md5 is that of no

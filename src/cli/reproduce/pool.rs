@@ -156,11 +156,11 @@ pub(super) fn run_grid(
     }
 
     let mut running: Vec<Running> = Vec::new();
-    let stop = super::stop::Guard::install();
+    let signals = crate::cli::stop_signal::StopSignals::install();
     loop {
-        if let Some(signal) = stop.received() {
+        if let Some(signal) = signals.received() {
             for run in &running {
-                stop.forward(&run.child);
+                super::stop::stop_trainer(&run.child);
             }
             for mut run in running.drain(..) {
                 // Each trainer ends where it is; its last checkpoint stays (see `stop`).
