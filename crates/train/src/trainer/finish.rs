@@ -25,7 +25,7 @@ impl Trainer {
         if self.diverged.is_none() {
             checkpoint::save_weights(
                 &self.dir.final_weights_path(),
-                &self.varmap,
+                &self.model.varmap,
                 Some(&WeightsInfo::of(&self.config)),
             )?;
         }
@@ -50,7 +50,7 @@ impl Trainer {
             best_val_epoch: best.best_val_epoch,
             test_error_at_best_val: best.test_error_at_best_val,
             wall_seconds: self.state.elapsed_seconds,
-            parameters: self.parameters,
+            parameters: self.model.parameters,
         };
         self.dir.write_result(&result)?;
         self.say.line(&format!(

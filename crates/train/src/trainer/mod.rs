@@ -3,10 +3,12 @@
 //! [`Trainer::checkpoint`] (or all three as [`Trainer::run_epoch`]) and [`Trainer::finish`]
 //! (final weights, `result.json`). [`run`] strings them together.
 
+mod claim;
 mod data;
 pub(crate) mod device;
 mod epoch;
 pub(crate) mod finish;
+mod model;
 mod open;
 pub(crate) mod options;
 mod progress;
@@ -16,17 +18,17 @@ pub(crate) mod run;
 mod saved_config;
 pub(crate) mod steps;
 mod stop;
+mod training;
 
-use allconv_models::Network;
 use allconv_runs::{RunDir, RunLock, RunResult};
-use candle_nn::VarMap;
 use indicatif::ProgressBar;
 
 use crate::checkpoint::{CheckpointDir, TrainerState};
 use crate::config::RunConfig;
 use crate::divergence::StuckDetector;
-use crate::optim::{Sgd, StepSchedule};
+use crate::optim::StepSchedule;
 use data::DeviceData;
+use model::Model;
 use options::{EpochHook, RunOptions, StepHook};
 use progress::Reporter;
 use stop::StopWatch;
@@ -66,15 +68,12 @@ pub enum Opened {
 /// One run being trained, holding its folder's lock.
 pub struct Trainer {
     config: RunConfig,
-    parameters: usize,
     dir: RunDir,
     _lock: RunLock,
     say: Reporter,
     checkpoints: CheckpointDir,
     data: DeviceData,
-    varmap: VarMap,
-    net: Network,
-    sgd: Sgd,
+    model: Model,
     state: TrainerState,
     schedule: StepSchedule,
     stuck: StuckDetector,

@@ -2,14 +2,13 @@
 //! process, the rows after the checkpoint dropped.
 
 use allconv_runs::RunDir;
-use candle_nn::VarMap;
 
+use super::model::Model;
 use super::progress::Reporter;
 use super::{record, RunOptions};
 use crate::checkpoint::{CheckpointDir, TrainerState};
 use crate::config::{Provenance, RunConfig, SavedRunConfig};
 use crate::error::Result;
-use crate::optim::Sgd;
 
 /// What a resume found in the run folder before the data was read.
 pub(super) struct Earlier {
@@ -20,7 +19,7 @@ pub(super) struct Earlier {
 
 /// Restores the checkpoint of `earlier` into the network and optimizer and returns its state
 /// with the run's record extended by this process (see `record::resumed`).
-#[allow(clippy::too_many_arguments)] // The pieces of `open_locked` it continues from.
+#[allow(clippy::too_many_arguments)] // What `prepare` (open.rs) has made of the folder so far.
 pub(super) fn resume(
     config: &RunConfig,
     options: &RunOptions,
@@ -29,7 +28,7 @@ pub(super) fn resume(
     now: &Provenance,
     earlier: Earlier,
     say: &Reporter,
-    (varmap, sgd): (&VarMap, &mut Sgd),
+    model: &mut Model,
 ) -> Result<(TrainerState, SavedRunConfig)> {
     let Earlier {
         state,
@@ -46,7 +45,7 @@ pub(super) fn resume(
         changed_files,
         options.allow_changed_data,
     )?;
-    for unverified in checkpoints.restore(&state, varmap, sgd)? {
+    for unverified in checkpoints.restore(&state, &model.varmap, &mut model.sgd)? {
         allconv_runs::errln!(
             "warning: {} has no checksum (written by an earlier version): resumed without \
              verifying its tensors",
