@@ -20,6 +20,8 @@ pub(crate) mod steps;
 mod stop;
 mod training;
 
+use std::sync::Arc;
+
 use allconv_runs::{RunDir, RunLock, RunResult};
 use indicatif::ProgressBar;
 
@@ -72,7 +74,8 @@ pub struct Trainer {
     _lock: RunLock,
     say: Reporter,
     checkpoints: CheckpointDir,
-    data: DeviceData,
+    /// Shared with the batches of the epoch under way.
+    data: Arc<DeviceData>,
     model: Model,
     state: TrainerState,
     schedule: StepSchedule,

@@ -2,6 +2,8 @@
 //! the run's record, the data loaded, the network built and resumed from its checkpoint, and
 //! the record written (once; a resume appends to it, see `record`).
 
+use std::sync::Arc;
+
 use allconv_runs::{RunDir, RunLock, RunResult};
 use candle_core::Device;
 
@@ -103,7 +105,7 @@ impl Trainer {
             _lock: lock,
             say,
             checkpoints,
-            data,
+            data: Arc::new(data),
             model,
             stop: StopWatch::new(options.stop.clone(), (state.epoch, state.step)),
             state,
