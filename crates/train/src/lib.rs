@@ -12,6 +12,7 @@
 pub mod best;
 pub mod checkpoint;
 pub mod config;
+mod config_error;
 pub mod divergence;
 mod error;
 pub mod grid;
@@ -25,6 +26,7 @@ pub use allconv_runs::{
     EpochMetrics, GridFile, GridPoint, RunDir, RunResult, RunStatus, RunsError, METRICS_HEADER,
 };
 pub use config::{ExperimentConfig, RunConfig, Setting};
+pub use config_error::ConfigError;
 pub use error::{Result, TrainError};
 pub use grid::ExperimentGrid;
 pub use optim::{Sgd, SgdConfig, StepSchedule};

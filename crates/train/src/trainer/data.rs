@@ -4,7 +4,7 @@
 use allconv_cifar::{batch_count, DeviceSplit};
 use candle_core::Device;
 
-use crate::config::RunConfig;
+use crate::config::{ConfigError, RunConfig};
 use crate::error::{Result, TrainError};
 
 /// The three splits, uploaded to the device once.
@@ -27,17 +27,23 @@ pub(super) fn load_data(config: &RunConfig, device: &Device) -> Result<(DeviceDa
     )
     .map_err(|e| match e {
         // Name the configuration key, not the library's option.
-        allconv_cifar::CifarError::InvalidOption { option, reason } => TrainError::Config(format!(
-            "data.{option}: {reason} (data in {})",
-            data_dir.display()
-        )),
+        allconv_cifar::CifarError::InvalidOption { option, reason } => {
+            TrainError::invalid(ConfigError::inconsistent(
+                format!("data.{option}"),
+                format!("data.{option}: {reason} (data in {})", data_dir.display()),
+            ))
+        }
         other => other.into(),
     })?;
     drop(raw);
     if data.train.is_empty() {
-        return Err(TrainError::Config(format!(
-            "no training images left in {} after the validation split and train_subset",
-            data_dir.display()
+        return Err(TrainError::invalid(ConfigError::inconsistent(
+            "data.validation",
+            format!(
+                "no training images left in {} after the validation split (data.validation) \
+                 and data.train_subset",
+                data_dir.display()
+            ),
         )));
     }
     // Uploaded once: every batch is then gathered on the device (see `DeviceSplit`).
@@ -63,15 +69,18 @@ pub(super) fn check_batches(
         let spec = allconv_models::spec(&config.model, &config.config.model)?;
         let batch = training.batch_size.min(train_len);
         crate::memory::check_cpu_batch(&spec, batch, "training.batch_size")
-            .map_err(TrainError::Config)?;
+            .map_err(|e| TrainError::invalid(ConfigError::TooLarge(e)))?;
     }
     let steps_per_epoch = batch_count(train_len, training.batch_size, training.keep_last_batch);
     if steps_per_epoch == 0 {
-        return Err(TrainError::Config(format!(
-            "training.batch_size {} is larger than the {train_len} training images and \
-             training.keep_last_batch is false: an epoch would train no SGD step; lower the \
-             batch size or keep the last batch",
-            training.batch_size
+        return Err(TrainError::invalid(ConfigError::inconsistent(
+            "training.batch_size",
+            format!(
+                "training.batch_size {} is larger than the {train_len} training images and \
+                 training.keep_last_batch is false: an epoch would train no SGD step; lower the \
+                 batch size or keep the last batch",
+                training.batch_size
+            ),
         )));
     }
     Ok(steps_per_epoch)

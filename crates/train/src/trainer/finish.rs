@@ -14,12 +14,11 @@ impl Trainer {
     /// Ends a finished run: the final weights (unless it diverged) and `result.json`.
     pub fn finish(self) -> Result<RunResult> {
         if !self.is_finished() {
-            return Err(TrainError::Config(format!(
-                "{}: finish asked for after {} of {} epochs",
-                self.dir.path().display(),
-                self.state.epoch,
-                self.epochs_planned()
-            )));
+            return Err(TrainError::NotFinished {
+                run_dir: self.dir.path().to_path_buf(),
+                epochs_done: self.state.epoch,
+                epochs_planned: self.epochs_planned(),
+            });
         }
         self.bar.finish_and_clear();
         if self.diverged.is_none() {

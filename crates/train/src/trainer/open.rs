@@ -16,7 +16,7 @@ use super::resume::{resume, Earlier};
 use super::stop::StopWatch;
 use super::{record, saved_config, Opened, RunOptions, Trainer};
 use crate::checkpoint::{self, CheckpointDir, TrainerState, WeightsInfo};
-use crate::config::{Provenance, RunConfig, SavedRunConfig};
+use crate::config::{ConfigError, Provenance, RunConfig, SavedRunConfig};
 use crate::divergence::StuckDetector;
 use crate::error::{Result, TrainError};
 use crate::optim::StepSchedule;
@@ -235,7 +235,10 @@ fn start_fresh(
 ) -> Result<(TrainerState, SavedRunConfig)> {
     if let Some(init) = &config.config.training.init_from {
         checkpoint::load_weights(init, &model.varmap).map_err(|e| {
-            TrainError::Config(format!("training.init_from: {}: {e}", init.display()))
+            TrainError::invalid(ConfigError::inconsistent(
+                "training.init_from",
+                format!("training.init_from: {}: {e}", init.display()),
+            ))
         })?;
     }
     dir.truncate_metrics(0)?;
