@@ -68,34 +68,17 @@ fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metric
         &stopped.run_dir(),
         "after a mid-epoch resume",
     );
-    let rows_a = RunDir::new(straight.run_dir()).read_metrics().unwrap();
-    let rows_b = dir.read_metrics().unwrap();
     assert_eq!(
-        rows_b.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        dir.read_metrics()
+            .unwrap()
+            .iter()
+            .map(|r| r.epoch)
+            .collect::<Vec<_>>(),
         [1, 2, 3]
     );
-    for (ra, rb) in rows_a.iter().zip(&rows_b) {
-        // The resumed epoch's training loss and accuracy include the steps of the stopped
-        // process: the same sums in the same order as uninterrupted.
-        assert_eq!(
-            (
-                ra.lr,
-                ra.train_loss.to_bits(),
-                ra.train_acc,
-                ra.test_loss,
-                ra.test_acc
-            ),
-            (
-                rb.lr,
-                rb.train_loss.to_bits(),
-                rb.train_acc,
-                rb.test_loss,
-                rb.test_acc
-            ),
-            "epoch {}",
-            ra.epoch
-        );
-    }
+    // The resumed epoch's training loss and accuracy include the steps of the stopped process:
+    // the same sums in the same order as uninterrupted.
+    common::assert_same_metrics(&straight.run_dir(), &stopped.run_dir());
 }
 
 #[test]

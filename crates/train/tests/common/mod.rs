@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use allconv_train::config::{Device, Preprocessing};
 use allconv_train::{
-    final_weights, EpochEnd, ExperimentConfig, RunConfig, RunOptions, StepEnd, StopHandle,
+    final_weights, EpochEnd, EpochMetrics, ExperimentConfig, RunConfig, RunDir, RunOptions,
+    StepEnd, StopHandle,
 };
 
 /// Writes a synthetic CIFAR-10 folder (5 x `per_file` training images, `test` test images).
@@ -84,6 +85,29 @@ pub fn assert_same_weights(a: &Path, b: &Path, what: &str) {
             va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
             "{name} differs {what}"
         );
+    }
+}
+
+/// Asserts that the runs in folders `a` and `b` wrote `metrics.csv` rows of the same epochs
+/// with the same numbers, bit for bit (learning rate, training, validation and test loss and
+/// accuracy; not the timings).
+pub fn assert_same_metrics(a: &Path, b: &Path) {
+    let rows_a = RunDir::new(a).read_metrics().unwrap();
+    let rows_b = RunDir::new(b).read_metrics().unwrap();
+    let epochs = |rows: &[EpochMetrics]| rows.iter().map(|r| r.epoch).collect::<Vec<_>>();
+    assert_eq!(epochs(&rows_a), epochs(&rows_b));
+    let bits = |v: Option<f64>| v.map(f64::to_bits);
+    for (ra, rb) in rows_a.iter().zip(&rows_b) {
+        let numbers = |r: &EpochMetrics| {
+            (
+                r.lr.to_bits(),
+                r.train_loss.to_bits(),
+                r.train_acc.to_bits(),
+                [bits(r.val_loss), bits(r.val_acc)],
+                [bits(r.test_loss), bits(r.test_acc)],
+            )
+        };
+        assert_eq!(numbers(ra), numbers(rb), "epoch {}", ra.epoch);
     }
 }
 
