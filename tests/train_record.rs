@@ -44,6 +44,17 @@ fn resume(config: &Path, extra: &[&str]) -> Command {
     command
 }
 
+/// The report of the runs root `runs` (`allconv report`), as markdown.
+fn report_of(runs: &Path) -> String {
+    let report = allconv()
+        .args(["report", "--runs"])
+        .arg(runs)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", text(&report));
+    std::fs::read_to_string(runs.join("report/report.md")).unwrap()
+}
+
 fn record(run: &Path) -> SavedRunConfig {
     allconv_train::config::load_yaml(&run.join("config.yaml")).unwrap()
 }
@@ -102,13 +113,7 @@ fn a_resume_on_changed_data_is_refused_unless_allowed_and_then_recorded_and_repo
     assert_eq!(change.preprocessing_md5, None);
     assert_eq!(saved.provenance.segments.len(), 2);
 
-    let report = allconv()
-        .args(["report", "--runs"])
-        .arg(&runs)
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{}", text(&report));
-    let md = std::fs::read_to_string(runs.join("report/report.md")).unwrap();
+    let md = report_of(&runs);
     assert!(
         md.contains("data changed during a run (--allow-changed-data)")
             && md.contains(&format!("data_batch_1.bin md5 {before} -> {after}")),
@@ -146,13 +151,7 @@ fn a_resume_on_another_kernel_path_and_thread_count_warns_and_records_each_segme
     // The record of the start is what it was.
     assert_eq!(saved.provenance.threads, 2);
     assert_eq!(saved.provenance.cpu_kernels, first.provenance.cpu_kernels);
-    let report = allconv()
-        .args(["report", "--runs"])
-        .arg(&runs)
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{}", text(&report));
-    let md = std::fs::read_to_string(runs.join("report/report.md")).unwrap();
+    let md = report_of(&runs);
     assert!(md.contains("resumed on other hardware"), "{md}");
     assert!(
         md.contains("from epoch 1 step 0 on portable kernels, 1 threads"),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use allconv_train::{run, RunDir, RunOptions, TrainError};
+use allconv_train::{run, RunDir, RunOptions};
 
 #[test]
 fn interrupted_and_resumed_augmented_run_ends_with_identical_weights() {
@@ -21,13 +21,7 @@ fn interrupted_and_resumed_augmented_run_ends_with_identical_weights() {
     let interrupted = common::run_config(&config, "strided-cnn-a", 0.01);
     // Three processes, each stopped after one epoch of its own.
     for done in [1, 2] {
-        match run(&interrupted, &common::stop_after_epochs(1)) {
-            Err(TrainError::Stopped {
-                epochs_done,
-                step: 0,
-            }) => assert_eq!(epochs_done, done),
-            other => panic!("expected an interruption after epoch {done}, got {other:?}"),
-        }
+        common::assert_stopped_at(run(&interrupted, &common::stop_after_epochs(1)), done, 0);
     }
     assert_eq!(
         run(&interrupted, &common::stop_after_epochs(1))

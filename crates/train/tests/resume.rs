@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use allconv_train::{
     run, EpochEnd, EpochHook, ExperimentConfig, RunConfig, RunDir, RunOptions, StopHandle,
-    TrainError,
 };
 
 #[test]
@@ -26,13 +25,7 @@ fn interrupted_and_resumed_run_ends_with_identical_weights() {
 
     config.out.runs = tmp.path().join("interrupted");
     let interrupted = common::run_config(&config, "strided-cnn-a", 0.01);
-    match run(&interrupted, &common::stop_after_epochs(1)) {
-        Err(TrainError::Stopped {
-            epochs_done: 1,
-            step: 0,
-        }) => {}
-        other => panic!("expected an interruption after epoch 1, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&interrupted, &common::stop_after_epochs(1)), 1, 0);
     let dir = RunDir::new(interrupted.run_dir());
     assert!(!dir.result_path().exists());
     // A process killed after appending epoch 2's row but before its checkpoint leaves a row the
@@ -45,13 +38,7 @@ fn interrupted_and_resumed_run_ends_with_identical_weights() {
     drop(csv);
 
     // Resume one epoch at a time (two more processes), then compare.
-    match run(&interrupted, &common::stop_after_epochs(1)) {
-        Err(TrainError::Stopped {
-            epochs_done: 2,
-            step: 0,
-        }) => {}
-        other => panic!("expected an interruption after epoch 2, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&interrupted, &common::stop_after_epochs(1)), 2, 0);
     let result = run(&interrupted, &common::stop_after_epochs(1)).unwrap();
     assert_eq!(result.epochs_run, 3);
 
@@ -89,10 +76,7 @@ fn stopped_after_one_epoch(tmp: &Path) -> (ExperimentConfig, RunConfig, RunOptio
     let mut config = common::small_config(&data, &tmp.join("runs"), 2);
     config.training.batch_size = 10;
     let rc = common::run_config(&config, "strided-cnn-a", 0.01);
-    assert!(matches!(
-        run(&rc, &common::stop_after_epochs(1)),
-        Err(TrainError::Stopped { .. })
-    ));
+    common::assert_stopped_at(run(&rc, &common::stop_after_epochs(1)), 1, 0);
     (config, rc, common::stop_after_epochs(1))
 }
 
@@ -137,13 +121,7 @@ fn the_epoch_observer_sees_every_epoch_and_can_stop_the_run() {
         (seen, options)
     };
     let (seen, stop_after_two) = recording(Some(2));
-    match run(&rc, &stop_after_two) {
-        Err(TrainError::Stopped {
-            epochs_done: 2,
-            step: 0,
-        }) => {}
-        other => panic!("expected an interruption after epoch 2, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&rc, &stop_after_two), 2, 0);
     // (epoch, epochs of this process, finished)
     assert_eq!(*seen.lock().unwrap(), [(1, 1, false), (2, 2, false)]);
     let (seen, carry_on) = recording(None);
@@ -178,13 +156,7 @@ fn resume_removes_tensor_files_newer_than_the_last_checkpoint() {
     common::synthetic_data(&data, 10, 20);
     let config = common::small_config(&data, &tmp.path().join("runs"), 3);
     let point = common::run_config(&config, "strided-cnn-a", 0.01);
-    assert!(matches!(
-        run(&point, &common::stop_after_epochs(1)),
-        Err(TrainError::Stopped {
-            epochs_done: 1,
-            step: 0
-        })
-    ));
+    common::assert_stopped_at(run(&point, &common::stop_after_epochs(1)), 1, 0);
     let checkpoint = RunDir::new(point.run_dir())
         .checkpoint()
         .path()

@@ -32,13 +32,7 @@ fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metric
     let stopped = point(tmp.path(), "stopped");
     let dir = RunDir::new(stopped.run_dir());
     // 5 steps: epoch 1 (4 steps) and step 1 of epoch 2.
-    match run(&stopped, &common::stop_after_steps(5)) {
-        Err(TrainError::Stopped {
-            epochs_done: 1,
-            step: 1,
-        }) => {}
-        other => panic!("expected a stop after step 1 of epoch 2, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&stopped, &common::stop_after_steps(5)), 1, 1);
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.checkpoint().state_path()).unwrap())
             .unwrap();
@@ -53,13 +47,7 @@ fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metric
         .file("weights-0001-step-000001.safetensors")
         .exists());
     // Two more steps (steps 2 and 3 of epoch 2; not its last, 4), then to the end.
-    match run(&stopped, &common::stop_after_steps(2)) {
-        Err(TrainError::Stopped {
-            epochs_done: 1,
-            step: 3,
-        }) => {}
-        other => panic!("expected a stop after step 3 of epoch 2, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&stopped, &common::stop_after_steps(2)), 1, 3);
     let result = run(&stopped, &RunOptions::default()).unwrap();
     assert_eq!(result.epochs_run, 3);
 
@@ -93,13 +81,7 @@ fn a_stop_raised_before_the_run_starts_checkpoints_where_it_stands() {
         stop: raised,
         ..Default::default()
     };
-    match run(&stopped, &flagged) {
-        Err(TrainError::Stopped {
-            epochs_done: 0,
-            step: 0,
-        }) => {}
-        other => panic!("expected a stop before the first step, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&stopped, &flagged), 0, 0);
     // The next process, not asked to stop, trains the run to its end.
     assert_eq!(run(&stopped, &RunOptions::default()).unwrap().epochs_run, 3);
 }
@@ -120,13 +102,7 @@ fn stops_without_progress_are_capped_for_requeues_and_cleared_by_a_fresh_start()
         ..common::stop_after_steps(0)
     };
     for expected in 1..=3 {
-        assert!(matches!(
-            run(&stopped, &requeue_stopping_at_once),
-            Err(TrainError::Stopped {
-                epochs_done: 0,
-                step: 0
-            })
-        ));
+        common::assert_stopped_at(run(&stopped, &requeue_stopping_at_once), 0, 0);
         assert_eq!(stalled(), Some(expected));
     }
     // The fourth requeue is refused, saying why.
@@ -152,13 +128,7 @@ fn stops_without_progress_are_capped_for_requeues_and_cleared_by_a_fresh_start()
     );
     // A stop after progress (2 steps) resets the count; a fresh start (no cap) clears it.
     let fresh_two_steps = common::stop_after_steps(2);
-    assert!(matches!(
-        run(&stopped, &fresh_two_steps),
-        Err(TrainError::Stopped {
-            epochs_done: 0,
-            step: 2
-        })
-    ));
+    common::assert_stopped_at(run(&stopped, &fresh_two_steps), 0, 2);
     assert_eq!(stalled(), Some(0));
     assert_eq!(run(&stopped, &requeue).unwrap().epochs_run, 3);
 }
@@ -170,13 +140,7 @@ fn a_checkpoint_without_the_step_fields_of_earlier_versions_still_resumes() {
     run(&straight, &RunOptions::default()).unwrap();
     let older = point(tmp.path(), "older");
     // 4 steps = exactly epoch 1: an epoch-end checkpoint, as earlier versions wrote them.
-    assert!(matches!(
-        run(&older, &common::stop_after_epochs(1)),
-        Err(TrainError::Stopped {
-            epochs_done: 1,
-            step: 0
-        })
-    ));
+    common::assert_stopped_at(run(&older, &common::stop_after_epochs(1)), 1, 0);
     let state_path = RunDir::new(older.run_dir()).checkpoint().state_path();
     let mut state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use allconv_train::config::{Device, Preprocessing};
 use allconv_train::{
     final_weights, EpochEnd, EpochMetrics, ExperimentConfig, RunConfig, RunDir, RunOptions,
-    StepEnd, StopHandle,
+    RunResult, StepEnd, StopHandle, TrainError,
 };
 
 /// Writes a synthetic CIFAR-10 folder (5 x `per_file` training images, `test` test images).
@@ -69,6 +69,21 @@ pub fn stop_after_steps(steps: usize) -> RunOptions {
         })),
         stop,
         ..Default::default()
+    }
+}
+
+/// Asserts that a run ended on a stop request after `epochs_done` epochs and `step` steps of
+/// the next (step 0: at an epoch's end), with its checkpoint there.
+pub fn assert_stopped_at(outcome: Result<RunResult, TrainError>, epochs_done: usize, step: usize) {
+    match outcome {
+        Err(TrainError::Stopped {
+            epochs_done: done,
+            step: at,
+        }) if (done, at) == (epochs_done, step) => {}
+        other => panic!(
+            "expected a stop after {epochs_done} epochs and {step} steps of the next, got \
+             {other:?}"
+        ),
     }
 }
 
