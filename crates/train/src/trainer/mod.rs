@@ -1,7 +1,11 @@
-//! One training run in its run folder, in steps: [`Trainer::open`] (lock, skip a finished run,
-//! provenance, data, network, resume), [`Trainer::train_epoch`], [`Trainer::evaluate`],
-//! [`Trainer::checkpoint`] (or all three as [`Trainer::run_epoch`]) and [`Trainer::finish`]
-//! (final weights, `result.json`). [`run`] strings them together.
+//! One training run in its run folder, one file per phase: [`Trainer::open`] (`open`: lock, skip
+//! a finished run, provenance, data, network, resume), [`Trainer::train_epoch`] (`training`),
+//! [`Trainer::evaluate`], [`Trainer::checkpoint`] (or all three and the metrics row as
+//! [`Trainer::run_epoch`]: `epoch`), the stop protocol (`stop`) and [`Trainer::finish`]
+//! (`finish`: final weights, `result.json`). [`run()`](run::run) strings them together.
+//!
+//! This file holds the trainer's state; the files it names are the leaves that state is made
+//! of (data, model, progress, stop watch), and the phases implement `Trainer` above them.
 
 mod claim;
 mod data;
