@@ -6,11 +6,15 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
+
+use common::{freeze_trainer_after_first_checkpoint, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_allconv");
 
@@ -70,15 +74,6 @@ fn reproduce(f: &Fixture) -> Command {
     command
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path).unwrap().modified().unwrap()
 }
@@ -107,62 +102,7 @@ fn final_errors(run: &Path) -> (String, String) {
 fn reproduce_survives_an_interruption_and_reports_every_grid_point() {
     let f = fixture();
     let a_small = run_dir(&f.runs, "model-a", "0.01");
-
-    // First pass, interrupted like Ctrl-C (SIGINT to the whole process group) once the third
-    // grid point (model-a, lr 0.01) has checkpointed its first epoch (`checkpoint/state.json` is
-    // written last). The trainer's test hook holds that run after epoch 1 until the signal, so
-    // the interruption lands mid-run however fast the machine is.
-    let mut first = reproduce(&f)
-        .env("ALLCONV_TEST_HOLD", format!("{}=1", a_small.display()))
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if a_small.join("checkpoint/state.json").exists() {
-            break;
-        }
-        if let Some(status) = first.try_wait().unwrap() {
-            panic!(
-                "reproduce ended ({status}) before model-a lr 0.01 finished an epoch:\n{}",
-                text(&first.wait_with_output().unwrap())
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "no progress in 10 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let killed = Command::new("kill")
-        .args(["-s", "INT", "--", &format!("-{}", first.id())])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let group = first.id();
-    let first_output = first.wait_with_output().unwrap();
-    assert!(!first_output.status.success(), "{}", text(&first_output));
-    // The trainer child dies with its parent; wait until the kernel has removed it (and
-    // released its lock on the run folder) before starting again.
-    while Command::new("kill")
-        .args(["-0", "--", &format!("-{group}")])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "the trainer survived SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        !a_small.join("result.json").exists(),
-        "model-a lr 0.01 finished before the interruption; the test needs slower epochs"
-    );
+    interrupt_while_training(&f, &a_small);
 
     // What the first pass left: two finished strided-cnn-a runs (one diverged), one partial
     // model-a run, one not started.
@@ -225,11 +165,86 @@ fn reproduce_survives_an_interruption_and_reports_every_grid_point() {
         assert!(dir.join("train.log").exists(), "{}", dir.display());
     }
 
-    // The report: printed path, every grid point with the numbers of its metrics.csv.
-    let stdout = String::from_utf8_lossy(&second.stdout);
-    let report_path = PathBuf::from(stdout.lines().last().unwrap().trim());
+    // The report: its path printed last.
+    let report_path = PathBuf::from(
+        String::from_utf8_lossy(&second.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    );
+    assert_report_holds_every_grid_point(&f, &report_path, &s_small, &a_small);
+}
+
+/// The first pass of the grid, interrupted like Ctrl-C (SIGINT to the whole process group)
+/// once the run `a_small` (the third grid point) has checkpointed its first epoch
+/// (`checkpoint/state.json` is written last). That trainer is held there (SIGSTOP) until the
+/// signal is sent, so the interruption lands mid-run however fast the machine is. Returns once
+/// every process of the grid has ended.
+fn interrupt_while_training(f: &Fixture, a_small: &Path) {
+    let mut first = reproduce(f)
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // The first two grid points train before it: the grid must still be running meanwhile.
+    while !a_small.join("lock").exists() {
+        if let Some(status) = first.try_wait().unwrap() {
+            panic!(
+                "reproduce ended ({status}) before model-a lr 0.01 started:\n{}",
+                text(&first.wait_with_output().unwrap())
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "no progress in 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let held = freeze_trainer_after_first_checkpoint(a_small, Duration::from_secs(600));
+    let killed = Command::new("kill")
+        .args(["-s", "INT", "--", &format!("-{}", first.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // SIGINT is pending for the held trainer too (it is in the group): it handles it first.
+    held.thaw();
+    let group = first.id();
+    let first_output = first.wait_with_output().unwrap();
+    assert!(!first_output.status.success(), "{}", text(&first_output));
+    // The trainer child dies with its parent; wait until the kernel has removed it (and
+    // released its lock on the run folder) before starting again.
+    while Command::new("kill")
+        .args(["-0", "--", &format!("-{group}")])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the trainer survived SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !a_small.join("result.json").exists(),
+        "model-a lr 0.01 finished before the interruption; the test needs slower epochs"
+    );
+}
+
+/// The report at `report_path` (the path the second pass printed): every grid point with the
+/// numbers of its metrics.csv, lr 0.01 (`s_small`, `a_small`) chosen for both models.
+fn assert_report_holds_every_grid_point(
+    f: &Fixture,
+    report_path: &Path,
+    s_small: &Path,
+    a_small: &Path,
+) {
     assert_eq!(report_path, f.runs.join("report/report.md"));
-    let md = fs::read_to_string(&report_path).unwrap();
+    let md = fs::read_to_string(report_path).unwrap();
     assert!(md
         .lines()
         .find(|l| l.starts_with("## "))
@@ -238,8 +253,8 @@ fn reproduce_survives_an_interruption_and_reports_every_grid_point() {
     // Paper errors from Table 3: Strided-CNN-A 13.46, Model A 12.47; both have 839,242
     // parameters.
     for (model, name, paper, dir) in [
-        ("Strided-CNN-A", "strided-cnn-a", "13.46", &s_small),
-        ("Model A", "model-a", "12.47", &a_small),
+        ("Strided-CNN-A", "strided-cnn-a", "13.46", s_small),
+        ("Model A", "model-a", "12.47", a_small),
     ] {
         let (test, val) = final_errors(dir);
         assert!(

@@ -39,25 +39,15 @@ fn the_trainers_of_a_killed_grid_end_with_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, runs) = tiny_grid(tmp.path(), 2);
     let run_dir = runs.join("strided-cnn-a/lr-0.01/seed-0");
-    // The trainer holds after its first checkpointed epoch (test hook) until it is signalled:
-    // without a signal it would wait forever.
-    let mut grid = reproduce(&config)
-        .env("ALLCONV_TEST_HOLD", format!("{}=1", run_dir.display()))
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for(Duration::from_secs(300), || run_dir
-            .join("checkpoint/state.json")
-            .exists()),
-        "no epoch in 5 minutes"
-    );
-    let trainer: u32 = std::fs::read_to_string(run_dir.join("lock"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The trainer is held (SIGSTOP) right after its first checkpointed epoch: the grid is killed
+    // in the middle of the run however fast the machine is.
+    let mut grid = reproduce(&config).spawn().unwrap();
+    let held = common::freeze_trainer_after_first_checkpoint(&run_dir, Duration::from_secs(300));
+    let trainer = held.pid;
     grid.kill().unwrap(); // SIGKILL: the grid runs none of its code.
     grid.wait().unwrap();
+    // The kernel's SIGTERM (the grid's death signal) is what the trainer handles next.
+    held.thaw_when_pending(libc::SIGTERM, Duration::from_secs(60));
     let lock = allconv_runs::RunDir::new(&run_dir);
     let ended = wait_for(Duration::from_secs(60), || lock.trainer_running().is_none());
     if !ended {

@@ -7,7 +7,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn sigterm_to_the_grid_stops_its_trainers_and_the_grid_resumes() {
@@ -24,25 +24,18 @@ fn sigterm_to_the_grid_stops_its_trainers_and_the_grid_resumes() {
         command
     };
 
-    // The trainer holds after its first checkpointed epoch (test hook) until it is signalled.
-    let grid = reproduce()
-        .env("ALLCONV_TEST_HOLD", format!("{}=1", run_dir.display()))
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !run_dir.join("checkpoint/state.json").exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no epoch in 5 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SIGTERM to the grid process only, not to its process group.
+    // The trainer is held (SIGSTOP) right after its first checkpointed epoch, so the signal
+    // lands in the middle of the run however fast the machine is.
+    let grid = reproduce().spawn().unwrap();
+    let trainer = common::freeze_trainer_after_first_checkpoint(&run_dir, Duration::from_secs(300));
+    // SIGTERM to the grid process only, not to its process group; the trainer goes on once the
+    // grid has passed it on.
     let sent = Command::new("kill")
         .args(["-s", "TERM", &grid.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
+    trainer.thaw_when_pending(libc::SIGTERM, Duration::from_secs(60));
     let output = grid.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
@@ -58,12 +51,31 @@ fn sigterm_to_the_grid_stops_its_trainers_and_the_grid_resumes() {
     drop(lock);
     assert!(!run_dir.join("result.json").exists());
 
-    // The same command resumes after the checkpointed epoch and finishes the run.
+    // Where the trainer stopped: after epoch 1 at the earliest (it was held after its
+    // checkpoint), before the end.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    let (epoch, step) = (
+        state["epoch"].as_u64().unwrap(),
+        state["step"].as_u64().unwrap(),
+    );
+    assert!(epoch >= 1, "{state}");
+
+    // The same command resumes from that checkpoint and finishes the run.
     let again = reproduce().output().unwrap();
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
     let result = std::fs::read_to_string(run_dir.join("result.json")).unwrap();
     assert!(result.contains("\"epochs_run\": 2"), "{result}");
     let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
-    assert!(log.contains("resuming after epoch 1"), "{log}");
+    let resumed = match step {
+        0 => format!("resuming after epoch {epoch}/2\n"),
+        step => format!(
+            "resuming after epoch {epoch}/2, at step {step} of epoch {}",
+            epoch + 1
+        ),
+    };
+    assert!(log.contains(&resumed), "{resumed}: {log}");
 }

@@ -8,36 +8,30 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use allconv_train::config::SavedRunConfig;
 use common::{allconv, text, tiny_grid};
 
-/// The tiny grid's run trained to the end of epoch 1 of 2 and stopped there: (temp dir,
-/// config, runs root, run folder). The first process runs on `threads` threads.
+/// The tiny grid's run trained to the end of epoch 1 of 2 and killed there (SIGKILL, as by the
+/// OOM killer or `scancel --signal=KILL`, right after its first checkpoint): (temp dir, config,
+/// runs root, run folder). The first process runs on `threads` threads.
+#[cfg(unix)]
 fn stopped_after_epoch_1(threads: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let (config, runs) = tiny_grid(tmp.path(), 2);
     let run = runs.join("strided-cnn-a/lr-0.01/seed-0");
-    // Holds after epoch 1's checkpoint until signalled (test hook); killed there.
     let mut child = allconv()
         .args(["train", "--quiet", "--config"])
         .arg(&config)
-        .env("ALLCONV_TEST_HOLD", format!("{}=1", run.display()))
         .env("RAYON_NUM_THREADS", threads)
         .env_remove("ALLCONV_CPU_KERNELS")
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !run.join("checkpoint/state.json").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "no epoch in 5 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let held = common::freeze_trainer_after_first_checkpoint(&run, Duration::from_secs(300));
     child.kill().unwrap();
     child.wait().unwrap();
+    held.killed();
     (tmp, config, runs, run)
 }
 
@@ -48,6 +42,17 @@ fn resume(config: &Path, extra: &[&str]) -> Command {
         .arg(config)
         .args(extra);
     command
+}
+
+/// The report of the runs root `runs` (`allconv report`), as markdown.
+fn report_of(runs: &Path) -> String {
+    let report = allconv()
+        .args(["report", "--runs"])
+        .arg(runs)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", text(&report));
+    std::fs::read_to_string(runs.join("report/report.md")).unwrap()
 }
 
 fn record(run: &Path) -> SavedRunConfig {
@@ -61,6 +66,7 @@ fn md5(path: &Path) -> String {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_resume_on_changed_data_is_refused_unless_allowed_and_then_recorded_and_reported() {
     let (tmp, config, runs, run) = stopped_after_epoch_1("2");
     let original = std::fs::read_to_string(run.join("config.yaml")).unwrap();
@@ -107,13 +113,7 @@ fn a_resume_on_changed_data_is_refused_unless_allowed_and_then_recorded_and_repo
     assert_eq!(change.preprocessing_md5, None);
     assert_eq!(saved.provenance.segments.len(), 2);
 
-    let report = allconv()
-        .args(["report", "--runs"])
-        .arg(&runs)
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{}", text(&report));
-    let md = std::fs::read_to_string(runs.join("report/report.md")).unwrap();
+    let md = report_of(&runs);
     assert!(
         md.contains("data changed during a run (--allow-changed-data)")
             && md.contains(&format!("data_batch_1.bin md5 {before} -> {after}")),
@@ -122,6 +122,7 @@ fn a_resume_on_changed_data_is_refused_unless_allowed_and_then_recorded_and_repo
 }
 
 #[test]
+#[cfg(unix)]
 fn a_resume_on_another_kernel_path_and_thread_count_warns_and_records_each_segment() {
     let (_tmp, config, runs, run) = stopped_after_epoch_1("2");
     let first = record(&run);
@@ -150,13 +151,7 @@ fn a_resume_on_another_kernel_path_and_thread_count_warns_and_records_each_segme
     // The record of the start is what it was.
     assert_eq!(saved.provenance.threads, 2);
     assert_eq!(saved.provenance.cpu_kernels, first.provenance.cpu_kernels);
-    let report = allconv()
-        .args(["report", "--runs"])
-        .arg(&runs)
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{}", text(&report));
-    let md = std::fs::read_to_string(runs.join("report/report.md")).unwrap();
+    let md = report_of(&runs);
     assert!(md.contains("resumed on other hardware"), "{md}");
     assert!(
         md.contains("from epoch 1 step 0 on portable kernels, 1 threads"),
@@ -209,6 +204,7 @@ fn the_recorded_revision_is_the_binarys_own_wherever_it_runs() {
 }
 
 #[test]
+#[cfg(unix)]
 fn preprocessing_statistics_that_differ_on_the_same_data_and_machine_are_refused() {
     let (_tmp, config, _runs, run) = stopped_after_epoch_1("2");
     // The tiny grid's `scale` preprocessing fits nothing: its statistics md5 is that of no

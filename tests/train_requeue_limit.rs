@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use allconv_train::{ExperimentConfig, RunConfig, RunOptions, TrainError};
+use allconv_train::{ExperimentConfig, RunConfig, RunOptions, StopHandle, TrainError};
 
 /// 2 epochs of Strided-CNN-A on 50 synthetic images, the stall cap at 2.
 fn experiment(dir: &Path) -> (std::path::PathBuf, ExperimentConfig) {
@@ -41,10 +41,12 @@ fn a_requeue_after_too_many_stalled_stops_fails_saying_why() {
     let tmp = tempfile::tempdir().unwrap();
     let (path, config) = experiment(tmp.path());
     // Two requeued processes stopped before their first step, as a time limit shorter than the
-    // data loading gives.
+    // data loading gives: the stop is raised before the run starts.
     let point = RunConfig::new(config, "strided-cnn-a", 0.01, 0).unwrap();
+    let raised = StopHandle::new();
+    raised.stop();
     let at_once = RunOptions {
-        stop_after_steps: Some(0),
+        stop: raised,
         max_stalled_stops: Some(2),
         ..Default::default()
     };

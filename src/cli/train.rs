@@ -5,15 +5,9 @@
 //! `allconv reproduce` (`--grid grid.json --index I`). `--set key=value` and the short flags
 //! override configuration keys.
 
-use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use allconv_train::{
-    EpochEnd, EpochHook, ExperimentConfig, ExperimentGrid, GridFile, Progress, RunConfig,
-    RunOptions,
-};
+use allconv_train::{ExperimentConfig, ExperimentGrid, GridFile, Progress, RunConfig, RunOptions};
 use anyhow::{bail, Context};
 
 use super::config_flags::ConfigFlags;
@@ -109,29 +103,6 @@ fn single<T: Clone + std::fmt::Debug>(flag: &str, values: &[T], from: &str) -> a
     }
 }
 
-/// Test hook for deterministic interruption tests (`tests/reproduce_grid.rs`): with
-/// `ALLCONV_TEST_HOLD=<run folder>=<epochs>` in the environment, the run in that folder stops
-/// after that many epochs of this process (checkpointed) and waits for a stop signal. Without it a
-/// test that signals a grid mid-run races the trainer, and on a fast machine the grid can
-/// finish first.
-fn test_hold(dir: &Path, stop: &'static AtomicBool) -> Option<EpochHook> {
-    let value = std::env::var("ALLCONV_TEST_HOLD").ok()?;
-    let (folder, epochs) = value.rsplit_once('=')?;
-    if Path::new(folder) != dir {
-        return None;
-    }
-    let epochs: usize = epochs.parse().ok()?;
-    Some(Arc::new(move |end: &EpochEnd<'_>| {
-        if !end.finished && end.epochs_this_process == epochs {
-            // Until a signal: the trainer then stops as it would mid-run.
-            while !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        }
-        ControlFlow::Continue(())
-    }))
-}
-
 /// In a Slurm task that is a requeue (`SLURM_RESTART_COUNT` > 0), the number of stops without
 /// progress after which the run refuses to start (`slurm.max_stalled_requeues`); `None` for a
 /// first start, which clears the count.
@@ -156,13 +127,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Progress::Auto
     };
     let dir = config.run_dir();
-    let stop = super::stop_signal::install();
+    let signals = super::stop_signal::StopSignals::install();
     let result = allconv_train::run(
         &config,
         &RunOptions {
             progress,
-            on_epoch_end: test_hold(&dir, stop),
-            stop: Some(stop),
+            stop: signals.handle(),
             max_stalled_stops: slurm_requeue_limit(&config),
             allow_changed_data: args.allow_changed_data,
             source: super::source_revision(),

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::config_error::ConfigError;
+
 /// Everything that can go wrong while configuring or running a training run.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -21,9 +23,71 @@ pub enum TrainError {
         /// serde_json's error.
         source: serde_json::Error,
     },
-    /// A configuration value is out of range or inconsistent.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A configuration value that parses but makes no sense, with where it was written when
+    /// that is known: the file, or the flag as the user typed it.
+    #[error(
+        "invalid configuration: {}{problem}",
+        origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default()
+    )]
+    InvalidConfig {
+        /// The file or the flag (`configs/quick.yaml`, `--set optim.momentum=2`).
+        origin: Option<String>,
+        /// What is wrong, naming the key.
+        problem: ConfigError,
+    },
+    /// An experiment file that sets no key at all (empty, or only comments).
+    #[error(
+        "invalid configuration: {}: the file sets no key; an experiment without any would train \
+         the paper's whole protocol (the 12 networks, 4 learning rates, 350 epochs each). Write \
+         the keys you mean (configs/paper.yaml states every one), or leave --config out for \
+         those defaults",
+        path.display()
+    )]
+    EmptyConfig {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The experiment configuration embedded in a grid file cannot be read back.
+    #[error("invalid configuration: the embedded experiment configuration: {0}")]
+    EmbeddedConfig(serde_json::Error),
+    /// A run folder's record (`config.yaml`) was written for another configuration than the one
+    /// asked for, and the folder has a checkpoint or a result.
+    #[error(
+        "invalid configuration: {} was written for a different configuration ({}); delete the \
+         run folder or use another --out",
+        record.display(),
+        differences.join(", ")
+    )]
+    RecordDiffers {
+        /// The record.
+        record: PathBuf,
+        /// Each differing key: `key: saved X, now Y`.
+        differences: Vec<String>,
+    },
+    /// A value could not be written out (a configuration as JSON or YAML).
+    #[error("cannot represent {what}: {reason}")]
+    Unrepresentable {
+        /// What was written.
+        what: &'static str,
+        /// The serialiser's reason.
+        reason: String,
+    },
+    /// An optimizer was given two parameters of one name.
+    #[error("optimizer: parameter name `{name}` given twice")]
+    DuplicateParameter {
+        /// The name.
+        name: String,
+    },
+    /// [`crate::Trainer::finish`] was called on a run that has epochs left.
+    #[error("{}: finish asked for after {epochs_done} of {epochs_planned} epochs", run_dir.display())]
+    NotFinished {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// Epochs trained.
+        epochs_done: usize,
+        /// Epochs planned.
+        epochs_planned: usize,
+    },
     /// A file could not be read or written (run-folder and grid files, and the trainer's own
     /// through [`allconv_runs::IoContext`]), or another process holds the run folder's lock.
     #[error(transparent)]
@@ -49,22 +113,16 @@ pub enum TrainError {
         /// What differs, with the recorded and the present checksums.
         differences: String,
     },
-    /// The `stop_after_epochs` test hook stopped the run (as if the process had been killed).
-    #[error("stopped on request after epoch {epochs_done} (checkpoint written)")]
-    Interrupted {
-        /// Epochs finished and checkpointed.
-        epochs_done: usize,
-    },
-    /// A stop request (a signal) stopped the run part-way; a checkpoint at that step was written.
+    /// A stop request ([`crate::StopHandle`]: a signal, or a program's own) stopped the run
+    /// part-way; a checkpoint where it stood was written.
     #[error(
-        "stopped on request after step {step} of epoch {} (checkpoint written); the same command \
-         resumes at that step",
-        epochs_done + 1
+        "stopped on request {} (checkpoint written); the same command resumes from there",
+        TrainError::position(*epochs_done, *step)
     )]
     Stopped {
         /// Epochs finished before the stop.
         epochs_done: usize,
-        /// SGD steps of the next epoch done before the stop.
+        /// SGD steps of the next epoch done before the stop (0: at the end of an epoch).
         step: usize,
     },
     /// A requeued run whose last stops each came before a single step was trained.
@@ -91,6 +149,26 @@ pub enum TrainError {
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+impl TrainError {
+    /// A configuration problem of no particular file or flag.
+    pub(crate) fn invalid(problem: ConfigError) -> Self {
+        TrainError::InvalidConfig {
+            origin: None,
+            problem,
+        }
+    }
+
+    /// Where a run stands after `epochs_done` epochs and `step` steps of the next, in words:
+    /// "before its first step", "after epoch 2", "after step 3 of epoch 2".
+    pub(crate) fn position(epochs_done: usize, step: usize) -> String {
+        match (epochs_done, step) {
+            (0, 0) => "before its first step".to_string(),
+            (done, 0) => format!("after epoch {done}"),
+            (done, step) => format!("after step {step} of epoch {}", done + 1),
+        }
+    }
 }
 
 /// Result with [`TrainError`].

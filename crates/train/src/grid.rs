@@ -34,9 +34,10 @@ impl ExperimentGrid for GridFile {
         let embedded = match serde_json::to_value(config) {
             Ok(serde_json::Value::Object(map)) => map,
             other => {
-                return Err(TrainError::Config(format!(
-                    "the experiment configuration is not a JSON object: {other:?}"
-                )))
+                return Err(TrainError::Unrepresentable {
+                    what: "the experiment configuration as a JSON object",
+                    reason: format!("it came out as {other:?}"),
+                })
             }
         };
         Ok(GridFile {
@@ -49,13 +50,10 @@ impl ExperimentGrid for GridFile {
         match &self.config {
             GridConfig::Path(p) => ExperimentConfig::load(p),
             GridConfig::Embedded(map) => {
-                let config: ExperimentConfig = serde_json::from_value(serde_json::Value::Object(
-                    map.clone(),
-                ))
-                .map_err(|e| {
-                    TrainError::Config(format!("the embedded experiment configuration: {e}"))
-                })?;
-                config.validate().map_err(TrainError::Config)?;
+                let config: ExperimentConfig =
+                    serde_json::from_value(serde_json::Value::Object(map.clone()))
+                        .map_err(TrainError::EmbeddedConfig)?;
+                config.validate().map_err(TrainError::invalid)?;
                 Ok(config)
             }
         }

@@ -12,11 +12,13 @@
 pub mod best;
 pub mod checkpoint;
 pub mod config;
+mod config_error;
 pub mod divergence;
 mod error;
 pub mod grid;
 pub mod memory;
 pub mod optim;
+pub mod stop;
 mod trainer;
 pub mod vars;
 
@@ -24,10 +26,14 @@ pub use allconv_runs::{
     EpochMetrics, GridFile, GridPoint, RunDir, RunResult, RunStatus, RunsError, METRICS_HEADER,
 };
 pub use config::{ExperimentConfig, RunConfig, Setting};
+pub use config_error::ConfigError;
 pub use error::{Result, TrainError};
 pub use grid::ExperimentGrid;
 pub use optim::{Sgd, SgdConfig, StepSchedule};
-pub use trainer::{
-    apply_device_settings, dropout_seed, evaluate, final_weights, run, EpochEnd, EpochHook,
-    Evaluation, Opened, Progress, RunOptions, TrainedEpoch, Trainer,
-};
+pub use stop::StopHandle;
+pub use trainer::device::apply_device_settings;
+pub use trainer::finish::final_weights;
+pub use trainer::options::{EpochEnd, EpochHook, Progress, RunOptions, StepEnd, StepHook};
+pub use trainer::run::run;
+pub use trainer::steps::{dropout_seed, evaluate};
+pub use trainer::{Evaluation, Opened, TrainedEpoch, Trainer};

@@ -35,23 +35,47 @@ fn physical_memory() -> Option<u64> {
     None
 }
 
+/// A batch whose forward activations alone exceed the machine's physical memory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} {batch}: {model} on the CPU needs at least {:.1} GiB for the activations of {batch} \
+     images, more than this machine's {:.1} GiB of memory; use a smaller batch",
+    gib(*needed_bytes),
+    gib(*memory_bytes)
+)]
+pub struct BatchTooLarge {
+    /// The flag or key the batch size came from (`--batch`, `training.batch_size`).
+    pub what: String,
+    /// The batch size.
+    pub batch: usize,
+    /// The network's name.
+    pub model: String,
+    /// Bytes its activations need at least.
+    pub needed_bytes: u64,
+    /// The machine's physical memory in bytes.
+    pub memory_bytes: u64,
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
 /// Refuses `batch` images of `spec` on the CPU when even their forward activations
 /// ([`activation_bytes_per_image`]) exceed the machine's physical memory; `what` names the flag
 /// or key the batch size came from.
-pub fn check_cpu_batch(spec: &ModelSpec, batch: usize, what: &str) -> Result<(), String> {
+pub fn check_cpu_batch(spec: &ModelSpec, batch: usize, what: &str) -> Result<(), BatchTooLarge> {
     let Some(memory) = physical_memory() else {
         return Ok(());
     };
     let needed = activation_bytes_per_image(spec).saturating_mul(batch as u64);
     if needed > memory {
-        let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
-        return Err(format!(
-            "{what} {batch}: {} on the CPU needs at least {:.1} GiB for the activations of \
-             {batch} images, more than this machine's {:.1} GiB of memory; use a smaller batch",
-            spec.name,
-            gib(needed),
-            gib(memory)
-        ));
+        return Err(BatchTooLarge {
+            what: what.to_string(),
+            batch,
+            model: spec.name.clone(),
+            needed_bytes: needed,
+            memory_bytes: memory,
+        });
     }
     Ok(())
 }
@@ -77,7 +101,9 @@ mod tests {
         let spec =
             allconv_models::spec("model-a", &allconv_models::ModelOptions::default()).unwrap();
         // 1e8 images need about 100 TB: more than any machine this runs on.
-        let err = check_cpu_batch(&spec, 100_000_000, "--batch").unwrap_err();
+        let err = check_cpu_batch(&spec, 100_000_000, "--batch")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("--batch 100000000: "), "{err}");
         check_cpu_batch(&spec, 2, "--batch").unwrap();
     }

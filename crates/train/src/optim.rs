@@ -51,9 +51,7 @@ impl Sgd {
                 continue;
             }
             if !seen.insert(name.clone()) {
-                return Err(TrainError::Config(format!(
-                    "optimizer: parameter name `{name}` given twice"
-                )));
+                return Err(TrainError::DuplicateParameter { name });
             }
             let velocity = var.as_tensor().zeros_like()?;
             let decay = config.weight_decay_bias || !name.ends_with("bias");
@@ -69,7 +67,7 @@ impl Sgd {
 
     /// An optimizer over every variable of a `VarMap`, by name.
     pub fn from_varmap(varmap: &candle_nn::VarMap, config: SgdConfig) -> Result<Self> {
-        Self::from_named(crate::vars::named_vars(varmap), config)
+        Self::from_named(crate::vars::named_vars(varmap)?, config)
     }
 
     /// The hyper-parameters.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use allconv_train::{run, RunDir, RunOptions, TrainError};
+use allconv_train::{run, RunDir, RunOptions};
 
 #[test]
 fn interrupted_and_resumed_augmented_run_ends_with_identical_weights() {
@@ -19,17 +19,16 @@ fn interrupted_and_resumed_augmented_run_ends_with_identical_weights() {
 
     config.out.runs = tmp.path().join("interrupted");
     let interrupted = common::run_config(&config, "strided-cnn-a", 0.01);
-    let stop = RunOptions {
-        stop_after_epochs: Some(1),
-        ..Default::default()
-    };
+    // Three processes, each stopped after one epoch of its own.
     for done in [1, 2] {
-        match run(&interrupted, &stop) {
-            Err(TrainError::Interrupted { epochs_done }) => assert_eq!(epochs_done, done),
-            other => panic!("expected an interruption after epoch {done}, got {other:?}"),
-        }
+        common::assert_stopped_at(run(&interrupted, &common::stop_after_epochs(1)), done, 0);
     }
-    assert_eq!(run(&interrupted, &stop).unwrap().epochs_run, 3);
+    assert_eq!(
+        run(&interrupted, &common::stop_after_epochs(1))
+            .unwrap()
+            .epochs_run,
+        3
+    );
     common::assert_same_weights(&straight.run_dir(), &interrupted.run_dir(), "after resume");
 
     // The same run without augmentation trains on other images: other weights.

@@ -26,14 +26,7 @@ fn a_corrupted_checkpoint_is_refused_and_one_without_a_checksum_resumes() {
     common::synthetic_data(&data, 10, 20);
     let config = common::small_config(&data, &tmp.path().join("runs"), 2);
     let point = common::run_config(&config, "strided-cnn-a", 0.01);
-    let stop_after_1 = RunOptions {
-        stop_after_epochs: Some(1),
-        ..Default::default()
-    };
-    assert!(matches!(
-        run(&point, &stop_after_1),
-        Err(TrainError::Interrupted { epochs_done: 1 })
-    ));
+    common::assert_stopped_at(run(&point, &common::stop_after_epochs(1)), 1, 0);
     let (weights, momentum) = checkpoint_files(&point.run_dir());
     let file = read_tensor_file(&weights, &Device::Cpu).unwrap();
     assert!(file.verified && file.metadata.contains_key(TENSORS_MD5_KEY));

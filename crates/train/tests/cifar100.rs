@@ -30,6 +30,8 @@ fn a_class_count_that_does_not_match_the_dataset_is_refused_naming_both_keys() {
     let mut c = ExperimentConfig::default();
     c.data.dataset = Dataset::Cifar100;
     let err = c.validate().unwrap_err();
+    assert_eq!(err.key(), "model.num_classes");
+    let err = err.to_string();
     assert!(
         err.contains("model.num_classes is 10") && err.contains("100 classes"),
         "{err}"
@@ -37,7 +39,7 @@ fn a_class_count_that_does_not_match_the_dataset_is_refused_naming_both_keys() {
     c.model.num_classes = 100;
     c.validate().unwrap();
     c.data.labels = LabelSet::Coarse;
-    let err = c.validate().unwrap_err();
+    let err = c.validate().unwrap_err().to_string();
     assert!(
         err.contains("20 classes") && err.contains("data.labels"),
         "{err}"

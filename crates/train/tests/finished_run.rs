@@ -39,7 +39,10 @@ fn a_finished_run_is_skipped_only_under_the_configuration_it_finished_with() {
     )
     .unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, TrainError::Config(_)), "{message}");
+    assert!(
+        matches!(error, TrainError::RecordDiffers { .. }),
+        "{message}"
+    );
     assert!(
         message.contains("schedule.epochs: saved 1, now 2"),
         "{message}"

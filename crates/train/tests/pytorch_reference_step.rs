@@ -200,7 +200,7 @@ fn one_step_matches_pytorch(model: &str) {
     );
 
     let grads = loss.backward().unwrap();
-    let vars = allconv_train::vars::named_vars(&varmap);
+    let vars = allconv_train::vars::named_vars(&varmap).unwrap();
     for (name, var) in &vars {
         let grad = grads
             .get(var.as_tensor())

@@ -3,12 +3,11 @@
 mod common;
 
 use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use allconv_train::{
-    run, EpochEnd, EpochHook, ExperimentConfig, RunConfig, RunDir, RunOptions, TrainError,
+    run, EpochEnd, EpochHook, ExperimentConfig, RunConfig, RunDir, RunOptions, StopHandle,
 };
 
 #[test]
@@ -26,14 +25,7 @@ fn interrupted_and_resumed_run_ends_with_identical_weights() {
 
     config.out.runs = tmp.path().join("interrupted");
     let interrupted = common::run_config(&config, "strided-cnn-a", 0.01);
-    let stop = RunOptions {
-        stop_after_epochs: Some(1),
-        ..Default::default()
-    };
-    match run(&interrupted, &stop) {
-        Err(TrainError::Interrupted { epochs_done: 1 }) => {}
-        other => panic!("expected an interruption after epoch 1, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&interrupted, &common::stop_after_epochs(1)), 1, 0);
     let dir = RunDir::new(interrupted.run_dir());
     assert!(!dir.result_path().exists());
     // A process killed after appending epoch 2's row but before its checkpoint leaves a row the
@@ -46,40 +38,20 @@ fn interrupted_and_resumed_run_ends_with_identical_weights() {
     drop(csv);
 
     // Resume one epoch at a time (two more processes), then compare.
-    match run(&interrupted, &stop) {
-        Err(TrainError::Interrupted { epochs_done: 2 }) => {}
-        other => panic!("expected an interruption after epoch 2, got {other:?}"),
-    }
-    let result = run(&interrupted, &stop).unwrap();
+    common::assert_stopped_at(run(&interrupted, &common::stop_after_epochs(1)), 2, 0);
+    let result = run(&interrupted, &common::stop_after_epochs(1)).unwrap();
     assert_eq!(result.epochs_run, 3);
 
     common::assert_same_weights(&straight.run_dir(), &interrupted.run_dir(), "after resume");
-    let rows_a = RunDir::new(straight.run_dir()).read_metrics().unwrap();
-    let rows_b = dir.read_metrics().unwrap();
     assert_eq!(
-        rows_b.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        dir.read_metrics()
+            .unwrap()
+            .iter()
+            .map(|r| r.epoch)
+            .collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    for (ra, rb) in rows_a.iter().zip(&rows_b) {
-        assert_eq!(
-            (
-                ra.lr,
-                ra.train_loss,
-                ra.train_acc,
-                ra.test_loss,
-                ra.test_acc
-            ),
-            (
-                rb.lr,
-                rb.train_loss,
-                rb.train_acc,
-                rb.test_loss,
-                rb.test_acc
-            ),
-            "epoch {}",
-            ra.epoch
-        );
-    }
+    common::assert_same_metrics(&straight.run_dir(), &interrupted.run_dir());
     // Only the newest checkpoint's tensor files remain.
     let mut files: Vec<String> = std::fs::read_dir(dir.checkpoint_path())
         .unwrap()
@@ -97,22 +69,15 @@ fn interrupted_and_resumed_run_ends_with_identical_weights() {
 }
 
 /// A 2-epoch Strided-CNN-A run under `tmp` stopped after its first epoch (checkpointed), its
-/// configuration, and the options that stop it again after one epoch.
+/// configuration, and the options of a process that stops it again after one epoch.
 fn stopped_after_one_epoch(tmp: &Path) -> (ExperimentConfig, RunConfig, RunOptions) {
     let data = tmp.join("data");
     common::synthetic_data(&data, 4, 10);
     let mut config = common::small_config(&data, &tmp.join("runs"), 2);
     config.training.batch_size = 10;
     let rc = common::run_config(&config, "strided-cnn-a", 0.01);
-    let stop = RunOptions {
-        stop_after_epochs: Some(1),
-        ..Default::default()
-    };
-    assert!(matches!(
-        run(&rc, &stop),
-        Err(TrainError::Interrupted { .. })
-    ));
-    (config, rc, stop)
+    common::assert_stopped_at(run(&rc, &common::stop_after_epochs(1)), 1, 0);
+    (config, rc, common::stop_after_epochs(1))
 }
 
 #[test]
@@ -127,37 +92,36 @@ fn resuming_with_a_different_configuration_is_refused() {
 }
 
 #[test]
-fn the_epoch_hook_sees_every_epoch_and_can_stop_the_run() {
+fn the_epoch_observer_sees_every_epoch_and_can_stop_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     common::synthetic_data(&data, 4, 10);
     let mut config = common::small_config(&data, &tmp.path().join("runs"), 3);
     config.training.batch_size = 10;
     let rc = common::run_config(&config, "strided-cnn-a", 0.01);
+    // The observer records every epoch end and raises the run's stop handle at `stop_at`.
     let recording = |stop_at: Option<usize>| {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
+        let stop = StopHandle::new();
+        let raise = stop.clone();
         let hook: EpochHook = Arc::new(move |end: &EpochEnd<'_>| {
             log.lock()
                 .unwrap()
                 .push((end.metrics.epoch, end.epochs_this_process, end.finished));
             if Some(end.epochs_this_process) == stop_at {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+                raise.stop();
             }
         });
         let options = RunOptions {
             on_epoch_end: Some(hook),
+            stop,
             ..Default::default()
         };
         (seen, options)
     };
     let (seen, stop_after_two) = recording(Some(2));
-    match run(&rc, &stop_after_two) {
-        Err(TrainError::Interrupted { epochs_done: 2 }) => {}
-        other => panic!("expected an interruption after epoch 2, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&rc, &stop_after_two), 2, 0);
     // (epoch, epochs of this process, finished)
     assert_eq!(*seen.lock().unwrap(), [(1, 1, false), (2, 2, false)]);
     let (seen, carry_on) = recording(None);
@@ -192,14 +156,7 @@ fn resume_removes_tensor_files_newer_than_the_last_checkpoint() {
     common::synthetic_data(&data, 10, 20);
     let config = common::small_config(&data, &tmp.path().join("runs"), 3);
     let point = common::run_config(&config, "strided-cnn-a", 0.01);
-    let once = RunOptions {
-        stop_after_epochs: Some(1),
-        ..Default::default()
-    };
-    assert!(matches!(
-        run(&point, &once),
-        Err(TrainError::Interrupted { epochs_done: 1 })
-    ));
+    common::assert_stopped_at(run(&point, &common::stop_after_epochs(1)), 1, 0);
     let checkpoint = RunDir::new(point.run_dir())
         .checkpoint()
         .path()

@@ -1,14 +1,13 @@
 //! A run stopped part-way through an epoch (what a stop signal does: `RunOptions::stop`, here
-//! raised by the `stop_after_steps` hook through the same check) resumes at that step and ends
-//! bit for bit where an uninterrupted run ends; stops without progress are counted and capped
+//! raised by a step observer after a known number of steps) resumes at that step and ends bit
+//! for bit where an uninterrupted run ends; stops without progress are counted and capped
 //! (docs/protocol.md, "Training": interruptions change nothing).
 
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use allconv_train::{run, RunConfig, RunDir, RunOptions, TrainError};
+use allconv_train::{run, RunConfig, RunDir, RunOptions, StopHandle, TrainError};
 
 /// 60 synthetic training images in batches of 16: 4 steps per epoch (16, 16, 16, 12); 3 epochs,
 /// dropout and shuffling on, the rate lowered after epoch 2, losses read every 3 steps.
@@ -24,13 +23,6 @@ fn point(tmp: &Path, runs: &str) -> RunConfig {
     common::run_config(&config, "strided-cnn-a", 0.01)
 }
 
-fn stop_after(steps: usize) -> RunOptions {
-    RunOptions {
-        stop_after_steps: Some(steps),
-        ..Default::default()
-    }
-}
-
 #[test]
 fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metrics() {
     let tmp = tempfile::tempdir().unwrap();
@@ -40,13 +32,7 @@ fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metric
     let stopped = point(tmp.path(), "stopped");
     let dir = RunDir::new(stopped.run_dir());
     // 5 steps: epoch 1 (4 steps) and step 1 of epoch 2.
-    match run(&stopped, &stop_after(5)) {
-        Err(TrainError::Stopped {
-            epochs_done: 1,
-            step: 1,
-        }) => {}
-        other => panic!("expected a stop after step 1 of epoch 2, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&stopped, &common::stop_after_steps(5)), 1, 1);
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.checkpoint().state_path()).unwrap())
             .unwrap();
@@ -61,13 +47,7 @@ fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metric
         .file("weights-0001-step-000001.safetensors")
         .exists());
     // Two more steps (steps 2 and 3 of epoch 2; not its last, 4), then to the end.
-    match run(&stopped, &stop_after(2)) {
-        Err(TrainError::Stopped {
-            epochs_done: 1,
-            step: 3,
-        }) => {}
-        other => panic!("expected a stop after step 3 of epoch 2, got {other:?}"),
-    }
+    common::assert_stopped_at(run(&stopped, &common::stop_after_steps(2)), 1, 3);
     let result = run(&stopped, &RunOptions::default()).unwrap();
     assert_eq!(result.epochs_run, 3);
 
@@ -76,56 +56,34 @@ fn a_run_stopped_mid_epoch_resumes_at_its_step_with_identical_weights_and_metric
         &stopped.run_dir(),
         "after a mid-epoch resume",
     );
-    let rows_a = RunDir::new(straight.run_dir()).read_metrics().unwrap();
-    let rows_b = dir.read_metrics().unwrap();
     assert_eq!(
-        rows_b.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        dir.read_metrics()
+            .unwrap()
+            .iter()
+            .map(|r| r.epoch)
+            .collect::<Vec<_>>(),
         [1, 2, 3]
     );
-    for (ra, rb) in rows_a.iter().zip(&rows_b) {
-        // The resumed epoch's training loss and accuracy include the steps of the stopped
-        // process: the same sums in the same order as uninterrupted.
-        assert_eq!(
-            (
-                ra.lr,
-                ra.train_loss.to_bits(),
-                ra.train_acc,
-                ra.test_loss,
-                ra.test_acc
-            ),
-            (
-                rb.lr,
-                rb.train_loss.to_bits(),
-                rb.train_acc,
-                rb.test_loss,
-                rb.test_acc
-            ),
-            "epoch {}",
-            ra.epoch
-        );
-    }
+    // The resumed epoch's training loss and accuracy include the steps of the stopped process:
+    // the same sums in the same order as uninterrupted.
+    common::assert_same_metrics(&straight.run_dir(), &stopped.run_dir());
 }
 
 #[test]
-fn a_stop_flag_raised_before_the_run_starts_checkpoints_where_it_stands() {
-    // What a signal during the data loading does: the flag is up when the first step is due.
-    static FLAG: AtomicBool = AtomicBool::new(false);
+fn a_stop_raised_before_the_run_starts_checkpoints_where_it_stands() {
+    // What a signal during the data loading does: the handle is raised when the first step is
+    // due.
     let tmp = tempfile::tempdir().unwrap();
     let stopped = point(tmp.path(), "runs");
-    FLAG.store(true, Ordering::SeqCst);
+    let raised = StopHandle::new();
+    raised.stop();
     let flagged = RunOptions {
-        stop: Some(&FLAG),
+        stop: raised,
         ..Default::default()
     };
-    match run(&stopped, &flagged) {
-        Err(TrainError::Stopped {
-            epochs_done: 0,
-            step: 0,
-        }) => {}
-        other => panic!("expected a stop before the first step, got {other:?}"),
-    }
-    FLAG.store(false, Ordering::SeqCst);
-    assert_eq!(run(&stopped, &flagged).unwrap().epochs_run, 3);
+    common::assert_stopped_at(run(&stopped, &flagged), 0, 0);
+    // The next process, not asked to stop, trains the run to its end.
+    assert_eq!(run(&stopped, &RunOptions::default()).unwrap().epochs_run, 3);
 }
 
 #[test]
@@ -140,18 +98,11 @@ fn stops_without_progress_are_capped_for_requeues_and_cleared_by_a_fresh_start()
     };
     // A requeue with a cap of 3 that stops before its first step, three times.
     let requeue_stopping_at_once = RunOptions {
-        stop_after_steps: Some(0),
         max_stalled_stops: Some(3),
-        ..Default::default()
+        ..common::stop_after_steps(0)
     };
     for expected in 1..=3 {
-        assert!(matches!(
-            run(&stopped, &requeue_stopping_at_once),
-            Err(TrainError::Stopped {
-                epochs_done: 0,
-                step: 0
-            })
-        ));
+        common::assert_stopped_at(run(&stopped, &requeue_stopping_at_once), 0, 0);
         assert_eq!(stalled(), Some(expected));
     }
     // The fourth requeue is refused, saying why.
@@ -176,14 +127,8 @@ fn stops_without_progress_are_capped_for_requeues_and_cleared_by_a_fresh_start()
         "{err}"
     );
     // A stop after progress (2 steps) resets the count; a fresh start (no cap) clears it.
-    let fresh_two_steps = stop_after(2);
-    assert!(matches!(
-        run(&stopped, &fresh_two_steps),
-        Err(TrainError::Stopped {
-            epochs_done: 0,
-            step: 2
-        })
-    ));
+    let fresh_two_steps = common::stop_after_steps(2);
+    common::assert_stopped_at(run(&stopped, &fresh_two_steps), 0, 2);
     assert_eq!(stalled(), Some(0));
     assert_eq!(run(&stopped, &requeue).unwrap().epochs_run, 3);
 }
@@ -195,14 +140,7 @@ fn a_checkpoint_without_the_step_fields_of_earlier_versions_still_resumes() {
     run(&straight, &RunOptions::default()).unwrap();
     let older = point(tmp.path(), "older");
     // 4 steps = exactly epoch 1: an epoch-end checkpoint, as earlier versions wrote them.
-    let once = RunOptions {
-        stop_after_epochs: Some(1),
-        ..Default::default()
-    };
-    assert!(matches!(
-        run(&older, &once),
-        Err(TrainError::Interrupted { epochs_done: 1 })
-    ));
+    common::assert_stopped_at(run(&older, &common::stop_after_epochs(1)), 1, 0);
     let state_path = RunDir::new(older.run_dir()).checkpoint().state_path();
     let mut state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();

@@ -3,7 +3,11 @@
 
 mod common;
 
-use allconv_train::{run, RunDir, RunOptions, RunStatus, METRICS_HEADER};
+use std::path::Path;
+
+use allconv_train::{
+    run, EpochMetrics, ExperimentConfig, RunDir, RunOptions, RunResult, RunStatus, METRICS_HEADER,
+};
 
 #[test]
 fn short_run_lowers_the_loss_and_writes_the_run_folder() {
@@ -23,6 +27,31 @@ fn short_run_lowers_the_loss_and_writes_the_run_folder() {
         "{}",
         dir.path().display()
     );
+    let rows = assert_the_loss_falls(&dir);
+    let test_acc = rows[3].test_acc.unwrap();
+    assert_result_contract(&dir, &result, test_acc);
+
+    // config.yaml: resolved config plus provenance with the data checksums.
+    let yaml = std::fs::read_to_string(dir.config_path()).unwrap();
+    let md5 = allconv_cifar::checksums(&data).unwrap();
+    let test_md5 = &md5["test_batch.bin"];
+    assert!(yaml.contains(test_md5.as_str()), "{yaml}");
+    assert!(
+        yaml.contains("git_revision") && yaml.contains("device: cpu"),
+        "{yaml}"
+    );
+    assert!(dir.final_weights_path().exists());
+
+    // A finished run is skipped: same result, no new rows.
+    let again = run(&rc, &RunOptions::default()).unwrap();
+    assert_eq!(again, result);
+    assert_eq!(dir.read_metrics().unwrap().len(), 4);
+
+    assert_init_from_starts_where_the_run_ended(tmp.path(), &config, &dir, &rows);
+}
+
+/// The four rows of `metrics.csv`: the rate schedule, a falling loss, no validation columns.
+fn assert_the_loss_falls(dir: &RunDir) -> Vec<EpochMetrics> {
     let rows = dir.read_metrics().unwrap();
     assert_eq!(
         rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
@@ -56,8 +85,11 @@ fn short_run_lowers_the_loss_and_writes_the_run_folder() {
     let csv = std::fs::read_to_string(dir.metrics_path()).unwrap();
     assert_eq!(csv.lines().next().unwrap(), METRICS_HEADER);
     assert!(csv.lines().nth(1).unwrap().contains(",,,"), "{csv}");
+    rows
+}
 
-    // result.json: exactly the contract's fields, errors in percent.
+/// `result.json`: exactly the contract's fields, errors in percent.
+fn assert_result_contract(dir: &RunDir, result: &RunResult, test_acc: f64) {
     assert_eq!(result.status, RunStatus::Done);
     assert_eq!(result.epochs_run, 4);
     let json: serde_json::Value =
@@ -96,27 +128,20 @@ fn short_run_lowers_the_loss_and_writes_the_run_folder() {
     assert!((final_error - 100.0 * (1.0 - test_acc)).abs() < 1e-9);
     // parameter count of Strided-CNN-A from the paper's architecture table (docs/protocol.md)
     assert_eq!(json["parameters"], 839_242);
+}
 
-    // config.yaml: resolved config plus provenance with the data checksums.
-    let yaml = std::fs::read_to_string(dir.config_path()).unwrap();
-    let md5 = allconv_cifar::checksums(&data).unwrap();
-    let test_md5 = &md5["test_batch.bin"];
-    assert!(yaml.contains(test_md5.as_str()), "{yaml}");
-    assert!(
-        yaml.contains("git_revision") && yaml.contains("device: cpu"),
-        "{yaml}"
-    );
-    assert!(dir.final_weights_path().exists());
-
-    // A finished run is skipped: same result, no new rows.
-    let again = run(&rc, &RunOptions::default()).unwrap();
-    assert_eq!(again, result);
-    assert_eq!(dir.read_metrics().unwrap().len(), 4);
-
+/// `training.init_from`: a run started from the final weights of `dir` begins where that run
+/// ended (`rows`), and weights of another network are refused naming the tensor.
+fn assert_init_from_starts_where_the_run_ended(
+    tmp: &Path,
+    config: &ExperimentConfig,
+    dir: &RunDir,
+    rows: &[EpochMetrics],
+) {
     // --init-from: a run started from these final weights begins where this one ended, far below
     // the first epoch's loss of a fresh start.
     let mut finetune = config.clone();
-    finetune.out.runs = tmp.path().join("finetune");
+    finetune.out.runs = tmp.join("finetune");
     finetune.schedule.epochs = 1;
     finetune.training.init_from = Some(dir.final_weights_path());
     let ft = common::run_config(&finetune, "strided-cnn-a", 0.001);

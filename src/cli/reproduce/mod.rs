@@ -17,7 +17,7 @@ mod pool;
 mod slurm;
 mod stop;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use allconv_runs::RunsRoot;
 use allconv_train::config::ExperimentConfig;
@@ -102,48 +102,8 @@ pub struct Args {
 
 /// Runs `allconv reproduce`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = match (&args.config, args.preset) {
-        (Some(path), _) => path.clone(),
-        (None, Some(preset)) => preset.config_path(),
-        (None, None) => Preset::Paper.config_path(),
-    };
-    let mut experiment = ExperimentConfig::load(&config_path).with_context(|| {
-        format!(
-            "reading the experiment {} (run from the repository root, or pass --config)",
-            config_path.display()
-        )
-    })?;
-    let mut settings = Vec::new();
-    if !args.models.is_empty() {
-        settings.push(Setting::from_flag(
-            "--models",
-            "grid.models",
-            args.models.clone(),
-        ));
-    }
-    if !args.lrs.is_empty() {
-        settings.push(Setting::from_flag("--lrs", "grid.lrs", args.lrs.clone()));
-    }
-    if !args.seeds.is_empty() {
-        settings.push(Setting::from_flag(
-            "--seeds",
-            "grid.seeds",
-            args.seeds.clone(),
-        ));
-    }
-    let slurm_flags = args.slurm.given();
-    if args.emit_slurm.is_none() && !slurm_flags.is_empty() {
-        bail!(
-            "{} only shape the Slurm jobs of --emit-slurm DIR, which was not given: add it, or \
-             drop them (a `slurm:` section in the config is fine either way)",
-            slurm_flags.join(", ")
-        );
-    }
-    settings.extend(args.slurm.settings());
-    settings.extend(args.overrides.settings());
-    experiment
-        .apply(&settings)
-        .context("applying the command-line flags to the experiment")?;
+    let config_path = args.config_path();
+    let experiment = experiment(&args, &config_path)?;
     let grid = GridFile::from_experiment(&experiment)?;
     if grid.points.is_empty() {
         bail!(
@@ -181,12 +141,85 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let grid_path = runs.grid_path();
     grid.save(&grid_path)
         .with_context(|| format!("writing {}", grid_path.display()))?;
+    let slots = checked_slots(&args, &experiment)?;
+    let outcome = pool::run_grid(
+        &grid,
+        &grid_path,
+        &experiment,
+        slots,
+        args.allow_changed_data,
+    )?;
+    let report_dir = args.report.unwrap_or_else(|| runs.report_dir());
+    conclude(&runs, &report_dir, grid.points.len(), &outcome)
+}
 
-    // Before any child: they find the remembered pass instead of each checking (children on
-    // another kind of GPU check theirs).
-    let slots = match args.gpus.first() {
+impl Args {
+    /// The experiment file: `--config`, else the preset's, else the paper's.
+    fn config_path(&self) -> PathBuf {
+        match (&self.config, self.preset) {
+            (Some(path), _) => path.clone(),
+            (None, Some(preset)) => preset.config_path(),
+            (None, None) => Preset::Paper.config_path(),
+        }
+    }
+
+    /// The overrides the flags stand for, in the order they apply: the grid's axes, the Slurm
+    /// resources, then the configuration flags.
+    fn settings(&self) -> Vec<Setting> {
+        let mut settings = Vec::new();
+        if !self.models.is_empty() {
+            settings.push(Setting::from_flag(
+                "--models",
+                "grid.models",
+                self.models.clone(),
+            ));
+        }
+        if !self.lrs.is_empty() {
+            settings.push(Setting::from_flag("--lrs", "grid.lrs", self.lrs.clone()));
+        }
+        if !self.seeds.is_empty() {
+            settings.push(Setting::from_flag(
+                "--seeds",
+                "grid.seeds",
+                self.seeds.clone(),
+            ));
+        }
+        settings.extend(self.slurm.settings());
+        settings.extend(self.overrides.settings());
+        settings
+    }
+}
+
+/// The experiment of `config_path` with the command line's flags applied; Slurm flags without
+/// `--emit-slurm` are refused, naming them.
+fn experiment(args: &Args, config_path: &Path) -> anyhow::Result<ExperimentConfig> {
+    let mut experiment = ExperimentConfig::load(config_path).with_context(|| {
+        format!(
+            "reading the experiment {} (run from the repository root, or pass --config)",
+            config_path.display()
+        )
+    })?;
+    let slurm_flags = args.slurm.given();
+    if args.emit_slurm.is_none() && !slurm_flags.is_empty() {
+        bail!(
+            "{} only shape the Slurm jobs of --emit-slurm DIR, which was not given: add it, or \
+             drop them (a `slurm:` section in the config is fine either way)",
+            slurm_flags.join(", ")
+        );
+    }
+    experiment
+        .apply(&args.settings())
+        .context("applying the command-line flags to the experiment")?;
+    Ok(experiment)
+}
+
+/// Where the children run, after the device check of the first GPU (or of the experiment's
+/// device) passed or was found remembered: before any child, so that they find the remembered
+/// pass instead of each checking (children on another kind of GPU check theirs).
+fn checked_slots(args: &Args, experiment: &ExperimentConfig) -> anyhow::Result<gpus::Slots> {
+    Ok(match args.gpus.first() {
         None => {
-            super::device_gate::ensure_checked(&experiment)?;
+            super::device_gate::ensure_checked(experiment)?;
             gpus::Slots::jobs(args.jobs as usize)
         }
         Some(&first) => {
@@ -195,21 +228,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             super::device_gate::ensure_checked(&on_first)?;
             gpus::Slots::gpus(&args.gpus, args.jobs_per_gpu as usize)
         }
-    };
-    let outcome = pool::run_grid(
-        &grid,
-        &grid_path,
-        &experiment,
-        slots,
-        args.allow_changed_data,
-    )?;
+    })
+}
 
-    let report_dir = args.report.unwrap_or_else(|| runs.report_dir());
-    let written = super::report::write(runs.path(), &report_dir)?;
+/// Writes the report of the runs root into `report_dir`, says what the grid did, prints the
+/// report's path, and fails when a run failed or is still being trained elsewhere.
+fn conclude(
+    runs: &RunsRoot,
+    report_dir: &Path,
+    points: usize,
+    outcome: &pool::Outcome,
+) -> anyhow::Result<()> {
+    let written = super::report::write(runs.path(), report_dir)?;
     eprintln!(
-        "{} runs: {} trained now, {} finished before, {} diverged, {} failed, {} being trained \
-         by another process",
-        grid.points.len(),
+        "{points} runs: {} trained now, {} finished before, {} diverged, {} failed, {} being \
+         trained by another process",
         outcome.trained,
         outcome.skipped,
         outcome.diverged,

@@ -172,11 +172,11 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Ten
 }
 
 /// Current values of every variable of a `VarMap`, by name.
-pub fn weights_of(varmap: &candle_nn::VarMap) -> BTreeMap<String, Tensor> {
-    named_vars(varmap)
+pub fn weights_of(varmap: &candle_nn::VarMap) -> Result<BTreeMap<String, Tensor>> {
+    Ok(named_vars(varmap)?
         .into_iter()
         .map(|(k, v)| (k, v.as_tensor().clone()))
-        .collect()
+        .collect())
 }
 
 /// Saves the variables of a `VarMap` (PyTorch-style names such as `conv1.weight`), with what
@@ -187,14 +187,14 @@ pub fn save_weights(
     info: Option<&WeightsInfo>,
 ) -> Result<()> {
     let metadata = info.map(WeightsInfo::to_metadata).unwrap_or_default();
-    save_tensors_with(path, &weights_of(varmap), &metadata)
+    save_tensors_with(path, &weights_of(varmap)?, &metadata)
 }
 
 /// Loads weights into a `VarMap`: the file must hold exactly the map's names, each with the
 /// variable's shape (so weights of another model are refused with the first mismatch named).
 /// Returns the file's metadata and whether its checksum was verified.
 pub fn load_weights(path: &Path, varmap: &candle_nn::VarMap) -> Result<TensorFile> {
-    let vars = named_vars(varmap);
+    let vars = named_vars(varmap)?;
     let device = vars
         .first()
         .map(|(_, v)| v.device().clone())

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use allconv_runs::IoContext;
 
+pub use crate::config_error::ConfigError;
 use crate::error::{Result, TrainError};
 pub use allconv_runs::run_dir;
 pub use provenance::{DataChange, Provenance, SavedRunConfig, Segment, SourceRevision};
@@ -117,27 +118,32 @@ impl DataConfig {
 
     /// Why `data.derive_subset` cannot be made, naming the keys: only CIFAR-10 subsets are
     /// written, into a folder of their own, of at least one and at most all images per file.
-    fn validate_derived_subset(&self, subset: &DerivedSubset) -> std::result::Result<(), String> {
+    fn validate_derived_subset(&self, subset: &DerivedSubset) -> Result<(), ConfigError> {
         if self.dataset != Dataset::Cifar10 {
-            return Err(format!(
-                "data.derive_subset makes CIFAR-10 subsets only, but data.dataset is {}",
-                self.dataset
+            return Err(ConfigError::inconsistent(
+                "data.derive_subset",
+                format!(
+                    "data.derive_subset makes CIFAR-10 subsets only, but data.dataset is {}",
+                    self.dataset
+                ),
             ));
         }
         if self.dir.is_none() {
-            return Err(
-                "data.derive_subset needs data.dir: the folder the subset is written to \
-                        (the full data set's folder is the default one)"
-                    .into(),
-            );
+            return Err(ConfigError::inconsistent(
+                "data.derive_subset",
+                "data.derive_subset needs data.dir: the folder the subset is written to (the \
+                 full data set's folder is the default one)",
+            ));
         }
         for (key, n, most) in [
             ("per_file", subset.per_file, allconv_cifar::RECORDS_PER_FILE),
             ("test", subset.test, allconv_cifar::RECORDS_PER_FILE),
         ] {
             if n == 0 || n > most {
-                return Err(format!(
-                    "data.derive_subset.{key} must be 1 to {most} images, got {n}"
+                return Err(ConfigError::out_of_range(
+                    format!("data.derive_subset.{key}"),
+                    format!("1 to {most} images"),
+                    n,
                 ));
             }
         }
@@ -272,10 +278,14 @@ impl TrainingConfig {
     /// Opens `device`; an error names the key and what was asked.
     pub fn open_device(&self) -> Result<candle_core::Device> {
         allconv_models::open_device(self.device).map_err(|e| {
-            TrainError::Config(format!(
-                "training.device is `{}` but that CUDA device could not be opened ({e}); build \
-                 with `--features cuda` on a machine with that GPU, or pass `--device cpu`",
-                self.device
+            TrainError::invalid(ConfigError::inconsistent(
+                "training.device",
+                format!(
+                    "training.device is `{}` but that CUDA device could not be opened ({e}); \
+                     build with `--features cuda` on a machine with that GPU, or pass \
+                     `--device cpu`",
+                    self.device
+                ),
             ))
         })
     }
@@ -366,13 +376,9 @@ impl ExperimentConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).at(path)?;
         if yaml::is_empty_document(&text) {
-            return Err(TrainError::Config(format!(
-                "{}: the file sets no key; an experiment without any would train the paper's \
-                 whole protocol (the 12 networks, 4 learning rates, 350 epochs each). Write the \
-                 keys you mean (configs/paper.yaml states every one), or leave --config out \
-                 for those defaults",
-                path.display()
-            )));
+            return Err(TrainError::EmptyConfig {
+                path: path.to_path_buf(),
+            });
         }
         let config: ExperimentConfig =
             from_yaml_str(&text).map_err(|message| TrainError::Yaml {
@@ -381,7 +387,10 @@ impl ExperimentConfig {
             })?;
         config
             .validate()
-            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|problem| TrainError::InvalidConfig {
+                origin: Some(path.display().to_string()),
+                problem,
+            })?;
         Ok(config)
     }
 
@@ -391,7 +400,7 @@ impl ExperimentConfig {
             path: PathBuf::from("<yaml text>"),
             message,
         })?;
-        config.validate().map_err(TrainError::Config)?;
+        config.validate().map_err(TrainError::invalid)?;
         Ok(config)
     }
 
@@ -431,9 +440,15 @@ pub struct RunConfig {
 impl RunConfig {
     /// Builds and validates a run configuration.
     pub fn new(config: ExperimentConfig, model: &str, lr: f64, seed: u64) -> Result<Self> {
-        validate::check_lr(lr).map_err(|e| TrainError::Config(format!("lr: {e}")))?;
+        if !validate::is_learning_rate(lr) {
+            return Err(TrainError::invalid(ConfigError::out_of_range(
+                "lr",
+                "a learning rate: a finite number > 0",
+                lr,
+            )));
+        }
         let spec = allconv_models::spec(model, &config.model)?;
-        config.validate().map_err(TrainError::Config)?;
+        config.validate().map_err(TrainError::invalid)?;
         Ok(RunConfig {
             model: spec.name.clone(),
             lr,

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::ExperimentConfig;
+use super::{ConfigError, ExperimentConfig};
 use crate::error::{Result, TrainError};
 
 /// One override: a dotted key (`optim.momentum`, `schedule.milestones`) and its new value.
@@ -46,6 +46,14 @@ impl Setting {
     /// The override as the user wrote it on the command line.
     pub fn written(&self) -> &str {
         &self.written
+    }
+
+    /// The error of a `problem` this override caused, naming it as the user wrote it.
+    fn refused(&self, problem: ConfigError) -> TrainError {
+        TrainError::InvalidConfig {
+            origin: Some(self.written.clone()),
+            problem,
+        }
     }
 }
 
@@ -96,21 +104,27 @@ impl ExperimentConfig {
         // On a copy: a refused override leaves the configuration as it was.
         let mut next = self.clone();
         for setting in settings {
-            let mut tree = serde_json::to_value(&next).map_err(|e| {
-                TrainError::Config(format!("cannot represent the configuration: {e}"))
-            })?;
+            let mut tree =
+                serde_json::to_value(&next).map_err(|e| TrainError::Unrepresentable {
+                    what: "the configuration",
+                    reason: e.to_string(),
+                })?;
             set_key(&mut tree, setting)?;
-            next = serde_json::from_value(tree)
-                .map_err(|e| TrainError::Config(format!("{}: {e}", setting.written)))?;
+            next = serde_json::from_value(tree).map_err(|e| {
+                setting.refused(ConfigError::NotRead {
+                    key: setting.key.clone(),
+                    message: e.to_string(),
+                })
+            })?;
         }
-        next.validate().map_err(|message| {
-            // Blame the last override of the key the check names, as the user wrote it; a value
+        next.validate().map_err(|problem| {
+            // Blame the last override of a key the check names, as the user wrote it; a value
             // that came from the file (or the defaults) is named by its key alone.
-            let culprit = settings.iter().rev().find(|s| message.contains(&s.key));
-            TrainError::Config(match culprit {
-                Some(setting) => format!("{}: {message}", setting.written),
-                None => message,
-            })
+            let message = problem.to_string();
+            match settings.iter().rev().find(|s| message.contains(&s.key)) {
+                Some(culprit) => culprit.refused(problem),
+                None => TrainError::invalid(problem),
+            }
         })?;
         *self = next;
         Ok(())
@@ -150,11 +164,11 @@ fn set_key(tree: &mut Value, setting: &Setting) -> Result<()> {
     let mut node = tree;
     for (depth, part) in parts.iter().enumerate() {
         let Value::Object(map) = node else {
-            return Err(TrainError::Config(format!(
-                "{}: `{}` is a value, not a section",
-                setting.written,
-                parts[..depth].join(".")
-            )));
+            let key = parts[..depth].join(".");
+            return Err(setting.refused(ConfigError::NotRead {
+                message: format!("`{key}` is a value, not a section"),
+                key,
+            }));
         };
         if depth + 1 == parts.len() {
             map.insert(part.to_string(), setting.value.clone());

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ConfigError;
+
 /// `slurm:` resources of each array task, and how requeues are bounded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,8 +58,8 @@ impl Default for SlurmConfig {
 }
 
 impl SlurmConfig {
-    /// Checks what would make the `#SBATCH` lines malformed; the message names the key.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks what would make the `#SBATCH` lines malformed; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let texts = [
             ("slurm.partition", self.partition.as_deref()),
             ("slurm.account", self.account.as_deref()),
@@ -71,17 +73,22 @@ impl SlurmConfig {
                     || v.chars()
                         .any(|c| c.is_whitespace() || c == '"' || c == '\'')
                 {
-                    return Err(format!(
-                        "{key} must be one word without spaces or quotes, got {v:?}"
+                    return Err(ConfigError::out_of_range(
+                        key,
+                        "one word without spaces or quotes",
+                        format!("{v:?}"),
                     ));
                 }
             }
         }
         if !is_slurm_time(&self.time) {
-            return Err(format!(
-                "slurm.time {:?} is not a Slurm time limit: write minutes (`90`), `MM:SS`, \
-                 `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS` or `UNLIMITED` (sbatch --time)",
-                self.time
+            return Err(ConfigError::inconsistent(
+                "slurm.time",
+                format!(
+                    "slurm.time {:?} is not a Slurm time limit: write minutes (`90`), `MM:SS`, \
+                     `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS` or `UNLIMITED` (sbatch --time)",
+                    self.time
+                ),
             ));
         }
         for (key, value) in [
@@ -90,16 +97,21 @@ impl SlurmConfig {
             ("slurm.array_parallelism", self.array_parallelism),
         ] {
             if value == Some(0) {
-                return Err(format!(
-                    "{key} must be at least 1 (leave it out for the default), got 0"
+                return Err(ConfigError::out_of_range(
+                    key,
+                    "at least 1 (leave it out for the default)",
+                    0,
                 ));
             }
         }
         for line in &self.extra {
             if !line.starts_with('-') || line.contains('\n') {
-                return Err(format!(
-                    "slurm.extra: each entry is one sbatch option starting with `-` (e.g. \
-                     `--constraint=a100`), got {line:?}"
+                return Err(ConfigError::inconsistent(
+                    "slurm.extra",
+                    format!(
+                        "slurm.extra: each entry is one sbatch option starting with `-` (e.g. \
+                         `--constraint=a100`), got {line:?}"
+                    ),
                 ));
             }
         }

@@ -24,8 +24,10 @@ pub fn from_yaml_str<T: DeserializeOwned>(text: &str) -> std::result::Result<T, 
 
 /// Serialises `value` to YAML text.
 pub fn to_yaml_string<T: Serialize>(value: &T) -> Result<String> {
-    serde_norway::to_string(value)
-        .map_err(|e| TrainError::Config(format!("cannot serialise to YAML: {e}")))
+    serde_norway::to_string(value).map_err(|e| TrainError::Unrepresentable {
+        what: "a value in YAML",
+        reason: e.to_string(),
+    })
 }
 
 /// Writes `value` as YAML to `path` (through a temporary file and a rename, so a reader never sees

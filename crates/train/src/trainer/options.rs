@@ -1,14 +1,14 @@
-//! The options of [`super::run`] that are not part of the recorded configuration: progress
-//! display, stop requests and test hooks, what a resume may accept, and the program's source.
+//! The options of [`run`] that are not part of the recorded configuration: progress display,
+//! the stop request and the observers of steps and epochs, what a resume may accept, and the
+//! program's source.
 
-use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use allconv_runs::EpochMetrics;
 
 use crate::config::SourceRevision;
+use crate::stop::StopHandle;
 #[cfg(doc)] // Named in the documentation.
 use crate::{run, TrainError};
 
@@ -22,6 +22,17 @@ pub enum Progress {
     Lines,
     /// Nothing.
     Silent,
+}
+
+/// What [`RunOptions::on_step`] is told after every SGD step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepEnd {
+    /// The epoch being trained, from 1.
+    pub epoch: usize,
+    /// Steps of that epoch done, the one just trained included (from 1).
+    pub step: usize,
+    /// Steps this process has trained so far (1 after its first).
+    pub steps_this_process: usize,
 }
 
 /// What [`RunOptions::on_epoch_end`] is told after every epoch's checkpoint.
@@ -39,27 +50,28 @@ pub struct EpochEnd<'a> {
     pub finished: bool,
 }
 
-/// A callback after every epoch's checkpoint; [`ControlFlow::Break`] stops the run there with
-/// [`TrainError::Interrupted`], as if the process had been killed (after the last epoch there is
-/// nothing left to stop, and the run ends normally).
-pub type EpochHook = Arc<dyn Fn(&EpochEnd<'_>) -> ControlFlow<()> + Send + Sync>;
+/// An observer of every SGD step (see [`RunOptions::on_step`]).
+pub type StepHook = Arc<dyn Fn(&StepEnd) + Send + Sync>;
+
+/// An observer of every epoch's end (see [`RunOptions::on_epoch_end`]).
+pub type EpochHook = Arc<dyn Fn(&EpochEnd<'_>) + Send + Sync>;
 
 /// Options of [`run`] that are not part of the recorded configuration.
 #[derive(Clone, Default)]
 pub struct RunOptions {
     /// Progress display.
     pub progress: Progress,
-    /// Test hook: return [`TrainError::Interrupted`] after this many epochs of this process (after
-    /// their checkpoint), as if the process had been killed there.
-    pub stop_after_epochs: Option<usize>,
-    /// Called after every epoch's checkpoint (tests use it to interrupt a run at a known point).
+    /// Stops the run once raised ([`StopHandle::stop`], e.g. by a signal handler): after the SGD
+    /// step under way (or before the next epoch) the trainer writes a checkpoint where it stands
+    /// and returns [`TrainError::Stopped`]; the next process continues from that very step, as an
+    /// uninterrupted run would. A handle raised before the run stops it before its first step.
+    pub stop: StopHandle,
+    /// Called after every SGD step, before the trainer looks at [`RunOptions::stop`] (so an
+    /// observer that raises it stops the run at that step).
+    pub on_step: Option<StepHook>,
+    /// Called after every epoch's checkpoint, before the next epoch (an observer that raises
+    /// [`RunOptions::stop`] stops the run there; after the last epoch the run ends normally).
     pub on_epoch_end: Option<EpochHook>,
-    /// Raised (by a signal handler) to stop the run: after the SGD step under way the trainer
-    /// writes a checkpoint at that step and returns [`TrainError::Stopped`]; the next process
-    /// continues from that very step, as an uninterrupted run would.
-    pub stop: Option<&'static AtomicBool>,
-    /// Test hook: stop as [`RunOptions::stop`] does after this many SGD steps of this process.
-    pub stop_after_steps: Option<usize>,
     /// `Some(n)`: this process is a requeue of a stopped one (a Slurm restart), and it refuses
     /// to start ([`TrainError::NoProgress`]) when the run's last `n` stops each came before a
     /// single step was trained. `None`: a fresh start, which clears that count.
@@ -73,15 +85,12 @@ pub struct RunOptions {
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let observer = |hook: bool| hook.then_some("<callback>");
         f.debug_struct("RunOptions")
             .field("progress", &self.progress)
-            .field("stop_after_epochs", &self.stop_after_epochs)
-            .field(
-                "on_epoch_end",
-                &self.on_epoch_end.as_ref().map(|_| "<callback>"),
-            )
             .field("stop", &self.stop)
-            .field("stop_after_steps", &self.stop_after_steps)
+            .field("on_step", &observer(self.on_step.is_some()))
+            .field("on_epoch_end", &observer(self.on_epoch_end.is_some()))
             .field("max_stalled_stops", &self.max_stalled_stops)
             .field("allow_changed_data", &self.allow_changed_data)
             .field("source", &self.source)

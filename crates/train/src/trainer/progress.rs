@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use allconv_runs::EpochMetrics;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Progress;
+use super::options::Progress;
 
 /// Progress output: a bar on a terminal, lines otherwise, or nothing.
 pub(crate) struct Reporter {

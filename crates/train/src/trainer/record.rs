@@ -1,7 +1,7 @@
 //! The run's record in `config.yaml`: written once, when the run starts; a later process that
-//! resumes the run only appends to it (its [`Segment`], and a [`DataChange`] when the data
-//! changed under the run and `--allow-changed-data` let it go on), and never rewrites what
-//! was recorded before.
+//! resumes the run only appends to it (its [`Segment`](crate::config::Segment), and a
+//! [`DataChange`] when the data changed under the run and `--allow-changed-data` let it go on),
+//! and never rewrites what was recorded before.
 //!
 //! A resume whose data files or preprocessing statistics differ from the record is refused,
 //! naming what differs: the epochs before and after would have trained on different inputs.

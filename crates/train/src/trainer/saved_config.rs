@@ -43,11 +43,10 @@ pub(crate) fn check_saved_config(
     if differences.is_empty() || !has_checkpoint {
         return Ok(Some(saved));
     }
-    Err(TrainError::Config(format!(
-        "{} was written for a different configuration ({}); delete the run folder or use another --out",
-        path.display(),
-        differences.join(", ")
-    )))
+    Err(TrainError::RecordDiffers {
+        record: path,
+        differences,
+    })
 }
 
 fn diff_json(
