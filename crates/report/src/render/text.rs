@@ -9,6 +9,11 @@ pub(super) fn error(value: f64) -> String {
     format!("{value:.2}")
 }
 
+/// An error in percent, or `–` where there is none.
+pub(super) fn optional_error(value: Option<f64>) -> String {
+    value.map(error).unwrap_or_else(|| "–".to_string())
+}
+
 pub(super) fn stats(s: &Stats) -> String {
     match s.std {
         Some(std) => format!("{:.2} ± {:.2} (n={})", s.mean, std, s.n),
