@@ -1,0 +1,143 @@
+//! The summary put together from the run folders found, the folders that could not be read and
+//! the grid points expected.
+
+use std::collections::BTreeMap;
+
+use allconv_runs::RunRecord;
+
+use super::choice::select;
+use super::folder::{empty_run, summarize_folder};
+use super::run::{same_lr, GridPoint, RunState, RunSummary, UnreadableRun};
+use super::table::{ModelRow, StateCounts, Summary};
+use crate::paper;
+
+fn model_order(model: &str) -> (usize, String) {
+    let key = paper::model_key(model);
+    let index = paper::TABLE3
+        .iter()
+        .position(|m| paper::model_key(m.name) == key)
+        .unwrap_or(paper::TABLE3.len());
+    (index, key)
+}
+
+/// Computes the report's numbers from the run folders found and the grid points expected.
+/// Every expected point appears (as missing when it has no folder); see [`summarize_all`] for
+/// the folders that are not grid points.
+pub fn summarize(folders: &[RunRecord], expected: &[GridPoint]) -> Summary {
+    summarize_all(folders, &[], expected)
+}
+
+/// [`summarize`], with the folders that could not be read: a grid point whose folder is
+/// unreadable is shown as such (never as missing, never in the means). A folder is a grid point
+/// when it is in `expected`, or, with no grid expected, when it holds `metrics.csv` or
+/// `result.json`; every other folder goes to [`Summary::outside_grid`].
+pub fn summarize_all(
+    folders: &[RunRecord],
+    unreadable: &[UnreadableRun],
+    expected: &[GridPoint],
+) -> Summary {
+    let mut by_point: BTreeMap<(String, String, u64), RunSummary> = BTreeMap::new();
+    let mut outside_grid = Vec::new();
+    let point_key =
+        |model: &str, lr: f64, seed: u64| (paper::model_key(model), format!("{lr}"), seed);
+    let find_point = |model: &str, lr: f64, seed: u64| {
+        expected.iter().find(|p| {
+            paper::model_key(&p.model) == paper::model_key(model)
+                && same_lr(p.lr, lr)
+                && p.seed == seed
+        })
+    };
+    for folder in folders {
+        let point = find_point(&folder.model, folder.lr, folder.seed);
+        let run = summarize_folder(folder, point.and_then(|p| p.epochs));
+        let in_grid = if expected.is_empty() {
+            !folder.metrics.is_empty() || folder.result.is_some()
+        } else {
+            point.is_some()
+        };
+        if in_grid {
+            by_point.insert(point_key(&folder.model, folder.lr, folder.seed), run);
+        } else {
+            outside_grid.push(run);
+        }
+    }
+    for bad in unreadable {
+        let point = find_point(&bad.model, bad.lr, bad.seed);
+        let mut run = empty_run(&bad.model, bad.lr, bad.seed, point.and_then(|p| p.epochs));
+        run.dir = Some(bad.dir.clone());
+        run.state = RunState::Unreadable {
+            reason: bad.reason.clone(),
+        };
+        if expected.is_empty() || point.is_some() {
+            by_point.insert(point_key(&bad.model, bad.lr, bad.seed), run);
+        } else {
+            outside_grid.push(run);
+        }
+    }
+    for point in expected {
+        by_point
+            .entry(point_key(&point.model, point.lr, point.seed))
+            .or_insert_with(|| empty_run(&point.model, point.lr, point.seed, point.epochs));
+    }
+    let mut runs: Vec<RunSummary> = by_point.into_values().collect();
+    runs.sort_by(|a, b| {
+        model_order(&a.model)
+            .cmp(&model_order(&b.model))
+            .then(b.lr.total_cmp(&a.lr))
+            .then(a.seed.cmp(&b.seed))
+    });
+
+    let mut models: Vec<String> = paper::TABLE3.iter().map(|m| m.name.to_string()).collect();
+    for run in &runs {
+        if !models
+            .iter()
+            .any(|m| paper::model_key(m) == paper::model_key(&run.model))
+        {
+            models.push(run.model.clone());
+        }
+    }
+    let mut lrs: Vec<f64> = Vec::new();
+    for run in &runs {
+        if !lrs.iter().any(|&l| same_lr(l, run.lr)) {
+            lrs.push(run.lr);
+        }
+    }
+    lrs.sort_by(|a, b| b.total_cmp(a));
+    let has_validation = runs.iter().any(|r| r.final_val_error.is_some());
+
+    let mut summary = Summary {
+        runs,
+        models,
+        lrs,
+        rows: Vec::new(),
+        has_validation,
+        outside_grid,
+    };
+    let rows = summary
+        .models
+        .iter()
+        .map(|model| {
+            let mut counts = StateCounts::default();
+            let key = paper::model_key(model);
+            let mut parameters = None;
+            for run in summary
+                .runs
+                .iter()
+                .filter(|r| paper::model_key(&r.model) == key)
+            {
+                counts.add(&run.state);
+                parameters = parameters.or(run.parameters);
+            }
+            ModelRow {
+                model: model.clone(),
+                paper: paper::find(model),
+                parameters,
+                by_test: select(&summary, model, false),
+                by_val: select(&summary, model, true),
+                counts,
+            }
+        })
+        .collect();
+    summary.rows = rows;
+    summary
+}
