@@ -36,19 +36,34 @@ pub fn summarize_all(
     unreadable: &[UnreadableRun],
     expected: &[GridPoint],
 ) -> Summary {
+    let (runs, outside_grid) = place_runs(folders, unreadable, expected);
+    let mut summary = Summary {
+        models: models_in_order(&runs),
+        lrs: lrs_in_order(&runs),
+        has_validation: runs.iter().any(|r| r.final_val_error.is_some()),
+        runs,
+        rows: Vec::new(),
+        outside_grid,
+    };
+    summary.rows = summary
+        .models
+        .iter()
+        .map(|model| model_row(&summary, model))
+        .collect();
+    summary
+}
+
+/// The grid points, one run each, in display order (model, learning rate largest first, seed),
+/// and the run folders that are not grid points.
+fn place_runs(
+    folders: &[RunRecord],
+    unreadable: &[UnreadableRun],
+    expected: &[GridPoint],
+) -> (Vec<RunSummary>, Vec<RunSummary>) {
     let mut by_point: BTreeMap<(String, String, u64), RunSummary> = BTreeMap::new();
     let mut outside_grid = Vec::new();
-    let point_key =
-        |model: &str, lr: f64, seed: u64| (paper::model_key(model), format!("{lr}"), seed);
-    let find_point = |model: &str, lr: f64, seed: u64| {
-        expected.iter().find(|p| {
-            paper::model_key(&p.model) == paper::model_key(model)
-                && same_lr(p.lr, lr)
-                && p.seed == seed
-        })
-    };
     for folder in folders {
-        let point = find_point(&folder.model, folder.lr, folder.seed);
+        let point = find_point(expected, &folder.model, folder.lr, folder.seed);
         let run = summarize_folder(folder, point.and_then(|p| p.epochs));
         let in_grid = if expected.is_empty() {
             !folder.metrics.is_empty() || folder.result.is_some()
@@ -62,7 +77,7 @@ pub fn summarize_all(
         }
     }
     for bad in unreadable {
-        let point = find_point(&bad.model, bad.lr, bad.seed);
+        let point = find_point(expected, &bad.model, bad.lr, bad.seed);
         let mut run = empty_run(&bad.model, bad.lr, bad.seed, point.and_then(|p| p.epochs));
         run.dir = Some(bad.dir.clone());
         run.state = RunState::Unreadable {
@@ -86,9 +101,31 @@ pub fn summarize_all(
             .then(b.lr.total_cmp(&a.lr))
             .then(a.seed.cmp(&b.seed))
     });
+    (runs, outside_grid)
+}
 
+/// What makes two runs the same grid point: the model (any spelling), the learning rate as it
+/// prints, the seed.
+fn point_key(model: &str, lr: f64, seed: u64) -> (String, String, u64) {
+    (paper::model_key(model), format!("{lr}"), seed)
+}
+
+/// The expected grid point of a run, if it is one.
+fn find_point<'a>(
+    expected: &'a [GridPoint],
+    model: &str,
+    lr: f64,
+    seed: u64,
+) -> Option<&'a GridPoint> {
+    expected.iter().find(|p| {
+        paper::model_key(&p.model) == paper::model_key(model) && same_lr(p.lr, lr) && p.seed == seed
+    })
+}
+
+/// The paper's twelve models in its order, then any other model of the runs.
+fn models_in_order(runs: &[RunSummary]) -> Vec<String> {
     let mut models: Vec<String> = paper::TABLE3.iter().map(|m| m.name.to_string()).collect();
-    for run in &runs {
+    for run in runs {
         if !models
             .iter()
             .any(|m| paper::model_key(m) == paper::model_key(&run.model))
@@ -96,48 +133,41 @@ pub fn summarize_all(
             models.push(run.model.clone());
         }
     }
+    models
+}
+
+/// The learning rates of the runs, largest first.
+fn lrs_in_order(runs: &[RunSummary]) -> Vec<f64> {
     let mut lrs: Vec<f64> = Vec::new();
-    for run in &runs {
+    for run in runs {
         if !lrs.iter().any(|&l| same_lr(l, run.lr)) {
             lrs.push(run.lr);
         }
     }
     lrs.sort_by(|a, b| b.total_cmp(a));
-    let has_validation = runs.iter().any(|r| r.final_val_error.is_some());
+    lrs
+}
 
-    let mut summary = Summary {
-        runs,
-        models,
-        lrs,
-        rows: Vec::new(),
-        has_validation,
-        outside_grid,
-    };
-    let rows = summary
-        .models
+/// A model's comparison row: its runs counted by state, its parameter count and the learning
+/// rate chosen both ways.
+fn model_row(summary: &Summary, model: &str) -> ModelRow {
+    let mut counts = StateCounts::default();
+    let key = paper::model_key(model);
+    let mut parameters = None;
+    for run in summary
+        .runs
         .iter()
-        .map(|model| {
-            let mut counts = StateCounts::default();
-            let key = paper::model_key(model);
-            let mut parameters = None;
-            for run in summary
-                .runs
-                .iter()
-                .filter(|r| paper::model_key(&r.model) == key)
-            {
-                counts.add(&run.state);
-                parameters = parameters.or(run.parameters);
-            }
-            ModelRow {
-                model: model.clone(),
-                paper: paper::find(model),
-                parameters,
-                by_test: select(&summary, model, false),
-                by_val: select(&summary, model, true),
-                counts,
-            }
-        })
-        .collect();
-    summary.rows = rows;
-    summary
+        .filter(|r| paper::model_key(&r.model) == key)
+    {
+        counts.add(&run.state);
+        parameters = parameters.or(run.parameters);
+    }
+    ModelRow {
+        model: model.to_string(),
+        paper: paper::find(model),
+        parameters,
+        by_test: select(summary, model, false),
+        by_val: select(summary, model, true),
+        counts,
+    }
 }
