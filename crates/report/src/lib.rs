@@ -119,60 +119,10 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
     if let Some((path, reason)) = out_folder::refusal(&options.out_dir) {
         return Err(ReportError::NotOurs { path, reason });
     }
-    let mut folders = Vec::new();
-    let mut unreadable = Vec::new();
-    for found in allconv_runs::scan(&options.runs_root)? {
-        match found.read {
-            Ok(record) => folders.push(record),
-            Err(error) => unreadable.push(UnreadableRun {
-                model: found.model,
-                lr: found.lr,
-                seed: found.seed,
-                dir: found.dir.path().to_path_buf(),
-                reason: error.to_string(),
-            }),
-        }
-    }
+    let (folders, unreadable) = read_runs(&options.runs_root)?;
     let mut summary = summary::summarize_all(&folders, &unreadable, &options.expected);
-    for row in &mut summary.rows {
-        row.paper = options.experiment.find(&row.model);
-    }
-    for run in summary
-        .runs
-        .iter_mut()
-        .chain(summary.outside_grid.iter_mut())
-    {
-        if let Some((_, check)) = options
-            .data
-            .iter()
-            .find(|(dir, _)| run.dir.as_deref() == Some(dir.as_path()))
-        {
-            run.data = check.clone();
-        }
-    }
-    let figures_dir = options.out_dir.join("figures");
-    fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
-        path: figures_dir.clone(),
-        source,
-    })?;
-    let mut figures = Vec::new();
-    let mut figure_links = Vec::new();
-    for model in &summary.models {
-        let key = paper::model_key(model);
-        let runs: Vec<&summary::RunSummary> = summary
-            .runs
-            .iter()
-            .filter(|r| paper::model_key(&r.model) == key && !r.metrics.is_empty())
-            .collect();
-        if runs.is_empty() {
-            continue;
-        }
-        let name = figure_name(model);
-        let path = figures_dir.join(&name);
-        plot::model_figure(&path, model, &runs)?;
-        figures.push(path);
-        figure_links.push((model.clone(), format!("figures/{name}")));
-    }
+    attach_paper_and_data(&mut summary, options);
+    let (figures, figure_links) = draw_figures(&summary, &options.out_dir)?;
     let runs_root = options.runs_root.display().to_string();
     let context = render::RenderContext {
         runs_root: &runs_root,
@@ -195,4 +145,78 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
         summary,
         unreadable,
     })
+}
+
+/// The run folders under `runs_root` that could be read, and those that could not.
+fn read_runs(
+    runs_root: &Path,
+) -> Result<(Vec<allconv_runs::RunRecord>, Vec<UnreadableRun>), ReportError> {
+    let mut folders = Vec::new();
+    let mut unreadable = Vec::new();
+    for found in allconv_runs::scan(runs_root)? {
+        match found.read {
+            Ok(record) => folders.push(record),
+            Err(error) => unreadable.push(UnreadableRun {
+                model: found.model,
+                lr: found.lr,
+                seed: found.seed,
+                dir: found.dir.path().to_path_buf(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+    Ok((folders, unreadable))
+}
+
+/// Gives each model row the paper's numbers of the experiment, and each run whether it read
+/// the official data (as the caller found in its `config.yaml`).
+fn attach_paper_and_data(summary: &mut Summary, options: &ReportOptions) {
+    for row in &mut summary.rows {
+        row.paper = options.experiment.find(&row.model);
+    }
+    for run in summary
+        .runs
+        .iter_mut()
+        .chain(summary.outside_grid.iter_mut())
+    {
+        if let Some((_, check)) = options
+            .data
+            .iter()
+            .find(|(dir, _)| run.dir.as_deref() == Some(dir.as_path()))
+        {
+            run.data = check.clone();
+        }
+    }
+}
+
+/// Draws one figure per model with a finished epoch into `<out_dir>/figures/`; returns the
+/// files and, per model, the link report.md uses.
+fn draw_figures(
+    summary: &Summary,
+    out_dir: &Path,
+) -> Result<(Vec<PathBuf>, Vec<(String, String)>), ReportError> {
+    let figures_dir = out_dir.join("figures");
+    fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
+        path: figures_dir.clone(),
+        source,
+    })?;
+    let mut figures = Vec::new();
+    let mut figure_links = Vec::new();
+    for model in &summary.models {
+        let key = paper::model_key(model);
+        let runs: Vec<&summary::RunSummary> = summary
+            .runs
+            .iter()
+            .filter(|r| paper::model_key(&r.model) == key && !r.metrics.is_empty())
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let name = figure_name(model);
+        let path = figures_dir.join(&name);
+        plot::model_figure(&path, model, &runs)?;
+        figures.push(path);
+        figure_links.push((model.clone(), format!("figures/{name}")));
+    }
+    Ok((figures, figure_links))
 }
