@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use out_folder::MARKER;
+pub use render::thousands;
 pub use summary::{DataCheck, GridPoint, RunState, Summary, UnreadableRun};
 
 /// Everything that can go wrong while reading run folders or writing the report.

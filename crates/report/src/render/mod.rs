@@ -17,4 +17,4 @@ mod text;
 pub use context::RenderContext;
 pub use csv::{runs_csv, table3_csv};
 pub use markdown::markdown;
-pub use text::{status_text, NOT_OFFICIAL_MARK};
+pub use text::{status_text, thousands, NOT_OFFICIAL_MARK};

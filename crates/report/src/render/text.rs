@@ -29,7 +29,13 @@ pub(super) fn signed(ours: f64, paper: f64) -> String {
     format!("{:+.2}", if rounded == 0.0 { 0.0 } else { rounded })
 }
 
-pub(super) fn thousands(n: u64) -> String {
+/// `n` in decimal with a comma between groups of three digits, as the report and the command
+/// line print parameter counts: `1369738` -> `1,369,738`.
+///
+/// ```
+/// assert_eq!(allconv_report::thousands(1_369_738), "1,369,738");
+/// ```
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
