@@ -82,6 +82,8 @@ enum Parts {
     TestOnly,
 }
 
+/// Cuts the splits, fits (or loads) the statistics on the training part and normalises the
+/// splits `parts` names; the others are left empty.
 fn prepare_parts(
     data: &Cifar10,
     opts: &PrepareOptions,
@@ -93,69 +95,104 @@ fn prepare_parts(
     if !all {
         validation = RawSplit::default();
     }
-    let mut from_cache = false;
-    let mut statistics_md5 = format!("{:x}", Md5::digest(b""));
-    let (train_x, val_x, test_x) = match opts.preprocessing {
-        Preprocessing::Scale => {
-            let f = |s: &RawSplit| s.images.iter().map(|&v| f32::from(v) / 255.0).collect();
-            (
-                if all { f(&train) } else { Vec::new() },
-                f(&validation),
-                f(&test),
-            )
-        }
-        Preprocessing::Standardize => {
-            let stats = channel_stats(&train);
-            let bytes: Vec<u8> = (stats.mean.iter().chain(&stats.std))
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            statistics_md5 = format!("{:x}", Md5::digest(&bytes));
-            let f = |s: &RawSplit| standardize(&s.images, &stats.mean, &stats.std);
-            (
-                if all { f(&train) } else { Vec::new() },
-                f(&validation),
-                f(&test),
-            )
-        }
-        Preprocessing::GcnZca => {
-            if !(opts.gcn_scale > 0.0 && opts.gcn_scale.is_finite()) {
-                return Err(CifarError::InvalidOption {
-                    option: "gcn_scale",
-                    reason: format!("{} is not a positive number", opts.gcn_scale),
-                });
-            }
-            if !(opts.zca_epsilon > 0.0 && opts.zca_epsilon.is_finite()) {
-                return Err(CifarError::InvalidOption {
-                    option: "zca_epsilon",
-                    reason: format!("{} is not a positive number", opts.zca_epsilon),
-                });
-            }
-            let train_g = gcn(&train.images, IMAGE_BYTES, opts.gcn_scale);
-            let (zca, loaded) = fit_or_load(&train, &train_g, opts, cache_dir)?;
-            from_cache = loaded;
-            statistics_md5 = tensors_md5(&f32_bytes(&zca.mean), &f32_bytes(&zca.w));
-            let apply_raw = |s: &RawSplit| zca.apply(&gcn(&s.images, IMAGE_BYTES, opts.gcn_scale));
-            (
-                if all { zca.apply(&train_g) } else { Vec::new() },
-                apply_raw(&validation),
-                apply_raw(&test),
-            )
-        }
+    let normalized = match opts.preprocessing {
+        Preprocessing::Scale => scaled(&train, &validation, &test, all),
+        Preprocessing::Standardize => standardized(&train, &validation, &test, all),
+        Preprocessing::GcnZca => whitened(&train, &validation, &test, all, opts, cache_dir)?,
     };
     Ok(Prepared {
         train: Split {
-            images: train_x,
+            images: normalized.train,
             labels: if all { train.labels } else { Vec::new() },
         },
         validation: Split {
-            images: val_x,
+            images: normalized.validation,
             labels: validation.labels,
         },
         test: Split {
-            images: test_x,
+            images: normalized.test,
             labels: test.labels,
         },
+        from_cache: normalized.from_cache,
+        statistics_md5: normalized.statistics_md5,
+    })
+}
+
+/// The normalised images of the three splits (the training split's empty unless it was asked
+/// for) and what they were normalised with.
+struct Normalized {
+    train: Vec<f32>,
+    validation: Vec<f32>,
+    test: Vec<f32>,
+    /// See [`Prepared::from_cache`].
+    from_cache: bool,
+    /// See [`Prepared::statistics_md5`].
+    statistics_md5: String,
+}
+
+/// `scale`: every byte divided by 255; no statistics (their md5 is that of nothing).
+fn scaled(train: &RawSplit, validation: &RawSplit, test: &RawSplit, all: bool) -> Normalized {
+    let f = |s: &RawSplit| s.images.iter().map(|&v| f32::from(v) / 255.0).collect();
+    Normalized {
+        train: if all { f(train) } else { Vec::new() },
+        validation: f(validation),
+        test: f(test),
+        from_cache: false,
+        statistics_md5: format!("{:x}", Md5::digest(b"")),
+    }
+}
+
+/// `standardize`: the training part's per-channel mean and deviation applied to every split.
+fn standardized(
+    train: &RawSplit,
+    validation: &RawSplit,
+    test: &RawSplit,
+    all: bool,
+) -> Normalized {
+    let stats = channel_stats(train);
+    let bytes: Vec<u8> = (stats.mean.iter().chain(&stats.std))
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let f = |s: &RawSplit| standardize(&s.images, &stats.mean, &stats.std);
+    Normalized {
+        train: if all { f(train) } else { Vec::new() },
+        validation: f(validation),
+        test: f(test),
+        from_cache: false,
+        statistics_md5: format!("{:x}", Md5::digest(&bytes)),
+    }
+}
+
+/// `gcn_zca`: GCN on every image, then the ZCA fitted on the training part (or loaded from the
+/// cache in `cache_dir`).
+fn whitened(
+    train: &RawSplit,
+    validation: &RawSplit,
+    test: &RawSplit,
+    all: bool,
+    opts: &PrepareOptions,
+    cache_dir: Option<&Path>,
+) -> Result<Normalized> {
+    if !(opts.gcn_scale > 0.0 && opts.gcn_scale.is_finite()) {
+        return Err(CifarError::InvalidOption {
+            option: "gcn_scale",
+            reason: format!("{} is not a positive number", opts.gcn_scale),
+        });
+    }
+    if !(opts.zca_epsilon > 0.0 && opts.zca_epsilon.is_finite()) {
+        return Err(CifarError::InvalidOption {
+            option: "zca_epsilon",
+            reason: format!("{} is not a positive number", opts.zca_epsilon),
+        });
+    }
+    let train_g = gcn(&train.images, IMAGE_BYTES, opts.gcn_scale);
+    let (zca, from_cache) = fit_or_load(train, &train_g, opts, cache_dir)?;
+    let apply_raw = |s: &RawSplit| zca.apply(&gcn(&s.images, IMAGE_BYTES, opts.gcn_scale));
+    Ok(Normalized {
+        train: if all { zca.apply(&train_g) } else { Vec::new() },
+        validation: apply_raw(validation),
+        test: apply_raw(test),
         from_cache,
-        statistics_md5,
+        statistics_md5: tensors_md5(&f32_bytes(&zca.mean), &f32_bytes(&zca.w)),
     })
 }
