@@ -12,14 +12,11 @@ mod cifar100;
 mod data_root;
 mod error;
 pub mod fetch;
-pub mod fetch100;
 mod format;
 mod preprocess;
-mod staging;
 mod stats;
 mod subset;
 mod synthetic;
-mod tarball;
 
 /// The data set, the label set and the two together, as every allconv crate names them.
 pub use allconv_vocab::{Dataset, DatasetKind, LabelSet};
@@ -38,6 +35,7 @@ pub use data_root::{
     DATA_ROOT_VAR, DEFAULT_DATA_ROOT,
 };
 pub use error::CifarError;
+pub use fetch::cifar100 as fetch100;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
 pub use format::{
     checksums, load_dir, load_dir_files, read_split, verify_checksums, write_meta, write_split,
