@@ -80,9 +80,7 @@ fn w_from_covariance(
     for rows in x.chunks(BLOCK_ROWS * dim) {
         let r = rows.len() / dim;
         let block = &mut block[..r * dim];
-        for (b, (&v, m)) in block.iter_mut().zip(rows.iter().zip(mean.iter().cycle())) {
-            *b = f64::from(v) - m;
-        }
+        centre(block, rows, mean);
         // The block is row-major r x dim, i.e. column-major dim x r: that is Xc^T.
         let xt = MatRef::from_column_major_slice(block, dim, r);
         triangular::matmul(
@@ -99,7 +97,7 @@ fn w_from_covariance(
     }
     let eigen = cov
         .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| CifarError::LinearAlgebra(format!("eigendecomposition failed: {e:?}")))?;
+        .map_err(eigen_failed)?;
     let u = eigen.U();
     let lambda = eigen.S().column_vector();
     let mut scaled = u.to_owned();
@@ -114,16 +112,7 @@ fn w_from_covariance(
         let s = 1.0 / shifted.sqrt();
         scaled.col_mut(j).iter_mut().for_each(|v| *v *= s);
     }
-    let mut w = Mat::<f64>::zeros(dim, dim);
-    matmul(
-        w.as_mut(),
-        Accum::Replace,
-        scaled.as_ref(),
-        u.transpose(),
-        1.0,
-        par,
-    );
-    Ok(w)
+    Ok(times_transpose(scaled.as_ref(), u, par))
 }
 
 /// `W` when there are fewer vectors than dimensions (`n < dim`, e.g. a small `train_subset` or
@@ -142,9 +131,7 @@ fn w_from_gram(
     par: Par,
 ) -> Result<Mat<f64>> {
     let mut xc = vec![0f64; n * dim];
-    for (c, (&v, m)) in xc.iter_mut().zip(x.iter().zip(mean.iter().cycle())) {
-        *c = f64::from(v) - m;
-    }
+    centre(&mut xc, x, mean);
     // Row-major n x dim is column-major dim x n: Xc^T.
     let xt = MatRef::from_column_major_slice(&xc, dim, n);
     let mut gram = Mat::<f64>::zeros(n, n);
@@ -158,7 +145,7 @@ fn w_from_gram(
     );
     let eigen = gram
         .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| CifarError::LinearAlgebra(format!("eigendecomposition failed: {e:?}")))?;
+        .map_err(eigen_failed)?;
     let lambda = eigen.S().column_vector();
     let largest = (0..n).map(|j| lambda[j]).fold(0.0f64, f64::max);
     let kept: Vec<usize> = (0..n)
@@ -180,19 +167,30 @@ fn w_from_gram(
         u_r.col_mut(k).iter_mut().for_each(|v| *v /= norm);
         scaled.col_mut(k).iter_mut().for_each(|v| *v *= coef / norm);
     }
-    let mut w = Mat::<f64>::zeros(dim, dim);
-    matmul(
-        w.as_mut(),
-        Accum::Replace,
-        scaled.as_ref(),
-        u_r.transpose(),
-        1.0,
-        par,
-    );
+    let mut w = times_transpose(scaled.as_ref(), u_r.as_ref(), par);
     for i in 0..dim {
         w[(i, i)] += base;
     }
     Ok(w)
+}
+
+/// Writes `rows - mean` (row-major vectors of `mean.len()` values) into `out`, in f64.
+fn centre(out: &mut [f64], rows: &[f32], mean: &[f64]) {
+    for (c, (&v, m)) in out.iter_mut().zip(rows.iter().zip(mean.iter().cycle())) {
+        *c = f64::from(v) - m;
+    }
+}
+
+/// `A B^T` for two matrices of `dim` rows: `W` from its scaled and its plain eigenvectors.
+fn times_transpose(a: MatRef<'_, f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
+    let mut w = Mat::<f64>::zeros(a.nrows(), b.nrows());
+    matmul(w.as_mut(), Accum::Replace, a, b.transpose(), 1.0, par);
+    w
+}
+
+/// The error of an eigendecomposition that did not converge.
+fn eigen_failed(error: impl std::fmt::Debug) -> CifarError {
+    CifarError::LinearAlgebra(format!("eigendecomposition failed: {error:?}"))
 }
 
 impl Zca {
