@@ -94,13 +94,7 @@ impl RawSplit {
     /// Checks that the buffers agree and every label is below `classes` (10 for CIFAR-10, 100
     /// or 20 for CIFAR-100); `what` names the split in errors.
     pub fn validate_classes(&self, what: &str, classes: usize) -> Result<()> {
-        if self.images.len() != self.labels.len() * IMAGE_BYTES {
-            return Err(CifarError::Inconsistent {
-                what: what.to_string(),
-                images: self.images.len(),
-                labels: self.labels.len(),
-            });
-        }
+        check_image_count(what, self.images.len(), self.labels.len())?;
         let bad = self
             .labels
             .iter()
@@ -125,6 +119,19 @@ impl RawSplit {
         }
         Ok(())
     }
+}
+
+/// Refuses image and label buffers that disagree (3,072 values per image, bytes or normalised
+/// floats); `what` names the split in the error.
+pub(crate) fn check_image_count(what: &str, image_values: usize, labels: usize) -> Result<()> {
+    if image_values != labels * IMAGE_BYTES {
+        return Err(CifarError::Inconsistent {
+            what: what.to_string(),
+            images: image_values,
+            labels,
+        });
+    }
+    Ok(())
 }
 
 /// The whole data set: 50,000 training and 10,000 test images for the official files.
