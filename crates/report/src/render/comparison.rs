@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use allconv_vocab::Dataset;
 
 use super::context::RenderContext;
-use super::text::{error, signed, stats, thousands, NOT_OFFICIAL_MARK};
+use super::text::{optional_error, signed, stats, thousands, NOT_OFFICIAL_MARK};
 use crate::paper;
 use crate::summary::{DataCheck, ModelRow, Selection, Summary};
 
@@ -95,7 +95,7 @@ pub(super) fn table(md: &mut String, summary: &Summary, context: &RenderContext<
             "| {}{mark} | {} | {} | {t} | {td} | {tl} | {v} | {vd} | {vl} | {} |",
             row.model,
             parameters_text(row),
-            paper_error.map(error).unwrap_or_else(|| "–".to_string()),
+            optional_error(paper_error),
             counts_text(row),
         );
     }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::text::{epochs, error, optional_error, status_text};
+use super::text::{epochs, error, folder_cell, optional_error, status_text};
 use crate::summary::{RunState, Summary};
 
 /// The folders whose files could not be read, with the reason (only when there are some).
@@ -67,10 +67,7 @@ pub(super) fn every_run(md: &mut String, summary: &Summary) {
             run.images_per_sec
                 .map(|s| format!("{s:.0}"))
                 .unwrap_or_else(|| "–".to_string()),
-            run.dir
-                .as_ref()
-                .map(|d| format!("`{}`", d.display()))
-                .unwrap_or_else(|| "–".to_string()),
+            folder_cell(run),
         );
     }
     let _ = writeln!(md);
@@ -100,10 +97,7 @@ pub(super) fn outside_grid(md: &mut String, summary: &Summary) {
                 status_text(run),
                 epochs(run),
                 optional_error(run.final_test_error),
-                run.dir
-                    .as_ref()
-                    .map(|d| format!("`{}`", d.display()))
-                    .unwrap_or_else(|| "–".to_string()),
+                folder_cell(run),
             );
         }
         let _ = writeln!(md);

@@ -14,6 +14,14 @@ pub(super) fn optional_error(value: Option<f64>) -> String {
     value.map(error).unwrap_or_else(|| "–".to_string())
 }
 
+/// A run's folder as code, or `–` for a grid point without one.
+pub(super) fn folder_cell(run: &RunSummary) -> String {
+    run.dir
+        .as_ref()
+        .map(|d| format!("`{}`", d.display()))
+        .unwrap_or_else(|| "–".to_string())
+}
+
 pub(super) fn stats(s: &Stats) -> String {
     match s.std {
         Some(std) => format!("{:.2} ± {:.2} (n={})", s.mean, std, s.n),

@@ -93,20 +93,25 @@ impl Summary {
 
     /// Final test error statistics of the finished runs of one model and learning rate.
     pub fn cell_test_stats(&self, model: &str, lr: f64) -> Option<Stats> {
-        let values: Vec<f64> = self
-            .cell(model, lr)
-            .filter(|r| r.is_done())
-            .filter_map(|r| r.final_test_error)
-            .collect();
-        Stats::of(&values)
+        self.cell_stats(model, lr, |r| r.final_test_error)
     }
 
     /// Final validation error statistics of the finished runs of one model and learning rate.
     pub fn cell_val_stats(&self, model: &str, lr: f64) -> Option<Stats> {
+        self.cell_stats(model, lr, |r| r.final_val_error)
+    }
+
+    /// Statistics of one error of the finished runs of one model and learning rate.
+    fn cell_stats(
+        &self,
+        model: &str,
+        lr: f64,
+        error: fn(&RunSummary) -> Option<f64>,
+    ) -> Option<Stats> {
         let values: Vec<f64> = self
             .cell(model, lr)
             .filter(|r| r.is_done())
-            .filter_map(|r| r.final_val_error)
+            .filter_map(error)
             .collect();
         Stats::of(&values)
     }
