@@ -6,19 +6,14 @@
 use std::path::Path;
 
 use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
+use crate::layout::{
+    CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_LABEL_NAMES, FINE_LABEL_NAMES,
+};
 use crate::{CifarError, Result};
 use allconv_vocab::{Dataset, DatasetKind, LabelSet};
 
 /// Bytes of one record: coarse label, fine label, image.
 pub const CIFAR100_RECORD_BYTES: usize = 2 + IMAGE_BYTES;
-/// The training file (50,000 records in the official release).
-pub const CIFAR100_TRAIN_FILE: &str = "train.bin";
-/// The test file (10,000 records).
-pub const CIFAR100_TEST_FILE: &str = "test.bin";
-/// The fine class names, one a line (100).
-pub const FINE_LABEL_NAMES: &str = "fine_label_names.txt";
-/// The coarse class names, one a line (20).
-pub const COARSE_LABEL_NAMES: &str = "coarse_label_names.txt";
 /// Number of fine classes.
 pub const FINE_CLASSES: usize = DatasetKind::Cifar100Fine.num_classes();
 /// Number of coarse classes (superclasses).

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
+use crate::layout::{BATCHES_META, TEST_FILE, TRAIN_FILES};
 use crate::{CifarError, Result};
 
 /// Bytes of one image: 1,024 red, 1,024 green, 1,024 blue, each plane row-major 32x32.
@@ -17,18 +18,6 @@ pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
 pub const RECORDS_PER_FILE: usize = 10_000;
 /// Size of each official `.bin` file.
 pub const FILE_BYTES: u64 = (RECORDS_PER_FILE * RECORD_BYTES) as u64;
-/// The five training files, in order (training image `i` lives in file `i / 10,000`).
-pub const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
-/// The test file.
-pub const TEST_FILE: &str = "test_batch.bin";
-/// The class-name file (one name a line; it has no published checksum).
-pub const BATCHES_META: &str = "batches.meta.txt";
 /// Class names, by label.
 pub const CLASS_NAMES: [&str; 10] = [
     "airplane",

@@ -7,7 +7,8 @@ use super::options::{limit_text, FetchOptions};
 use super::outcome::FetchOutcome;
 use super::staging::{fetch_staged, Fill, Route};
 use super::tarball::Tarball;
-use crate::format::{verify_checksums, write_meta, BATCHES_META, TEST_FILE, TRAIN_FILES};
+use crate::format::{verify_checksums, write_meta};
+use crate::layout::{BATCHES_META, TEST_FILE, TRAIN_FILES};
 use crate::Result;
 
 /// Makes `dir` hold the binary layout with the expected md5s (see the module docs).

@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cifar100::{
-    read_cifar100_split, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_LABEL_NAMES,
-    FINE_LABEL_NAMES,
+use crate::cifar100::read_cifar100_split;
+use crate::layout::{
+    CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_LABEL_NAMES, FINE_LABEL_NAMES,
 };
 use super::outcome::FetchOutcome;
 use super::staging::{fetch_staged, Fill, Route};

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::options::{limit_text, FetchOptions};
 use super::staging::fresh_dir;
 use super::tarball::{extract_named, require};
-use crate::format::{write_meta, write_split, RawSplit, IMAGE_BYTES, TEST_FILE, TRAIN_FILES};
+use crate::format::{write_meta, write_split, RawSplit, IMAGE_BYTES};
+use crate::layout::{TEST_FILE, TRAIN_FILES};
 use crate::{CifarError, Result};
 
 const NPM_TRAIN_PNGS: [&str; 5] = [
