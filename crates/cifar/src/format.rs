@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
-use crate::layout::{BATCHES_META, TEST_FILE, TRAIN_FILES};
+use crate::layout::{binary_files, require_binary_files, BATCHES_META, TEST_FILE, TRAIN_FILES};
+use allconv_vocab::Dataset;
 use crate::{CifarError, Result};
 
 /// Bytes of one image: 1,024 red, 1,024 green, 1,024 blue, each plane row-major 32x32.
@@ -287,7 +288,7 @@ fn check_size(path: &Path, bytes: u64) -> Result<()> {
 /// Loads `dir` (the `cifar-10-batches-bin` layout). Every file is checked to exist before any
 /// is read, and every file is validated (size, labels) before the data set is returned.
 pub fn load_dir(dir: &Path) -> Result<Cifar10> {
-    check_all_present(dir)?;
+    require_binary_files(dir, Dataset::Cifar10)?;
     let mut train = RawSplit::default();
     for name in TRAIN_FILES {
         let part = read_split(&dir.join(name))?;
@@ -301,23 +302,13 @@ pub fn load_dir(dir: &Path) -> Result<Cifar10> {
 /// Loads `dir` like [`load_dir`], keeping the five training files apart (for per-file counts
 /// and subsets of folders whose files differ in size).
 pub fn load_dir_files(dir: &Path) -> Result<Cifar10Files> {
-    check_all_present(dir)?;
+    require_binary_files(dir, Dataset::Cifar10)?;
     let train = TRAIN_FILES
         .iter()
         .map(|name| read_split(&dir.join(name)))
         .collect::<Result<Vec<_>>>()?;
     let test = read_split(&dir.join(TEST_FILE))?;
     Ok(Cifar10Files { train, test })
-}
-
-fn check_all_present(dir: &Path) -> Result<()> {
-    for name in TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE)) {
-        let path = dir.join(name);
-        if !path.is_file() {
-            return Err(CifarError::MissingFile { path });
-        }
-    }
-    Ok(())
 }
 
 /// Writes `split` as one `.bin` file in the official record layout.
@@ -398,7 +389,7 @@ pub(crate) fn md5_file(path: &Path) -> Result<String> {
 /// md5 (lower-case hex) of the six binary files in `dir`, keyed by file name.
 pub fn checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
     let mut sums = BTreeMap::new();
-    for name in TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE)) {
+    for name in binary_files(Dataset::Cifar10) {
         sums.insert(name.to_string(), md5_file(&dir.join(name))?);
     }
     Ok(sums)

