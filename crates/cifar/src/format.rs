@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 
 use crate::layout::{binary_files, require_binary_files, BATCHES_META, TEST_FILE, TRAIN_FILES};
-use allconv_vocab::Dataset;
 use crate::{CifarError, Result};
+use allconv_vocab::Dataset;
 
 /// Bytes of one image: 1,024 red, 1,024 green, 1,024 blue, each plane row-major 32x32.
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;

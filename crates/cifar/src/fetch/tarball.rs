@@ -47,12 +47,7 @@ impl Tarball<'_> {
 
 /// Fails naming the `required` files that `unpacked` (the fresh folder [`extract_named`]
 /// unpacked the archive at `source`, a `what`, into) lacks.
-pub(crate) fn require(
-    unpacked: &Path,
-    required: &[&str],
-    source: &Path,
-    what: &str,
-) -> Result<()> {
+pub(crate) fn require(unpacked: &Path, required: &[&str], source: &Path, what: &str) -> Result<()> {
     let missing = missing_files(unpacked, required);
     if missing.is_empty() {
         return Ok(());

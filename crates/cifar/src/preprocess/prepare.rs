@@ -143,12 +143,7 @@ fn scaled(train: &RawSplit, validation: &RawSplit, test: &RawSplit, all: bool) -
 }
 
 /// `standardize`: the training part's per-channel mean and deviation applied to every split.
-fn standardized(
-    train: &RawSplit,
-    validation: &RawSplit,
-    test: &RawSplit,
-    all: bool,
-) -> Normalized {
+fn standardized(train: &RawSplit, validation: &RawSplit, test: &RawSplit, all: bool) -> Normalized {
     let stats = channel_stats(train);
     let bytes: Vec<u8> = (stats.mean.iter().chain(&stats.std))
         .flat_map(|v| v.to_le_bytes())

@@ -6,7 +6,10 @@ use crate::format::{Cifar10, RawSplit};
 use crate::{CifarError, Result};
 
 /// Applies `train_subset`, `validation` and `test_subset` (see [`PrepareOptions`]).
-pub(super) fn split_parts(data: &Cifar10, opts: &PrepareOptions) -> Result<(RawSplit, RawSplit, RawSplit)> {
+pub(super) fn split_parts(
+    data: &Cifar10,
+    opts: &PrepareOptions,
+) -> Result<(RawSplit, RawSplit, RawSplit)> {
     let classes = opts.dataset.num_classes();
     data.train.validate_classes("training split", classes)?;
     data.test.validate_classes("test split", classes)?;

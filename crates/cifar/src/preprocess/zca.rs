@@ -95,9 +95,7 @@ fn w_from_covariance(
             par,
         );
     }
-    let eigen = cov
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(eigen_failed)?;
+    let eigen = cov.self_adjoint_eigen(Side::Lower).map_err(eigen_failed)?;
     let u = eigen.U();
     let lambda = eigen.S().column_vector();
     let mut scaled = u.to_owned();
@@ -143,9 +141,7 @@ fn w_from_gram(
         1.0 / n as f64,
         par,
     );
-    let eigen = gram
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(eigen_failed)?;
+    let eigen = gram.self_adjoint_eigen(Side::Lower).map_err(eigen_failed)?;
     let lambda = eigen.S().column_vector();
     let largest = (0..n).map(|j| lambda[j]).fold(0.0f64, f64::max);
     let kept: Vec<usize> = (0..n)
