@@ -123,13 +123,13 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
     let (folders, unreadable) = read_runs(&options.runs_root)?;
     let mut summary = summary::summarize_all(&folders, &unreadable, &options.expected);
     attach_paper_and_data(&mut summary, options);
-    let (figures, figure_links) = draw_figures(&summary, &options.out_dir)?;
+    let figures = draw_figures(&summary, &options.out_dir)?;
     let runs_root = options.runs_root.display().to_string();
     let context = render::RenderContext {
         runs_root: &runs_root,
         settings: &options.settings,
         provenance: &options.provenance,
-        figures: &figure_links,
+        figures: &figures.links,
         experiment: &options.experiment,
     };
     let markdown = options.out_dir.join("report.md");
@@ -142,7 +142,7 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
         markdown,
         runs_csv,
         table3_csv,
-        figures,
+        figures: figures.files,
         summary,
         unreadable,
     })
@@ -190,12 +190,14 @@ fn attach_paper_and_data(summary: &mut Summary, options: &ReportOptions) {
     }
 }
 
-/// Draws one figure per model with a finished epoch into `<out_dir>/figures/`; returns the
-/// files and, per model, the link report.md uses.
-fn draw_figures(
-    summary: &Summary,
-    out_dir: &Path,
-) -> Result<(Vec<PathBuf>, Vec<(String, String)>), ReportError> {
+/// The figures drawn: the files, and per model the link report.md uses (`(model, path)`).
+struct Figures {
+    files: Vec<PathBuf>,
+    links: Vec<(String, String)>,
+}
+
+/// Draws one figure per model with a finished epoch into `<out_dir>/figures/`.
+fn draw_figures(summary: &Summary, out_dir: &Path) -> Result<Figures, ReportError> {
     let figures_dir = out_dir.join("figures");
     fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
         path: figures_dir.clone(),
@@ -219,5 +221,8 @@ fn draw_figures(
         figures.push(path);
         figure_links.push((model.clone(), format!("figures/{name}")));
     }
-    Ok((figures, figure_links))
+    Ok(Figures {
+        files: figures,
+        links: figure_links,
+    })
 }
