@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::text::{epochs, error, folder_cell, optional_error, status_text};
-use crate::summary::{RunState, Summary};
+use crate::summary::{RunState, RunSummary, Summary};
 
 /// The folders whose files could not be read, with the reason (only when there are some).
 pub(super) fn unreadable(md: &mut String, summary: &Summary) {
@@ -49,13 +49,8 @@ pub(super) fn every_run(md: &mut String, summary: &Summary) {
     for run in &summary.runs {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            run.model,
-            run.lr,
-            run.seed,
-            status_text(run),
-            epochs(run),
-            optional_error(run.final_test_error),
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            leading_cells(run),
             run.best_test
                 .map(|(e, epoch)| format!("{} ({epoch})", error(e)))
                 .unwrap_or_else(|| "–".to_string()),
@@ -88,18 +83,22 @@ pub(super) fn outside_grid(md: &mut String, summary: &Summary) {
         );
         let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---|");
         for run in &summary.outside_grid {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                run.model,
-                run.lr,
-                run.seed,
-                status_text(run),
-                epochs(run),
-                optional_error(run.final_test_error),
-                folder_cell(run),
-            );
+            let _ = writeln!(md, "| {} | {} |", leading_cells(run), folder_cell(run),);
         }
         let _ = writeln!(md);
     }
+}
+
+/// The cells both run tables start with: model, learning rate, seed, status, epochs and final
+/// test error.
+fn leading_cells(run: &RunSummary) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {}",
+        run.model,
+        run.lr,
+        run.seed,
+        status_text(run),
+        epochs(run),
+        optional_error(run.final_test_error)
+    )
 }
