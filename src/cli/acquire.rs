@@ -22,18 +22,7 @@ pub fn ensure_data(data: &DataConfig) -> anyhow::Result<()> {
 /// Whether `dir` holds every binary file of `dataset` (CIFAR-10: the five training files and
 /// the test file; CIFAR-100: `train.bin` and `test.bin`).
 pub fn has_all_files(dir: &Path, dataset: Dataset) -> bool {
-    let files: Vec<&str> = match dataset {
-        Dataset::Cifar10 => allconv_cifar::TRAIN_FILES
-            .iter()
-            .chain(std::iter::once(&allconv_cifar::TEST_FILE))
-            .copied()
-            .collect(),
-        Dataset::Cifar100 => vec![
-            allconv_cifar::CIFAR100_TRAIN_FILE,
-            allconv_cifar::CIFAR100_TEST_FILE,
-        ],
-    };
-    files.iter().all(|f| dir.join(f).is_file())
+    allconv_cifar::missing_files(dir, allconv_cifar::binary_files(dataset)).is_empty()
 }
 
 /// Fetches `dataset` into `dir` unless its binary files are there.

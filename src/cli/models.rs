@@ -1,6 +1,7 @@
 //! `allconv models`: print the networks as the declarative description builds them.
 
 use allconv_models::{spec, ModelOptions, INPUT_CHANNELS, INPUT_SIZE, MODEL_NAMES};
+use allconv_report::thousands;
 use anyhow::Context;
 
 /// Flags of `allconv models`.
@@ -44,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "{:<16} {:>12} {:>7} {:>6}",
             s.name,
-            thousands(s.parameter_count()),
+            thousands(s.parameter_count() as u64),
             s.layers.len(),
             s.conv_count()
         );
@@ -57,24 +58,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "{} ({} parameters), input {INPUT_CHANNELS}x{INPUT_SIZE}x{INPUT_SIZE}",
             s.name,
-            thousands(s.parameter_count())
+            thousands(s.parameter_count() as u64)
         );
         for (i, (layer, [c, h, w])) in s.layers.iter().zip(s.shapes()).enumerate() {
             println!("  {:>2}  {:<36} -> {c}x{h}x{w}", i + 1, layer.to_string());
         }
     }
     Ok(())
-}
-
-/// `1369738` -> `1,369,738`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::format::IMAGE_BYTES;
+use crate::format::{check_image_count, IMAGE_BYTES};
 use crate::preprocess::Split;
 use crate::{CifarError, Result};
 
@@ -66,18 +66,6 @@ fn batched_end(n: usize, batch_size: usize, keep_last: bool) -> Result<usize> {
         .min(n))
 }
 
-/// Refuses a split whose image bytes do not match its labels; `what` names it in the error.
-fn check_consistent(split: &Split, what: &str) -> Result<()> {
-    if split.images.len() != split.labels.len() * IMAGE_BYTES {
-        return Err(CifarError::Inconsistent {
-            what: what.to_string(),
-            images: split.images.len(),
-            labels: split.labels.len(),
-        });
-    }
-    Ok(())
-}
-
 /// Iterator over `(images f32 [B,3,32,32], labels u32 [B])` on a device; see [`batches`].
 pub struct Batches<'a> {
     split: &'a Split,
@@ -97,7 +85,7 @@ pub fn batches<'a>(
     keep_last: bool,
     device: &Device,
 ) -> Result<Batches<'a>> {
-    check_consistent(split, "batched split")?;
+    check_image_count("batched split", split.images.len(), split.labels.len())?;
     let n = split.len();
     let end = batched_end(n, batch_size, keep_last)?;
     Ok(Batches {
@@ -160,7 +148,11 @@ pub struct DeviceSplit {
 impl DeviceSplit {
     /// Uploads `split` to `device`.
     pub fn new(split: &Split, device: &Device) -> Result<Self> {
-        check_consistent(split, "split uploaded to the device")?;
+        check_image_count(
+            "split uploaded to the device",
+            split.images.len(),
+            split.labels.len(),
+        )?;
         let n = split.len();
         let images = Tensor::from_slice(&split.images, (n, 3, 32, 32), device)?;
         let labels: Vec<u32> = split.labels.iter().map(|&l| u32::from(l)).collect();

@@ -3,19 +3,13 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::format::IMAGE_BYTES;
+use crate::format::check_image_count;
 use crate::preprocess::{Prepared, Split};
-use crate::{CifarError, Result};
+use crate::Result;
 
 /// Images `f32 [N, 3, 32, 32]` and labels `u8 [N]` (candle-datasets' label type) of a split.
 fn tensors(split: &Split, what: &str) -> Result<(Tensor, Tensor)> {
-    if split.images.len() != split.labels.len() * IMAGE_BYTES {
-        return Err(CifarError::Inconsistent {
-            what: what.to_string(),
-            images: split.images.len(),
-            labels: split.labels.len(),
-        });
-    }
+    check_image_count(what, split.images.len(), split.labels.len())?;
     let n = split.len();
     Ok((
         Tensor::from_slice(&split.images, (n, 3, 32, 32), &Device::Cpu)?,

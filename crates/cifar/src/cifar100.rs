@@ -6,19 +6,15 @@
 use std::path::Path;
 
 use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
+use crate::layout::{
+    binary_files, require_binary_files, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE,
+    COARSE_LABEL_NAMES, FINE_LABEL_NAMES,
+};
 use crate::{CifarError, Result};
 use allconv_vocab::{Dataset, DatasetKind, LabelSet};
 
 /// Bytes of one record: coarse label, fine label, image.
 pub const CIFAR100_RECORD_BYTES: usize = 2 + IMAGE_BYTES;
-/// The training file (50,000 records in the official release).
-pub const CIFAR100_TRAIN_FILE: &str = "train.bin";
-/// The test file (10,000 records).
-pub const CIFAR100_TEST_FILE: &str = "test.bin";
-/// The fine class names, one a line (100).
-pub const FINE_LABEL_NAMES: &str = "fine_label_names.txt";
-/// The coarse class names, one a line (20).
-pub const COARSE_LABEL_NAMES: &str = "coarse_label_names.txt";
 /// Number of fine classes.
 pub const FINE_CLASSES: usize = DatasetKind::Cifar100Fine.num_classes();
 /// Number of coarse classes (superclasses).
@@ -32,13 +28,10 @@ pub fn dataset_checksums(
     match kind.dataset() {
         Dataset::Cifar10 => crate::checksums(dir),
         Dataset::Cifar100 => {
+            require_binary_files(dir, Dataset::Cifar100)?;
             let mut sums = std::collections::BTreeMap::new();
-            for name in [CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE] {
-                let path = dir.join(name);
-                if !path.is_file() {
-                    return Err(CifarError::MissingCifar100File { path });
-                }
-                sums.insert(name.to_string(), crate::format::md5_file(&path)?);
+            for name in binary_files(Dataset::Cifar100) {
+                sums.insert(name.to_string(), crate::format::md5_file(&dir.join(name))?);
             }
             Ok(sums)
         }
@@ -139,12 +132,7 @@ pub fn read_cifar100_split(path: &Path) -> Result<Cifar100Split> {
 /// Loads `dir` (the `cifar-100-binary` layout) with the coarse (`true`) or fine labels; both
 /// files are checked to exist before either is read.
 pub fn load_cifar100_dir(dir: &Path, coarse: bool) -> Result<Cifar10> {
-    for name in [CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE] {
-        let path = dir.join(name);
-        if !path.is_file() {
-            return Err(CifarError::MissingCifar100File { path });
-        }
-    }
+    require_binary_files(dir, Dataset::Cifar100)?;
     Ok(Cifar10 {
         train: read_cifar100_split(&dir.join(CIFAR100_TRAIN_FILE))?.with_labels(coarse),
         test: read_cifar100_split(&dir.join(CIFAR100_TEST_FILE))?.with_labels(coarse),

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use allconv_vocab::Dataset;
 
+use crate::layout::{binary_files, missing_files};
+
 /// The environment variable naming the data root.
 pub const DATA_ROOT_VAR: &str = "ALLCONV_DATA";
 
@@ -44,11 +46,8 @@ pub fn default_data_dir(dataset: Dataset) -> PathBuf {
 /// own folder would (`$ALLCONV_DATA` meant the CIFAR-10 folder before it named the data root):
 /// lets a command say so instead of fetching the data set again one folder down.
 pub fn holds_dataset_files(root: &Path, dataset: Dataset) -> bool {
-    let first = match dataset {
-        Dataset::Cifar10 => crate::TRAIN_FILES[0],
-        Dataset::Cifar100 => crate::CIFAR100_TRAIN_FILE,
-    };
-    root.join(first).is_file()
+    let first = &binary_files(dataset)[..1];
+    missing_files(root, first).is_empty()
 }
 
 #[cfg(test)]

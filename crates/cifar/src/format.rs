@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
+use crate::layout::{binary_files, require_binary_files, BATCHES_META, TEST_FILE, TRAIN_FILES};
 use crate::{CifarError, Result};
+use allconv_vocab::Dataset;
 
 /// Bytes of one image: 1,024 red, 1,024 green, 1,024 blue, each plane row-major 32x32.
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
@@ -17,18 +19,6 @@ pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
 pub const RECORDS_PER_FILE: usize = 10_000;
 /// Size of each official `.bin` file.
 pub const FILE_BYTES: u64 = (RECORDS_PER_FILE * RECORD_BYTES) as u64;
-/// The five training files, in order (training image `i` lives in file `i / 10,000`).
-pub const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
-/// The test file.
-pub const TEST_FILE: &str = "test_batch.bin";
-/// The class-name file (one name a line; it has no published checksum).
-pub const BATCHES_META: &str = "batches.meta.txt";
 /// Class names, by label.
 pub const CLASS_NAMES: [&str; 10] = [
     "airplane",
@@ -94,13 +84,7 @@ impl RawSplit {
     /// Checks that the buffers agree and every label is below `classes` (10 for CIFAR-10, 100
     /// or 20 for CIFAR-100); `what` names the split in errors.
     pub fn validate_classes(&self, what: &str, classes: usize) -> Result<()> {
-        if self.images.len() != self.labels.len() * IMAGE_BYTES {
-            return Err(CifarError::Inconsistent {
-                what: what.to_string(),
-                images: self.images.len(),
-                labels: self.labels.len(),
-            });
-        }
+        check_image_count(what, self.images.len(), self.labels.len())?;
         let bad = self
             .labels
             .iter()
@@ -125,6 +109,19 @@ impl RawSplit {
         }
         Ok(())
     }
+}
+
+/// Refuses image and label buffers that disagree (3,072 values per image, bytes or normalised
+/// floats); `what` names the split in the error.
+pub(crate) fn check_image_count(what: &str, image_values: usize, labels: usize) -> Result<()> {
+    if image_values != labels * IMAGE_BYTES {
+        return Err(CifarError::Inconsistent {
+            what: what.to_string(),
+            images: image_values,
+            labels,
+        });
+    }
+    Ok(())
 }
 
 /// The whole data set: 50,000 training and 10,000 test images for the official files.
@@ -291,7 +288,7 @@ fn check_size(path: &Path, bytes: u64) -> Result<()> {
 /// Loads `dir` (the `cifar-10-batches-bin` layout). Every file is checked to exist before any
 /// is read, and every file is validated (size, labels) before the data set is returned.
 pub fn load_dir(dir: &Path) -> Result<Cifar10> {
-    check_all_present(dir)?;
+    require_binary_files(dir, Dataset::Cifar10)?;
     let mut train = RawSplit::default();
     for name in TRAIN_FILES {
         let part = read_split(&dir.join(name))?;
@@ -305,23 +302,13 @@ pub fn load_dir(dir: &Path) -> Result<Cifar10> {
 /// Loads `dir` like [`load_dir`], keeping the five training files apart (for per-file counts
 /// and subsets of folders whose files differ in size).
 pub fn load_dir_files(dir: &Path) -> Result<Cifar10Files> {
-    check_all_present(dir)?;
+    require_binary_files(dir, Dataset::Cifar10)?;
     let train = TRAIN_FILES
         .iter()
         .map(|name| read_split(&dir.join(name)))
         .collect::<Result<Vec<_>>>()?;
     let test = read_split(&dir.join(TEST_FILE))?;
     Ok(Cifar10Files { train, test })
-}
-
-fn check_all_present(dir: &Path) -> Result<()> {
-    for name in TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE)) {
-        let path = dir.join(name);
-        if !path.is_file() {
-            return Err(CifarError::MissingFile { path });
-        }
-    }
-    Ok(())
 }
 
 /// Writes `split` as one `.bin` file in the official record layout.
@@ -402,7 +389,7 @@ pub(crate) fn md5_file(path: &Path) -> Result<String> {
 /// md5 (lower-case hex) of the six binary files in `dir`, keyed by file name.
 pub fn checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
     let mut sums = BTreeMap::new();
-    for name in TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE)) {
+    for name in binary_files(Dataset::Cifar10) {
         sums.insert(name.to_string(), md5_file(&dir.join(name))?);
     }
     Ok(sums)

@@ -12,14 +12,12 @@ mod cifar100;
 mod data_root;
 mod error;
 pub mod fetch;
-pub mod fetch100;
 mod format;
+mod layout;
 mod preprocess;
-mod staging;
 mod stats;
 mod subset;
 mod synthetic;
-mod tarball;
 
 /// The data set, the label set and the two together, as every allconv crate names them.
 pub use allconv_vocab::{Dataset, DatasetKind, LabelSet};
@@ -30,19 +28,23 @@ pub use candle_dataset::to_candle_dataset;
 pub use cifar100::{
     dataset_checksums, load_cifar100_dir, load_dataset, read_cifar100_split,
     synthetic_cifar100_split, write_cifar100_split, write_synthetic_cifar100_dir, Cifar100Split,
-    CIFAR100_RECORD_BYTES, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_CLASSES,
-    COARSE_LABEL_NAMES, FINE_CLASSES, FINE_LABEL_NAMES,
+    CIFAR100_RECORD_BYTES, COARSE_CLASSES, FINE_CLASSES,
 };
 pub use data_root::{
     data_root, data_root_from, dataset_folder, default_data_dir, holds_dataset_files,
     DATA_ROOT_VAR, DEFAULT_DATA_ROOT,
 };
 pub use error::CifarError;
+pub use fetch::cifar100 as fetch100;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
 pub use format::{
     checksums, load_dir, load_dir_files, read_split, verify_checksums, write_meta, write_split,
-    write_split_dir, Cifar10, Cifar10Files, RawSplit, BATCHES_META, CLASS_NAMES, FILE_BYTES,
-    IMAGE_BYTES, OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
+    write_split_dir, Cifar10, Cifar10Files, RawSplit, CLASS_NAMES, FILE_BYTES, IMAGE_BYTES,
+    OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES,
+};
+pub use layout::{
+    binary_files, missing_files, BATCHES_META, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE,
+    COARSE_LABEL_NAMES, FINE_LABEL_NAMES, TEST_FILE, TRAIN_FILES,
 };
 pub use preprocess::{
     default_cache_dir, gcn, prepare, prepare_test, zca_cache_file, zca_fit, PrepareOptions,

@@ -5,7 +5,8 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::format::{write_split_dir, Cifar10, RawSplit, IMAGE_BYTES, TRAIN_FILES};
+use crate::format::{write_split_dir, Cifar10, RawSplit, IMAGE_BYTES};
+use crate::layout::TRAIN_FILES;
 use crate::Result;
 
 /// Foreground colour of each class: ten colours far apart in RGB, so a class survives any

@@ -142,6 +142,31 @@ fn files_that_fail_their_md5_fail_the_route() {
 }
 
 #[test]
+fn a_tarball_without_some_files_fails_naming_each_of_them() {
+    let src = source();
+    let kept: Vec<(String, Vec<u8>)> = src
+        .files
+        .iter()
+        .filter(|(name, _)| name != "data_batch_3.bin" && name != TEST_FILE)
+        .cloned()
+        .collect();
+    let tarball = targz("cifar-10-batches-bin", &kept);
+    let (url, _) = serve(tarball, "cifar-10-binary.tar.gz");
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cifar");
+    let opts = FetchOptions {
+        tarball_url: Some(url),
+        ..quiet(src.md5.clone())
+    };
+    let msg = fetch(&dir, &opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("the tarball lacks data_batch_3.bin, test_batch.bin"),
+        "{msg}"
+    );
+    assert_only(parent.path(), &[]);
+}
+
+#[test]
 fn every_route_tried_is_listed_in_order_when_all_fail() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("cifar");

@@ -79,6 +79,9 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> bool
 
 #[cfg(target_os = "linux")]
 fn npm_child_dies_with_a_killed_fetch_and_its_folders_are_cleaned_later() {
+    // One piece on purpose: the steps of one kill (start the fetch, wait for its npm child,
+    // kill the fetch, see the child die, fetch again), each relying on the state the last one
+    // left.
     use std::os::unix::fs::PermissionsExt;
 
     let tools = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use out_folder::MARKER;
+pub use render::thousands;
 pub use summary::{DataCheck, GridPoint, RunState, Summary, UnreadableRun};
 
 /// Everything that can go wrong while reading run folders or writing the report.
@@ -119,9 +120,41 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
     if let Some((path, reason)) = out_folder::refusal(&options.out_dir) {
         return Err(ReportError::NotOurs { path, reason });
     }
+    let (folders, unreadable) = read_runs(&options.runs_root)?;
+    let mut summary = summary::summarize_all(&folders, &unreadable, &options.expected);
+    attach_paper_and_data(&mut summary, options);
+    let figures = draw_figures(&summary, &options.out_dir)?;
+    let runs_root = options.runs_root.display().to_string();
+    let context = render::RenderContext {
+        runs_root: &runs_root,
+        settings: &options.settings,
+        provenance: &options.provenance,
+        figures: &figures.links,
+        experiment: &options.experiment,
+    };
+    let markdown = options.out_dir.join("report.md");
+    write_file(&markdown, &render::markdown(&summary, &context))?;
+    let runs_csv = options.out_dir.join("report.csv");
+    write_file(&runs_csv, &render::runs_csv(&summary))?;
+    let table3_csv = options.out_dir.join("table3.csv");
+    write_file(&table3_csv, &render::table3_csv(&summary))?;
+    Ok(WrittenReport {
+        markdown,
+        runs_csv,
+        table3_csv,
+        figures: figures.files,
+        summary,
+        unreadable,
+    })
+}
+
+/// The run folders under `runs_root` that could be read, and those that could not.
+fn read_runs(
+    runs_root: &Path,
+) -> Result<(Vec<allconv_runs::RunRecord>, Vec<UnreadableRun>), ReportError> {
     let mut folders = Vec::new();
     let mut unreadable = Vec::new();
-    for found in allconv_runs::scan(&options.runs_root)? {
+    for found in allconv_runs::scan(runs_root)? {
         match found.read {
             Ok(record) => folders.push(record),
             Err(error) => unreadable.push(UnreadableRun {
@@ -133,7 +166,12 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
             }),
         }
     }
-    let mut summary = summary::summarize_all(&folders, &unreadable, &options.expected);
+    Ok((folders, unreadable))
+}
+
+/// Gives each model row the paper's numbers of the experiment, and each run whether it read
+/// the official data (as the caller found in its `config.yaml`).
+fn attach_paper_and_data(summary: &mut Summary, options: &ReportOptions) {
     for row in &mut summary.rows {
         row.paper = options.experiment.find(&row.model);
     }
@@ -150,7 +188,17 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
             run.data = check.clone();
         }
     }
-    let figures_dir = options.out_dir.join("figures");
+}
+
+/// The figures drawn: the files, and per model the link report.md uses (`(model, path)`).
+struct Figures {
+    files: Vec<PathBuf>,
+    links: Vec<(String, String)>,
+}
+
+/// Draws one figure per model with a finished epoch into `<out_dir>/figures/`.
+fn draw_figures(summary: &Summary, out_dir: &Path) -> Result<Figures, ReportError> {
+    let figures_dir = out_dir.join("figures");
     fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
         path: figures_dir.clone(),
         source,
@@ -173,26 +221,8 @@ pub fn write_report(options: &ReportOptions) -> Result<WrittenReport, ReportErro
         figures.push(path);
         figure_links.push((model.clone(), format!("figures/{name}")));
     }
-    let runs_root = options.runs_root.display().to_string();
-    let context = render::RenderContext {
-        runs_root: &runs_root,
-        settings: &options.settings,
-        provenance: &options.provenance,
-        figures: &figure_links,
-        experiment: &options.experiment,
-    };
-    let markdown = options.out_dir.join("report.md");
-    write_file(&markdown, &render::markdown(&summary, &context))?;
-    let runs_csv = options.out_dir.join("report.csv");
-    write_file(&runs_csv, &render::runs_csv(&summary))?;
-    let table3_csv = options.out_dir.join("table3.csv");
-    write_file(&table3_csv, &render::table3_csv(&summary))?;
-    Ok(WrittenReport {
-        markdown,
-        runs_csv,
-        table3_csv,
-        figures,
-        summary,
-        unreadable,
+    Ok(Figures {
+        files: figures,
+        links: figure_links,
     })
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::fetch::FetchOutcome;
+use super::outcome::FetchOutcome;
 use crate::{CifarError, Result};
 
 /// Fills a staging folder (first argument), with a scratch folder for downloads (second).

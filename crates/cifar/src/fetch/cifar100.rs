@@ -9,13 +9,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cifar100::{
-    read_cifar100_split, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_LABEL_NAMES,
-    FINE_LABEL_NAMES,
+use super::outcome::FetchOutcome;
+use super::staging::{fetch_staged, Fill, Route};
+use super::tarball::Tarball;
+use crate::cifar100::read_cifar100_split;
+use crate::layout::{
+    CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, COARSE_LABEL_NAMES, FINE_LABEL_NAMES,
 };
-use crate::fetch::FetchOutcome;
-use crate::staging::{fetch_staged, Fill, Route};
-use crate::tarball::Tarball;
 use crate::{CifarError, Result};
 
 /// Where CIFAR-100's binary release is published.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use md5::{Digest, Md5};
 
+use crate::layout::missing_files;
 use crate::{CifarError, Result};
 
 /// A release tarball and how to download it.
@@ -39,24 +40,15 @@ impl Tarball<'_> {
         download(self.url, &archive, self.md5, self.timeout, self.progress)?;
         let wanted: Vec<&str> = required.iter().chain(optional).copied().collect();
         let found = extract_named(&archive, &wanted, staging)?;
-        require(&found, required, Path::new(self.url), "tarball")?;
+        require(staging, required, Path::new(self.url), "tarball")?;
         Ok(found)
     }
 }
 
-/// Fails naming the `required` files that `found` (what [`extract_named`] unpacked from the
-/// archive at `source`, a `what`) lacks.
-pub(crate) fn require(
-    found: &[String],
-    required: &[&str],
-    source: &Path,
-    what: &str,
-) -> Result<()> {
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|w| !found.iter().any(|f| f == w))
-        .collect();
+/// Fails naming the `required` files that `unpacked` (the fresh folder [`extract_named`]
+/// unpacked the archive at `source`, a `what`, into) lacks.
+pub(crate) fn require(unpacked: &Path, required: &[&str], source: &Path, what: &str) -> Result<()> {
+    let missing = missing_files(unpacked, required);
     if missing.is_empty() {
         return Ok(());
     }
