@@ -6,10 +6,10 @@
 //! independently (one GPU thread or one CPU chunk each, no state to hand around), and the
 //! backward pass regenerates the mask from the seed instead of storing it.
 //!
-//! The hash is SplitMix64 (Steele, Lea and Flood 2014, as in Java's `SplittableRandom`):
-//! `key = mix(mix(seed) ^ stream)`, and element `i` draws the high 32 bits of
-//! `mix(key + (i + 1) * 0x9E3779B97F4A7C15)`, i.e. of the `(i+1)`-th output of a SplitMix64
-//! generator started at `key`. The element is kept iff those bits are `>= round(rate * 2^32)`,
+//! The hash is SplitMix64 (Steele, Lea and Flood 2014, as in Java's `SplittableRandom`; the one
+//! copy is allconv-splitmix): `key = mix(mix(seed) ^ stream)`, and element `i` draws the high 32
+//! bits of `mix(key + (i + 1) * 0x9E3779B97F4A7C15)`, i.e. of the `(i+1)`-th output of a
+//! SplitMix64 generator started at `key`. The element is kept iff those bits are `>= round(rate * 2^32)`,
 //! so it is dropped with probability `rate` (to within 2^-33).
 
 use candle_core::backend::BackendStorage;
@@ -18,15 +18,7 @@ use rayon::prelude::*;
 
 use super::buffers::{contiguous, float_storage, own_kernel_runs, Kernels};
 
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function (a bijection on u64).
-#[inline]
-fn mix(z: u64) -> u64 {
-    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use allconv_splitmix::{mix, output};
 
 /// The generator start of `(seed, stream)`. `mix` is a bijection, so for a fixed seed distinct
 /// streams get distinct keys, and vice versa.
@@ -35,9 +27,10 @@ fn key(seed: u64, stream: u64) -> u64 {
     mix(mix(seed) ^ stream)
 }
 
+/// The high half of output `index` of the generator started at `key`.
 #[inline]
 fn bits(key: u64, index: u64) -> u32 {
-    (mix(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA))) >> 32) as u32
+    (output(key, index) >> 32) as u32
 }
 
 /// The 32 random bits that decide whether element `index` of dropout `(seed, stream)` is kept
@@ -246,7 +239,7 @@ impl WideApply for f64 {
 /// multiply would be faster still but its intrinsics need Rust 1.89 (MSRV is 1.85).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::GOLDEN_GAMMA;
+    use allconv_splitmix::{advance, GAMMA, MIX_MULTIPLIERS};
     use std::arch::x86_64::*;
 
     /// `z * c mod 2^64` per lane from three 32x32->64 products (`hi(z) * hi(c)` only affects
@@ -286,8 +279,8 @@ mod avx2 {
                 )
             };
             Self {
-                m1: halves(0xBF58_476D_1CE4_E5B9),
-                m2: halves(0x94D0_49BB_1331_11EB),
+                m1: halves(MIX_MULTIPLIERS[0]),
+                m2: halves(MIX_MULTIPLIERS[1]),
                 threshold: _mm256_set1_epi64x(threshold as i64),
             }
         }
@@ -313,9 +306,9 @@ mod avx2 {
     /// The generator states `key + (base + k + 1) * GAMMA` of elements `base + k`, `k = 0..4`,
     /// and the increment that moves them on by 4 elements.
     fn states(key: u64, base: u64) -> ([u64; 4], u64) {
-        let first = key.wrapping_add(base.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA));
-        let lanes = [0u64, 1, 2, 3].map(|k| first.wrapping_add(k.wrapping_mul(GOLDEN_GAMMA)));
-        (lanes, GOLDEN_GAMMA.wrapping_mul(4))
+        let first = advance(key, base.wrapping_add(1));
+        let lanes = [0u64, 1, 2, 3].map(|k| advance(first, k));
+        (lanes, GAMMA.wrapping_mul(4))
     }
 
     /// f32 in blocks of 8 (two hash vectors per float vector); returns the elements done.
