@@ -437,7 +437,7 @@ fn relu_rule_kernel_follows_each_backward_rule() {
 }
 
 /// The key the host passes the dropout kernel for `(seed, stream)`: `mix(mix(seed) ^ stream)`
-/// (`ops/dropout.rs`, crate-private there), checked against the public [`dropout_bits`].
+/// (`ops/dropout/mask.rs`, crate-private there), checked against the public [`dropout_bits`].
 fn dropout_key(seed: u64, stream: u64) -> u64 {
     let key = splitmix::mix(splitmix::mix(seed) ^ stream);
     for i in [0u64, 1, 2, 1000, u64::from(u32::MAX) + 5] {
@@ -445,7 +445,7 @@ fn dropout_key(seed: u64, stream: u64) -> u64 {
         assert_eq!(
             bits,
             dropout_bits(seed, stream, i),
-            "the test's transcription of the dropout key disagrees with ops/dropout.rs"
+            "the test's transcription of the dropout key disagrees with ops/dropout/mask.rs"
         );
     }
     key

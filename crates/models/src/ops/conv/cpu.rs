@@ -12,7 +12,7 @@ use super::geom::Geom;
 use super::im2col::{col2im, columns, gather, im2col, Target};
 use super::relu::{gather_relu_masked, relu_masked};
 use crate::ops::buffers::{assume_init, assume_init_mut, uninit, write_slice, zeroed};
-use crate::ops::dropout::{Mask, WideApply};
+use crate::ops::dropout::mask::{Mask, WideApply};
 
 /// `v = relu?(v + bias)` over one output row.
 fn bias_act<T: WithDType>(row: &mut [T], bias: T, relu: bool) {

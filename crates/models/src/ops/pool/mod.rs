@@ -19,6 +19,7 @@
 
 mod composed;
 mod cpu;
+mod geom;
 mod paper_3x3s2;
 
 use candle_core::backend::BackendStorage;
@@ -29,7 +30,8 @@ use candle_core::{
 use super::buffers::{contiguous, float_storage, own_kernel_runs, Kernels};
 use super::Dropout;
 use composed::max_pool2d_composed;
-use cpu::{pool_backward, pool_forward, PoolGeom};
+use cpu::{pool_backward, pool_forward};
+use geom::PoolGeom;
 
 /// Forward op on `x [N, C, H, W]`.
 struct MaxPoolOp {
