@@ -11,7 +11,7 @@ use cudarc::driver::CudaStream;
 
 use super::desc::ConvDesc;
 use super::ffi::{Code, RawPerf};
-use super::state::raw_mut;
+use super::workspace::raw_mut;
 use super::{check, cudnn_error, Key};
 use crate::ops::cudnn_codes::{Direction, MathType, Perf, UnknownCode};
 

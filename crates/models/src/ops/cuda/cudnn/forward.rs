@@ -9,7 +9,8 @@ use cudarc::driver::{CudaStream, DevicePtr, DevicePtrMut};
 
 use super::algo::{choose, settle};
 use super::ffi::{self, STATUS_SUCCESS};
-use super::state::{ensure_workspace, plan, raw_mut, with_state, DeviceState};
+use super::state::{plan, with_state, DeviceState};
+use super::workspace::{ensure_workspace, raw_mut};
 use super::{check, driver_error, input, scalar, zeros, Key, ONE, ZERO};
 use crate::ops::cudnn_codes::Direction;
 
