@@ -14,6 +14,7 @@
 //! what a failure means.
 
 mod compare;
+mod context;
 mod direct;
 mod identity;
 mod ops;
@@ -23,8 +24,8 @@ mod step;
 use candle_core::Device;
 
 pub use compare::Tolerance;
+pub use context::lcg_values;
 pub use identity::device_identity;
-pub use ops::lcg_values;
 pub use setting::{combinations, Setting};
 
 use crate::ops::ConvEngine;
@@ -201,9 +202,9 @@ pub fn run_with(
         on_case(&case);
         cases.push(case);
     };
-    let references = ops::References::default();
+    let references = context::References::default();
     let result = (|| -> Result<(), CheckError> {
-        let exact = ops::Context {
+        let exact = context::Context {
             device: &options.device,
             setting: None,
             quick: options.quick,
@@ -215,7 +216,7 @@ pub fn run_with(
         ops::sgd_cases(&exact, &mut push)?;
         for &setting in &settings {
             setting.apply();
-            let ctx = ops::Context {
+            let ctx = context::Context {
                 setting: Some(setting),
                 ..exact
             };
