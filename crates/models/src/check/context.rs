@@ -123,7 +123,23 @@ pub(crate) fn case(
     tolerance: Tolerance,
 ) -> Case {
     perturb(ctx.perturb, op, ctx.setting.map(|s| s.engine), &mut tested);
-    let (max_abs, max_rel, pass) = compare(&tested, reference, tolerance);
+    row(
+        ctx,
+        op,
+        shape,
+        compare(&tested, reference, tolerance),
+        tolerance,
+    )
+}
+
+/// The row of a comparison's result `(max_abs, max_rel, pass)` (see [`compare`]).
+pub(crate) fn row(
+    ctx: &Context<'_>,
+    op: &'static str,
+    shape: String,
+    (max_abs, max_rel, pass): (f64, f64, bool),
+    tolerance: Tolerance,
+) -> Case {
     Case {
         op,
         shape,

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
 use super::compare::{compare, perturb, Tolerance};
-use super::context::{cached, case, op_error, to_f64, values, Context, Gradients};
+use super::context::{cached, case, op_error, row, to_f64, values, Context, Gradients};
 use super::{Case, CheckError, Precision};
 use crate::{spec, Mode, ModelOptions, ModelSpec, Network, INPUT_CHANNELS, INPUT_SIZE};
 
@@ -157,16 +157,13 @@ pub(crate) fn step_cases(
                 &[ref_loss],
                 Tolerance::Relative(loss_tol),
             ));
-            push(Case {
-                op: "step_grad",
-                shape: format!("{shape}, {} tensors{which}", ref_grads.len()),
-                dtype: "f32",
-                setting: ctx.setting,
-                max_abs,
-                max_rel,
+            push(row(
+                ctx,
+                "step_grad",
+                format!("{shape}, {} tensors{which}", ref_grads.len()),
+                (max_abs, max_rel, pass),
                 tolerance,
-                pass,
-            });
+            ));
             break;
         }
     }

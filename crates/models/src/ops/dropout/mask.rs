@@ -44,23 +44,29 @@ impl Mask {
         for (b, chunk) in v.chunks_mut(BLOCK).enumerate() {
             let x = &mut block[..chunk.len()];
             x.copy_from_slice(chunk);
-            let start = base + (b * BLOCK) as u64;
-            let done = T::apply_wide(self.key, self.threshold, scale, start, x, chunk);
-            apply_scalar(
-                self.key,
-                self.threshold,
-                scale,
-                start + done as u64,
-                &x[done..],
-                &mut chunk[done..],
-            );
+            self.apply(scale, base + (b * BLOCK) as u64, x, chunk);
         }
+    }
+
+    /// `y` = `x` masked, elements `base..base + x.len()` of the tensor, kept ones times `scale`
+    /// (this mask's scale in `T`): the vector loop where it runs, then the scalar loop for the
+    /// rest.
+    pub(super) fn apply<T: WideApply>(&self, scale: T, base: u64, x: &[T], y: &mut [T]) {
+        let done = T::apply_wide(self.key, self.threshold, scale, base, x, y);
+        apply_scalar(
+            self.key,
+            self.threshold,
+            scale,
+            base + done as u64,
+            &x[done..],
+            &mut y[done..],
+        );
     }
 }
 
 /// The mask applied one element at a time: `y[j] = x[j] * scale` if element `base + j` is kept,
 /// else 0.
-pub(super) fn apply_scalar<T: candle_core::WithDType>(
+fn apply_scalar<T: candle_core::WithDType>(
     key: u64,
     threshold: u64,
     scale: T,
@@ -89,6 +95,14 @@ pub(crate) trait WideApply: candle_core::WithDType {
     ) -> usize;
 }
 
+/// Whether the AVX2 loops run: on the AVX2 and AVX-512 paths of a CPU with AVX2; the portable
+/// path keeps to the scalar loop.
+#[cfg(target_arch = "x86_64")]
+fn avx2_runs() -> bool {
+    crate::ops::cpu_kernels::chosen() != crate::ops::cpu_kernels::CpuKernels::Portable
+        && std::arch::is_x86_feature_detected!("avx2")
+}
+
 impl WideApply for f32 {
     fn apply_wide(
         key: u64,
@@ -99,11 +113,8 @@ impl WideApply for f32 {
         y: &mut [f32],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if crate::ops::cpu_kernels::chosen() != crate::ops::cpu_kernels::CpuKernels::Portable
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
-            // SAFETY: the CPU supports AVX2 (checked just above); the portable path keeps
-            // to the scalar loop.
+        if avx2_runs() {
+            // SAFETY: the CPU supports AVX2 (`avx2_runs`).
             return unsafe { super::avx2::apply_f32(key, threshold, scale, base, x, y) };
         }
         let _ = (key, threshold, scale, base, x, y);
@@ -121,11 +132,8 @@ impl WideApply for f64 {
         y: &mut [f64],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if crate::ops::cpu_kernels::chosen() != crate::ops::cpu_kernels::CpuKernels::Portable
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
-            // SAFETY: the CPU supports AVX2 (checked just above); the portable path keeps
-            // to the scalar loop.
+        if avx2_runs() {
+            // SAFETY: the CPU supports AVX2 (`avx2_runs`).
             return unsafe { super::avx2::apply_f64(key, threshold, scale, base, x, y) };
         }
         let _ = (key, threshold, scale, base, x, y);

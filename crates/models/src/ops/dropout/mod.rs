@@ -17,7 +17,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Sh
 use rayon::prelude::*;
 
 use super::buffers::{contiguous, float_storage, own_kernel_runs, Kernels};
-use mask::{apply_scalar, key, Mask, WideApply};
+use mask::{key, Mask, WideApply};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -75,25 +75,14 @@ impl Dropout {
 
     /// `x` with the mask applied: `x * scale` where kept, 0 where dropped.
     fn apply<T: WideApply>(&self, x: &[T]) -> Vec<T> {
-        let (key, threshold, scale) = (key(self.seed, self.stream), self.threshold(), self.scale());
-        let scale = T::from_f64(scale);
+        let mask = self.mask();
+        let scale = T::from_f64(mask.scale);
         const CHUNK: usize = 1 << 15;
         let mut y = vec![T::zero(); x.len()];
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .enumerate()
-            .for_each(|(c, (y, x))| {
-                let base = (c * CHUNK) as u64;
-                let done = T::apply_wide(key, threshold, scale, base, x, y);
-                apply_scalar(
-                    key,
-                    threshold,
-                    scale,
-                    base + done as u64,
-                    &x[done..],
-                    &mut y[done..],
-                );
-            });
+            .for_each(|(c, (y, x))| mask.apply(scale, (c * CHUNK) as u64, x, y));
         y
     }
 }
