@@ -14,8 +14,9 @@
 //! PyTorch's CPU kernel; a NaN counts as the maximum.
 //!
 //! Here: the candle ops and the public functions. The CPU kernels are in `cpu.rs` (with the
-//! paper's 3x3/2 pool on even sizes in `paper_3x3s2.rs`), the candle-op fallback for other
-//! devices and dtypes in `composed.rs`, the CUDA kernels in `ops/cuda/kernels.cu`.
+//! paper's 3x3/2 pool on even sizes in `paper_3x3s2.rs`, and the window geometry both use in
+//! `geom.rs`), the candle-op fallback for other devices and dtypes in `composed.rs`, the CUDA
+//! kernels in `ops/cuda/kernels.cu`.
 
 mod composed;
 mod cpu;
