@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use allconv_models::check::{self, Case, CheckOptions, CheckReport, Precision};
+use allconv_models::check::{self, Case, CheckOptions, CheckReport, Precision, SettingOutcome};
 use allconv_models::ops::{ConvEngine, ALL_CONV_ENGINES};
 use allconv_vocab::Device;
 use anyhow::{bail, Context};
@@ -139,16 +139,7 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
     }
     if settings.len() > 1 {
         for outcome in report.outcomes() {
-            println!(
-                "  {}: {} cases, {}",
-                outcome.setting,
-                outcome.cases,
-                if outcome.failed_ops.is_empty() {
-                    "PASS".to_string()
-                } else {
-                    format!("FAIL: {}", outcome.failed_ops.join(", "))
-                }
-            );
+            println!("  {}", outcome_line(&outcome));
         }
     }
     let failed = report.cases.iter().filter(|c| !c.pass).count();
@@ -167,9 +158,30 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
     Ok(report)
 }
 
-/// The test-only perturbation from [`check::PERTURB_ENV`], if set.
-pub fn perturbation() -> Option<String> {
-    std::env::var(check::PERTURB_ENV).ok()
+/// The summary of one setting, printed when several were checked: its cases and `PASS`, or
+/// `FAIL: ` and its failing ops.
+pub fn outcome_line(outcome: &SettingOutcome) -> String {
+    format!(
+        "{}: {} cases, {}",
+        outcome.setting,
+        outcome.cases,
+        if outcome.failed_ops.is_empty() {
+            "PASS".to_string()
+        } else {
+            format!("FAIL: {}", outcome.failed_ops.join(", "))
+        }
+    )
+}
+
+/// The error `allconv check` ends with when a case failed: the failing ops, named.
+pub fn failure(device_name: &str, report: &CheckReport) -> Option<String> {
+    let failed = report.failed_ops();
+    (!failed.is_empty()).then(|| {
+        format!(
+            "device check on {device_name} failed: {}",
+            failed.join(", ")
+        )
+    })
 }
 
 /// Runs `allconv check`.
@@ -181,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         engines: args.conv_engine.values(),
         models: args.models,
         quick: args.quick,
-        perturb: perturbation(),
+        perturb: None,
     };
     let report = run_and_print(&options, &args.device.to_string())?;
     if let Some(runs) = &args.record {
@@ -191,13 +203,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--record {}", runs.path().display()))?;
         println!("recorded in {} for {identity}", path.display());
     }
-    let failed = report.failed_ops();
-    if !failed.is_empty() {
-        bail!(
-            "device check on {} failed: {}",
-            args.device,
-            failed.join(", ")
-        );
+    if let Some(failure) = failure(&args.device.to_string(), &report) {
+        bail!(failure);
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -301,7 +301,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
                 // All 12, not the grid's: the remembered pass serves any later grid.
                 models: Vec::new(),
                 quick: false,
-                perturb: super::check::perturbation(),
+                perturb: None,
             },
             &training.device.to_string(),
         )?;

@@ -9,6 +9,8 @@
 //! (run seed, epoch, image index), so it does not depend on the batch size, on the visiting
 //! order or on where a run was interrupted, and a resumed run draws the same transformations.
 
+// SplitMix64's finaliser: consecutive inputs give unrelated outputs.
+use allconv_splitmix::mix;
 use candle_core::{Device, Tensor};
 
 use crate::format::IMAGE_BYTES;
@@ -37,13 +39,6 @@ pub struct AugmentParams {
     pub dx: i32,
     /// Vertical translation, in `[-MAX_SHIFT, MAX_SHIFT]`; positive moves content down.
     pub dy: i32,
-}
-
-/// The splitmix64 finaliser: consecutive inputs give unrelated outputs.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// A uniform integer in `[0, n)` from 32 random bits (multiply-high; the bias is below

@@ -10,6 +10,23 @@
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
 fn main() {
+    use x86::Product;
+
+    let kernels = x86::available_kernels();
+    println!(
+        "{}; one thread, f32, GFLOP/s per thread-CPU-second, best of 5",
+        allconv_models::ops::cpu_model()
+    );
+    for (name, shape) in x86::SHAPES {
+        for p in [Product::Forward, Product::WeightGrad, Product::InputGrad] {
+            println!("{}", x86::line(name, p, shape, &kernels));
+        }
+    }
+}
+
+/// The candidates, the shapes and the measurement.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+mod x86 {
     use private_gemm_x86 as pg;
 
     /// CPU seconds of the calling thread.
@@ -23,8 +40,9 @@ fn main() {
         t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
     }
 
+    /// The three operand layouts of a training step.
     #[derive(Clone, Copy, Debug)]
-    enum Product {
+    pub enum Product {
         Forward,
         WeightGrad,
         InputGrad,
@@ -111,23 +129,23 @@ fn main() {
         }
     }
 
-    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-    let avx2 =
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-    let kernels: Vec<&str> = ["gemm", "avx2", "avx512"]
-        .into_iter()
-        .filter(|k| match *k {
-            "avx512" => avx512,
-            "avx2" => avx2,
-            _ => true,
-        })
-        .collect();
-    println!(
-        "{}; one thread, f32, GFLOP/s per thread-CPU-second, best of 5",
-        allconv_models::ops::cpu_model()
-    );
-    // (m, n, k) = (out channels, columns, in channels * kh * kw) as the convolution groups them.
-    let shapes = [
+    /// The kernels this CPU runs: always `gemm`, then `avx2` and `avx512` where supported.
+    pub fn available_kernels() -> Vec<&'static str> {
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        ["gemm", "avx2", "avx512"]
+            .into_iter()
+            .filter(|k| match *k {
+                "avx512" => avx512,
+                "avx2" => avx2,
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// (m, n, k) = (out channels, columns, in channels * kh * kw) as the convolution groups them.
+    pub const SHAPES: [(&str, (usize, usize, usize)); 11] = [
         ("model-a conv1 5x5 3->96 @32", (96, 1024, 75)),
         ("model-a conv2 5x5 96->192 @16", (192, 256, 2400)),
         ("model-c conv1 3x3 3->96 @32", (96, 1024, 27)),
@@ -146,38 +164,44 @@ fn main() {
         ("top 1x1 192->10 @6 (8 images)", (10, 288, 192)),
         ("model-b 1x1 96->96 @32", (96, 1024, 96)),
     ];
-    for (name, (m, n, k)) in shapes {
-        for p in [Product::Forward, Product::WeightGrad, Product::InputGrad] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 104_729) % 1000) as f32 / 1000.0 - 0.5)
-                .collect();
-            let mut reference = vec![0f32; m * n];
-            multiply("gemm", p, (m, n, k), &a, &b, &mut reference);
-            let mut line = format!("{name:<48} {:<10}", format!("{p:?}"));
-            for &kernel in &kernels {
-                let mut c = vec![0f32; m * n];
-                let flop = 2.0 * (m * n * k) as f64;
-                let iters = ((1e9 / flop) as usize).max(3);
-                let mut best = f64::INFINITY;
-                for _ in 0..5 {
-                    let start = thread_cpu_seconds();
-                    for _ in 0..iters {
-                        multiply(kernel, p, (m, n, k), &a, &b, &mut c);
-                    }
-                    best = best.min((thread_cpu_seconds() - start) / iters as f64);
+
+    /// One line of the table: shape `name`, product `p`, then each kernel's GFLOP/s per
+    /// thread-CPU-second (best of 5) and its largest difference from the `gemm` crate.
+    pub fn line(
+        name: &str,
+        p: Product,
+        (m, n, k): (usize, usize, usize),
+        kernels: &[&str],
+    ) -> String {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let mut reference = vec![0f32; m * n];
+        multiply("gemm", p, (m, n, k), &a, &b, &mut reference);
+        let mut line = format!("{name:<48} {:<10}", format!("{p:?}"));
+        for &kernel in kernels {
+            let mut c = vec![0f32; m * n];
+            let flop = 2.0 * (m * n * k) as f64;
+            let iters = ((1e9 / flop) as usize).max(3);
+            let mut best = f64::INFINITY;
+            for _ in 0..5 {
+                let start = thread_cpu_seconds();
+                for _ in 0..iters {
+                    multiply(kernel, p, (m, n, k), &a, &b, &mut c);
                 }
-                let diff = c
-                    .iter()
-                    .zip(&reference)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0f32, f32::max);
-                line += &format!(" {kernel} {:>4.0} (diff {diff:.0e})", flop / best / 1e9);
+                best = best.min((thread_cpu_seconds() - start) / iters as f64);
             }
-            println!("{line}");
+            let diff = c
+                .iter()
+                .zip(&reference)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            line += &format!(" {kernel} {:>4.0} (diff {diff:.0e})", flop / best / 1e9);
         }
+        line
     }
 }
 

@@ -68,32 +68,35 @@ pub struct Traced {
     pub logits: Tensor,
 }
 
-#[derive(Debug, Clone)]
-enum Layer {
-    Dropout {
-        rate: f64,
-    },
-    Conv {
-        weight: Tensor,
-        bias: Tensor,
-        stride: usize,
-        pad: usize,
-        relu: bool,
-    },
-    MaxPool {
-        kernel: usize,
-        stride: usize,
-        pad: usize,
-    },
-    GlobalAvgPool,
-}
-
 /// One of the networks, its weights held in a [`VarMap`] as `conv{i}.weight` `[out, in, kh, kw]`
 /// and `conv{i}.bias` `[out]` (`i` counts the convolutions from 1), PyTorch names and layouts.
 #[derive(Debug, Clone)]
 pub struct Network {
+    /// The layers, walked in order by every pass.
     spec: ModelSpec,
-    layers: Vec<Layer>,
+    /// `(weight, bias)` of each convolution of `spec`, in order: the tensors of the VarMap's
+    /// variables.
+    convs: Vec<(Tensor, Tensor)>,
+}
+
+/// What a pass over the layers does where passes differ; [`Network::walk`] is the one walk.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    /// [`Network::forward`]: dropout drawn in training mode (and fused into the layer before it
+    /// where an op does both), skipped in evaluation.
+    Forward(Mode),
+    /// [`Network::forward_traced`]: evaluation, every ReLU passing gradients back by the rule.
+    Traced(ReluBackward),
+}
+
+impl Pass {
+    /// The seed of the dropout masks, in training only.
+    fn dropout_seed(self) -> Option<u64> {
+        match self {
+            Pass::Forward(Mode::Train { dropout_seed }) => Some(dropout_seed),
+            Pass::Forward(Mode::Eval) | Pass::Traced(_) => None,
+        }
+    }
 }
 
 /// Initial weights of one convolution, drawn on the host in f64.
@@ -148,53 +151,26 @@ impl Network {
         let mut rng = ChaCha8Rng::seed_from_u64(init_seed);
         let mut data = varmap.data().lock().map_err(|_| ModelError::Poisoned)?;
         let mut channels = INPUT_CHANNELS;
-        let mut conv_index = 0;
-        let mut layers = Vec::with_capacity(spec.layers.len());
+        let mut convs = Vec::new();
         for layer in &spec.layers {
-            layers.push(match *layer {
-                LayerSpec::Dropout { rate } => Layer::Dropout { rate },
-                LayerSpec::Conv {
-                    kernel,
-                    out,
-                    stride,
-                    pad,
-                    relu,
-                } => {
-                    conv_index += 1;
-                    let fan_in = channels * kernel * kernel;
-                    let w = initial_weights(options.init, fan_in, out * fan_in, &mut rng);
-                    let w = Tensor::from_vec(w, (out, channels, kernel, kernel), device)?
-                        .to_dtype(dtype)?;
-                    let b = Tensor::full(options.bias_init, out, device)?.to_dtype(dtype)?;
-                    let weight = Var::from_tensor(&w)?;
-                    let bias = Var::from_tensor(&b)?;
-                    let layer = Layer::Conv {
-                        weight: weight.as_tensor().clone(),
-                        bias: bias.as_tensor().clone(),
-                        stride,
-                        pad,
-                        relu,
-                    };
-                    data.insert(format!("conv{conv_index}.weight"), weight);
-                    data.insert(format!("conv{conv_index}.bias"), bias);
-                    channels = out;
-                    layer
-                }
-                LayerSpec::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                } => Layer::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                },
-                LayerSpec::GlobalAvgPool => Layer::GlobalAvgPool,
-            });
+            if let LayerSpec::Conv { kernel, out, .. } = *layer {
+                let fan_in = channels * kernel * kernel;
+                let w = initial_weights(options.init, fan_in, out * fan_in, &mut rng);
+                let w = Tensor::from_vec(w, (out, channels, kernel, kernel), device)?
+                    .to_dtype(dtype)?;
+                let b = Tensor::full(options.bias_init, out, device)?.to_dtype(dtype)?;
+                let weight = Var::from_tensor(&w)?;
+                let bias = Var::from_tensor(&b)?;
+                convs.push((weight.as_tensor().clone(), bias.as_tensor().clone()));
+                let conv_index = convs.len();
+                data.insert(format!("conv{conv_index}.weight"), weight);
+                data.insert(format!("conv{conv_index}.bias"), bias);
+                channels = out;
+            }
         }
         Ok(Self {
             spec: spec.clone(),
-            layers,
+            convs,
         })
     }
 
@@ -205,126 +181,103 @@ impl Network {
 
     /// Logits `[B, classes]` (before softmax) of images `x [B, 3, H, W]`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
-        let mut h = x.clone();
-        let mut dropout_index = 0u64;
-        let mut layers = self.layers.iter().peekable();
-        while let Some(layer) = layers.next() {
-            // A pool followed by dropout runs as one op (same values and gradients, one graph
-            // node fewer: see `ops::max_pool2d_dropout`).
-            if let (
-                Layer::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                },
-                Some(Layer::Dropout { rate }),
-                Mode::Train { dropout_seed },
-            ) = (layer, layers.peek(), mode)
-            {
-                dropout_index += 1;
-                let dropout = ops::Dropout::new(*rate, dropout_seed, dropout_index)?;
-                h = ops::max_pool2d_dropout(&h, *kernel, *stride, *pad, dropout)?;
-                layers.next();
-                continue;
-            }
-            // Likewise a convolution with ReLU followed by dropout (the strided convolutions
-            // of the Strided-CNN and All-CNN models: see `ops::conv2d_relu_dropout`).
-            if let (
-                Layer::Conv {
-                    weight,
-                    bias,
-                    stride,
-                    pad,
-                    relu: true,
-                },
-                Some(Layer::Dropout { rate }),
-                Mode::Train { dropout_seed },
-            ) = (layer, layers.peek(), mode)
-            {
-                dropout_index += 1;
-                let dropout = ops::Dropout::new(*rate, dropout_seed, dropout_index)?;
-                h = ops::conv2d_relu_dropout(&h, weight, bias, *stride, *pad, dropout)?;
-                layers.next();
-                continue;
-            }
-            h = match layer {
-                Layer::Dropout { rate } => {
-                    dropout_index += 1;
-                    match mode {
-                        Mode::Eval => h,
-                        Mode::Train { dropout_seed } => {
-                            dropout(&h, *rate, dropout_seed, dropout_index)?
-                        }
-                    }
-                }
-                Layer::Conv {
-                    weight,
-                    bias,
-                    stride,
-                    pad,
-                    relu,
-                } => {
-                    if *relu {
-                        ops::conv2d_relu(&h, weight, bias, *stride, *pad)?
-                    } else {
-                        ops::conv2d(&h, weight, bias, *stride, *pad)?
-                    }
-                }
-                Layer::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                } => ops::max_pool2d(&h, *kernel, *stride, *pad)?,
-                Layer::GlobalAvgPool => h.mean((2, 3))?,
-            };
-        }
-        Ok(h)
+        self.walk(x, Pass::Forward(mode), None)
     }
 
     /// Number of convolutions (`conv1` ... `conv{n}`).
     pub fn conv_count(&self) -> usize {
-        self.layers
-            .iter()
-            .filter(|l| matches!(l, Layer::Conv { .. }))
-            .count()
+        self.convs.len()
     }
 
     /// The evaluation forward pass (no dropout) of `x [B, 3, H, W]` whose ReLUs pass gradients
     /// back by `rule`, keeping every convolution's output. With [`ReluBackward::Backprop`] its
     /// values and gradients are those of `forward(x, Mode::Eval)`.
     pub fn forward_traced(&self, x: &Tensor, rule: ReluBackward) -> candle_core::Result<Traced> {
-        let mut h = x.clone();
         let mut conv_outputs = Vec::new();
-        for layer in &self.layers {
-            h = match layer {
-                Layer::Dropout { .. } => h,
-                Layer::Conv {
-                    weight,
-                    bias,
-                    stride,
-                    pad,
-                    relu,
-                } => {
-                    let y = if *relu {
-                        ops::conv2d_relu_rule(&h, weight, bias, *stride, *pad, rule)?
-                    } else {
-                        ops::conv2d(&h, weight, bias, *stride, *pad)?
-                    };
-                    conv_outputs.push(y.clone());
-                    y
-                }
-                Layer::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                } => ops::max_pool2d(&h, *kernel, *stride, *pad)?,
-                Layer::GlobalAvgPool => h.mean((2, 3))?,
-            };
-        }
+        let logits = self.walk(x, Pass::Traced(rule), Some(&mut conv_outputs))?;
         Ok(Traced {
             conv_outputs,
-            logits: h,
+            logits,
         })
+    }
+
+    /// The layers applied to `x` in order, as `pass` does them; each convolution's output
+    /// (after its ReLU) pushed to `conv_outputs` if given (a pass that fuses no dropout). In
+    /// training a layer followed by dropout runs as one op where one exists: the max-pool (see
+    /// `ops::max_pool2d_dropout`) and a convolution with ReLU (the strided convolutions of the
+    /// Strided-CNN and All-CNN models, see `ops::conv2d_relu_dropout`), the same values and
+    /// gradients with one graph node fewer. Dropout layers are counted from 1 (their mask
+    /// stream) whether fused or not.
+    fn walk(
+        &self,
+        x: &Tensor,
+        pass: Pass,
+        mut conv_outputs: Option<&mut Vec<Tensor>>,
+    ) -> candle_core::Result<Tensor> {
+        let mut h = x.clone();
+        let mut dropout_index = 0u64;
+        let mut convs = self.convs.iter();
+        let mut layers = self.spec.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            let next_dropout = match layers.peek() {
+                Some(LayerSpec::Dropout { rate }) => Some(*rate),
+                _ => None,
+            };
+            // In training, the dropout after a max-pool or a convolution with ReLU is taken
+            // here (counted and skipped) and applied by the fused op.
+            let fused = match (layer, next_dropout, pass.dropout_seed()) {
+                (
+                    LayerSpec::MaxPool { .. } | LayerSpec::Conv { relu: true, .. },
+                    Some(rate),
+                    Some(seed),
+                ) => {
+                    layers.next();
+                    dropout_index += 1;
+                    Some(ops::Dropout::new(rate, seed, dropout_index)?)
+                }
+                _ => None,
+            };
+            h = match (*layer, fused) {
+                (LayerSpec::Dropout { rate }, _) => {
+                    dropout_index += 1;
+                    match pass.dropout_seed() {
+                        Some(seed) => dropout(&h, rate, seed, dropout_index)?,
+                        None => h,
+                    }
+                }
+                (
+                    LayerSpec::Conv {
+                        stride, pad, relu, ..
+                    },
+                    fused,
+                ) => {
+                    let weights = convs.next().expect("one (weight, bias) per convolution");
+                    let y = conv(&h, weights, (stride, pad, relu), fused, pass)?;
+                    if let Some(outputs) = conv_outputs.as_deref_mut() {
+                        outputs.push(y.clone());
+                    }
+                    y
+                }
+                (
+                    LayerSpec::MaxPool {
+                        kernel,
+                        stride,
+                        pad,
+                    },
+                    Some(dropout),
+                ) => ops::max_pool2d_dropout(&h, kernel, stride, pad, dropout)?,
+                (
+                    LayerSpec::MaxPool {
+                        kernel,
+                        stride,
+                        pad,
+                    },
+                    None,
+                ) => ops::max_pool2d(&h, kernel, stride, pad)?,
+                (LayerSpec::GlobalAvgPool, _) => h.mean((2, 3))?,
+            };
+        }
+        Ok(h)
     }
 
     /// The gradient `[B, 3, H, W]` of `target` (summed over the batch; images do not interact
@@ -374,21 +327,33 @@ impl Network {
         let traced = self.forward_traced(&x.detach(), ReluBackward::Backprop)?;
         let plane = unit_plane(&traced, conv, unit)?;
         let width = plane.dim(3)?;
-        let rows = plane
-            .flatten_from(1)?
-            .to_dtype(DType::F64)?
-            .to_vec2::<f64>()?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let best = first_argmax(row);
-                UnitPeak {
-                    row: best / width,
-                    col: best % width,
-                    activation: row.get(best).copied().unwrap_or(0.0) as f32,
-                }
+        Ok(row_peaks(&plane.flatten_from(1)?)?
+            .into_iter()
+            .map(|(best, value)| UnitPeak {
+                row: best / width,
+                col: best % width,
+                activation: value as f32,
             })
             .collect())
+    }
+}
+
+/// One convolution in `pass`: with ReLU and the dropout after it where training fused one, else
+/// plain or with ReLU (whose backward follows the traced pass's rule).
+fn conv(
+    h: &Tensor,
+    (weight, bias): &(Tensor, Tensor),
+    (stride, pad, relu): (usize, usize, bool),
+    fused: Option<ops::Dropout>,
+    pass: Pass,
+) -> candle_core::Result<Tensor> {
+    match (fused, relu, pass) {
+        (Some(dropout), _, _) => ops::conv2d_relu_dropout(h, weight, bias, stride, pad, dropout),
+        (None, false, _) => ops::conv2d(h, weight, bias, stride, pad),
+        (None, true, Pass::Forward(_)) => ops::conv2d_relu(h, weight, bias, stride, pad),
+        (None, true, Pass::Traced(rule)) => {
+            ops::conv2d_relu_rule(h, weight, bias, stride, pad, rule)
+        }
     }
 }
 
@@ -421,13 +386,25 @@ fn first_argmax(row: &[f64]) -> usize {
     best
 }
 
+/// Per row of a `[B, L]` tensor: the index of its first largest element and the value there
+/// (0 and 0.0 for an empty row).
+fn row_peaks(flat: &Tensor) -> candle_core::Result<Vec<(usize, f64)>> {
+    let rows = flat.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let best = first_argmax(row);
+            (best, row.get(best).copied().unwrap_or(0.0))
+        })
+        .collect())
+}
+
 /// A `[B, L]` tensor like `plane`, 1 at the first largest element of each row and 0 elsewhere.
 fn first_argmax_one_hot(plane: &Tensor) -> candle_core::Result<Tensor> {
-    let rows = plane.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-    let mut mask = Vec::with_capacity(rows.iter().map(Vec::len).sum());
-    for row in &rows {
-        let best = first_argmax(row);
-        mask.extend((0..row.len()).map(|i| if i == best { 1.0 } else { 0.0 }));
+    let width = plane.dim(1)?;
+    let mut mask = Vec::with_capacity(plane.elem_count());
+    for (best, _) in row_peaks(plane)? {
+        mask.extend((0..width).map(|i| if i == best { 1.0 } else { 0.0 }));
     }
     Tensor::from_vec(mask, plane.shape(), &Device::Cpu)?
         .to_dtype(plane.dtype())?

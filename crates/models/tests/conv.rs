@@ -73,13 +73,8 @@ fn forward_on_a_hand_computed_case() {
 
 /// Largest |analytic - numeric| / max(1, |numeric|) over every element of `var`.
 fn max_gradient_error(var: &Var, analytic: &Tensor, loss: &dyn Fn() -> f64) -> f64 {
-    let original = var
-        .as_tensor()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let analytic = analytic.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let original = common::to_f64(var.as_tensor());
+    let analytic = common::to_f64(analytic);
     let eps = 1e-6;
     let mut worst = 0f64;
     for i in 0..original.len() {
@@ -208,8 +203,8 @@ fn fused_relu_equals_conv_then_candle_relu() {
             let fused = conv2d_relu(&x, &w, &b, stride, pad).unwrap();
             let reference = conv2d(&x, &w, &b, stride, pad).unwrap().relu().unwrap();
             let r = random(fused.dims(), 43, DType::F64);
-            let a = fused.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let e = reference.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let a = common::to_f64(&fused);
+            let e = common::to_f64(&reference);
             assert_eq!(a, e, "forward k{k} s{stride} p{pad}");
             assert!(a.contains(&0.0) && a.iter().any(|&v| v > 0.0));
             let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -220,20 +215,8 @@ fn fused_relu_equals_conv_then_candle_relu() {
                 .backward()
                 .unwrap();
             for var in [&x, &w, &b] {
-                let a = g1
-                    .get(var)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f64>()
-                    .unwrap();
-                let e = g2
-                    .get(var)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f64>()
-                    .unwrap();
+                let a = common::to_f64(g1.get(var).unwrap());
+                let e = common::to_f64(g2.get(var).unwrap());
                 for (u, v) in a.iter().zip(&e) {
                     assert!((u - v).abs() < 1e-12, "k{k} s{stride} p{pad}: {u} vs {v}");
                 }

@@ -11,30 +11,14 @@
 //! views with a non-zero start offset, ties and a NaN.
 #![cfg(feature = "cuda")]
 
+mod common;
+
 use allconv_models::ops::{conv2d_relu, dropout, max_pool2d, sgd_step};
 use candle_core::{DType, Device, Tensor, Var};
+use common::bits;
 
 fn gpu() -> Device {
     Device::new_cuda(0).expect("these tests need a CUDA device")
-}
-
-fn bits(t: &Tensor) -> Vec<u64> {
-    let t = t.flatten_all().unwrap();
-    match t.dtype() {
-        DType::F32 => t
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|x| u64::from(x.to_bits()))
-            .collect(),
-        DType::F64 => t
-            .to_vec1::<f64>()
-            .unwrap()
-            .iter()
-            .map(|x| x.to_bits())
-            .collect(),
-        other => panic!("unexpected dtype {other:?}"),
-    }
 }
 
 fn assert_same_bits(cpu: &Tensor, cuda: &Tensor, what: &str) {

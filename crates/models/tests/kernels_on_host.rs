@@ -29,6 +29,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use allconv_models::ops::{dropout, dropout_bits, max_pool2d, sgd_step, Dropout};
+use allconv_splitmix as splitmix;
 use candle_core::{DType, Device, Tensor, Var, WithDType};
 
 // ----------------------------------------------------------------------------------------------
@@ -435,24 +436,16 @@ fn relu_rule_kernel_follows_each_backward_rule() {
     }
 }
 
-/// SplitMix64's output function, transcribed from `ops/dropout.rs`'s documentation.
-fn mix(z: u64) -> u64 {
-    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The key the host passes the dropout kernel for `(seed, stream)`: `mix(mix(seed) ^ stream)`
-/// (`ops/dropout.rs`, crate-private there), checked against the public [`dropout_bits`].
+/// (`ops/dropout/mask.rs`, crate-private there), checked against the public [`dropout_bits`].
 fn dropout_key(seed: u64, stream: u64) -> u64 {
-    let key = mix(mix(seed) ^ stream);
+    let key = splitmix::mix(splitmix::mix(seed) ^ stream);
     for i in [0u64, 1, 2, 1000, u64::from(u32::MAX) + 5] {
-        let bits =
-            (mix(key.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))) >> 32) as u32;
+        let bits = (splitmix::output(key, i) >> 32) as u32;
         assert_eq!(
             bits,
             dropout_bits(seed, stream, i),
-            "the test's transcription of the dropout key disagrees with ops/dropout.rs"
+            "the test's transcription of the dropout key disagrees with ops/dropout/mask.rs"
         );
     }
     key

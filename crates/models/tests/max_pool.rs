@@ -67,13 +67,7 @@ fn backward_routes_gradient_to_first_argmax() {
         .unwrap()
         .backward()
         .unwrap();
-    let dx = grads
-        .get(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
+    let dx = common::to_f64(grads.get(&x).unwrap());
     // Channel 0 arg-maxes (first in row-major window order, as PyTorch): (0,0)->[0,1] (tie with
     // [1,1]), (0,1) and (0,2)->[1,3] (2+3), (1,0)->[3,0], (1,1)->[2,2] (tie with [2,3]),
     // (1,2)->[2,3], (2,0)->[4,1], (2,1)->[3,2], (2,2)->[4,3].
@@ -111,19 +105,8 @@ fn gradient_matches_finite_differences() {
             .unwrap()
     };
     let grads = loss(x.as_tensor()).backward().unwrap();
-    let analytic = grads
-        .get(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let original = x
-        .as_tensor()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
+    let analytic = common::to_f64(grads.get(&x).unwrap());
+    let original = common::to_f64(x.as_tensor());
     let eps = 1e-6;
     for i in 0..original.len() {
         let mut values = original.clone();
@@ -149,8 +132,8 @@ fn composed_fallback_equals_custom_op() {
     let ours = max_pool2d_padded(&x).unwrap();
     let composed = max_pool2d_reference(&x, 3, 2, 1).unwrap();
     assert_eq!(composed.dims(), &[2, 3, 16, 16]);
-    let a = ours.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    let b = composed.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let a = common::to_f64(&ours);
+    let b = common::to_f64(&composed);
     assert_eq!(a, b);
     let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let g2 = (composed * &r)
@@ -159,20 +142,8 @@ fn composed_fallback_equals_custom_op() {
         .unwrap()
         .backward()
         .unwrap();
-    let g1 = g1
-        .get(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let g2 = g2
-        .get(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
+    let g1 = common::to_f64(g1.get(&x).unwrap());
+    let g2 = common::to_f64(g2.get(&x).unwrap());
     assert_eq!(g1, g2);
     // Sizes of the paper: 32 -> 16 -> 8.
     let eight = max_pool2d_reference(&max_pool2d_padded(&x).unwrap(), 3, 2, 1).unwrap();

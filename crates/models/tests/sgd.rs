@@ -1,8 +1,11 @@
 //! The fused in-place SGD step (`ops::sgd_step`) against hand computations and against the
 //! unfused candle expression it replaces, on the CPU.
 
+mod common;
+
 use allconv_models::ops::sgd_step;
 use candle_core::{DType, Device, Tensor, Var};
+use common::bits;
 
 fn t(v: &[f32]) -> Tensor {
     Tensor::new(v, &Device::Cpu).unwrap()
@@ -87,22 +90,6 @@ fn bit_identical_to_the_unfused_candle_expression() {
                 (w_ref, v_ref) = reference(&w_ref, &v_ref, &g, 0.01, 0.9, wd);
                 sgd_step(&w, &v, &g, 0.01, 0.9, wd).unwrap();
             }
-            let bits = |t: &Tensor| -> Vec<u64> {
-                match dtype {
-                    DType::F32 => t
-                        .to_vec1::<f32>()
-                        .unwrap()
-                        .iter()
-                        .map(|x| u64::from(x.to_bits()))
-                        .collect(),
-                    _ => t
-                        .to_vec1::<f64>()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.to_bits())
-                        .collect(),
-                }
-            };
             assert!(
                 bits(&w) == bits(&w_ref),
                 "{dtype:?} wd {wd}: weights differ"

@@ -67,26 +67,14 @@ struct Summary {
 /// SplitMix64's `(i+1)`-th output from the state `mix(s)`, as `u` in [0, 1), then
 /// `(2u - 1) * bound` in f64, rounded once to f32.
 fn uniform(stream: u64, n: usize, bound: f64) -> Vec<f32> {
-    let key = splitmix64::mix(stream);
+    let key = allconv_splitmix::mix(stream);
     (0..n as u64)
         .map(|i| {
-            let bits = splitmix64::output(key, i) >> 40;
+            let bits = allconv_splitmix::output(key, i) >> 40;
             let u = bits as f64 / (1u64 << 24) as f64;
             ((2.0 * u - 1.0) * bound) as f32
         })
         .collect()
-}
-
-// TEMPORARY until the one SplitMix64 function lands.
-mod splitmix64 {
-    pub fn mix(z: u64) -> u64 {
-        let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn output(key: u64, i: u64) -> u64 {
-        mix(key.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
-    }
 }
 
 fn md5_hex(values: &[f32]) -> String {

@@ -3,7 +3,11 @@
 //! roundings where it is bit for bit. Nothing here calls the code under test.
 //!
 //! Why by hand: the point is an implementation that shares no code (no im2col, no GEMM, no
-//! vector loop) with the ops being checked; no crate offers these definitions.
+//! vector loop) with the ops being checked; no crate offers these definitions. The dropout
+//! mask's generator, SplitMix64, is part of the definition (docs/protocol.md, Dropout) and comes
+//! from allconv-splitmix, whose own test pins it to the reference implementation.
+
+use allconv_splitmix as splitmix;
 
 /// The inputs of one convolution case, row-major: `x [n, c, h, w]`, `weight [o, c, k, k]`,
 /// `bias [o]` and the upstream gradient `upstream` of the output.
@@ -159,26 +163,18 @@ pub(crate) fn max_pool(
     (y, dx)
 }
 
-/// SplitMix64's output function.
-fn mix(z: u64) -> u64 {
-    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Inverted dropout of f32 values, from the definition in `docs/protocol.md` (Dropout):
 /// element `i` of stream `(seed, stream)` is kept iff the high 32 bits of the `(i+1)`-th
 /// SplitMix64 output from `mix(mix(seed) ^ stream)` are at least `round(rate * 2^32)`, and
 /// kept elements are multiplied by `1 / (1 - rate)` rounded to f32.
 pub(crate) fn dropout(x: &[f32], rate: f64, seed: u64, stream: u64) -> Vec<f32> {
-    let key = mix(mix(seed) ^ stream);
+    let key = splitmix::mix(splitmix::mix(seed) ^ stream);
     let threshold = (rate * 4_294_967_296.0).round() as u64;
     let scale = (1.0 / (1.0 - rate)) as f32;
     x.iter()
         .enumerate()
         .map(|(i, &v)| {
-            let z = key.wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            if mix(z) >> 32 >= threshold {
+            if splitmix::output(key, i as u64) >> 32 >= threshold {
                 v * scale
             } else {
                 0.0

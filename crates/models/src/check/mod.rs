@@ -14,6 +14,7 @@
 //! what a failure means.
 
 mod compare;
+mod context;
 mod direct;
 mod identity;
 mod ops;
@@ -23,15 +24,11 @@ mod step;
 use candle_core::Device;
 
 pub use compare::Tolerance;
+pub use context::lcg_values;
 pub use identity::device_identity;
-pub use ops::lcg_values;
 pub use setting::{combinations, Setting};
 
 use crate::ops::ConvEngine;
-
-/// Environment variable from which `allconv` takes [`CheckOptions::perturb`] (the binary reads
-/// it; this crate reads no environment).
-pub const PERTURB_ENV: &str = "ALLCONV_CHECK_PERTURB";
 
 /// Arithmetic the device may use for convolutions and matrix products: `fp32`, or `tf32` (CUDA
 /// only; see [`crate::ops::set_tf32`]).
@@ -53,9 +50,11 @@ pub struct CheckOptions {
     pub models: Vec<String>,
     /// Fewer and smaller shapes and a batch of 2 for the training step.
     pub quick: bool,
-    /// For tests only, `None` otherwise: one op (e.g. `conv_bwd_filter`) whose tested result is
-    /// perturbed, on every convolution engine, or as `conv_bwd_filter@own` on one. It proves the
-    /// check can fail (and that a failure of one engine only is seen as such).
+    /// For tests only, `None` otherwise (the binary never sets it): one op (e.g.
+    /// `conv_bwd_filter`) whose tested result is perturbed, on every convolution engine, or as
+    /// `conv_bwd_filter@own` on one; `step_grad_first_batch` moves the first batch's step
+    /// gradients only. It proves the check can fail (and that a failure of one engine only, or
+    /// of the first batch only, is seen as such).
     pub perturb: Option<String>,
 }
 
@@ -70,7 +69,7 @@ impl CheckOptions {
 #[derive(Debug, Clone)]
 pub struct Case {
     /// The op's identifier, e.g. `conv_relu_fwd`, `pool_bwd`, `step_grad` (the names
-    /// [`PERTURB_ENV`] accepts).
+    /// [`CheckOptions::perturb`] accepts).
     pub op: &'static str,
     /// The case's shape and parameters, e.g. `x 2x5x9x8 w 6x5x3x3 s2 p1`.
     pub shape: String,
@@ -201,9 +200,9 @@ pub fn run_with(
         on_case(&case);
         cases.push(case);
     };
-    let references = ops::References::default();
+    let references = context::References::default();
     let result = (|| -> Result<(), CheckError> {
-        let exact = ops::Context {
+        let exact = context::Context {
             device: &options.device,
             setting: None,
             quick: options.quick,
@@ -215,7 +214,7 @@ pub fn run_with(
         ops::sgd_cases(&exact, &mut push)?;
         for &setting in &settings {
             setting.apply();
-            let ctx = ops::Context {
+            let ctx = context::Context {
                 setting: Some(setting),
                 ..exact
             };

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
 use super::compare::{compare, perturb, Tolerance};
-use super::ops::{cached, case, op_error, to_f64, values, Context};
+use super::context::{cached, case, op_error, row, to_f64, values, Context, Gradients};
 use super::{Case, CheckError, Precision};
 use crate::{spec, Mode, ModelOptions, ModelSpec, Network, INPUT_CHANNELS, INPUT_SIZE};
 
@@ -39,12 +39,6 @@ pub(crate) fn specs(models: &[String]) -> Result<Vec<ModelSpec>, CheckError> {
         .map(|name| spec(name, &options).map_err(CheckError::from))
         .collect()
 }
-
-/// Each parameter's name and gradient.
-type Gradients = Vec<(String, Vec<f64>)>;
-
-/// The loss and gradients of one step.
-pub(crate) type StepResult = (f64, Gradients);
 
 /// Seeds of the batches a step is compared on: the first, and the second used only when the
 /// first one's gradients miss the tolerance (see the module documentation).
@@ -163,16 +157,13 @@ pub(crate) fn step_cases(
                 &[ref_loss],
                 Tolerance::Relative(loss_tol),
             ));
-            push(Case {
-                op: "step_grad",
-                shape: format!("{shape}, {} tensors{which}", ref_grads.len()),
-                dtype: "f32",
-                setting: ctx.setting,
-                max_abs,
-                max_rel,
+            push(row(
+                ctx,
+                "step_grad",
+                format!("{shape}, {} tensors{which}", ref_grads.len()),
+                (max_abs, max_rel, pass),
                 tolerance,
-                pass,
-            });
+            ));
             break;
         }
     }

@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Tensor, WithDType};
 
-use super::dropout::WideApply;
+use super::dropout::mask::WideApply;
 
 /// Where an op has its own kernels. Every op has CPU kernels for f32 and f64; they differ in
 /// what they run on CUDA (only with the `cuda` feature) and in whether they run there at all.

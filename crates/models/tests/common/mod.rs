@@ -30,6 +30,26 @@ pub fn to_f64(t: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
+/// Every element's bits (f32 or f64), in row-major order: for comparisons bit for bit.
+pub fn bits(t: &Tensor) -> Vec<u64> {
+    let t = t.flatten_all().unwrap();
+    match t.dtype() {
+        DType::F32 => t
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| u64::from(x.to_bits()))
+            .collect(),
+        DType::F64 => t
+            .to_vec1::<f64>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect(),
+        other => panic!("unexpected dtype {other:?}"),
+    }
+}
+
 /// Runs `check` once on every CPU kernel path this CPU supports (see `ops::cpu_kernels`), each
 /// time naming the path on stdout, which the test harness shows for a failing test. A lock keeps
 /// the tests of one binary that switch paths from switching it under one another; the path is

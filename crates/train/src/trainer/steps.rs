@@ -11,13 +11,11 @@ use crate::error::Result;
 /// fresh masks and a resumed run draws the same ones (splitmix64 finaliser: consecutive inputs
 /// give unrelated outputs).
 pub fn dropout_seed(seed: u64, epoch: usize, step: usize) -> u64 {
-    let mut z = seed
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add((epoch as u64) << 32)
-        .wrapping_add(step as u64);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    allconv_splitmix::mix(
+        seed.wrapping_mul(allconv_splitmix::GAMMA)
+            .wrapping_add((epoch as u64) << 32)
+            .wrapping_add(step as u64),
+    )
 }
 
 /// Mean cross-entropy and accuracy (fraction) of `net` on `split` in evaluation mode (no dropout);

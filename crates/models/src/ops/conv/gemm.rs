@@ -135,7 +135,8 @@ fn check_destination(len: usize, ld: usize, m: usize, n: usize) {
     );
 }
 
-/// The product behind [`matmul_ld`] and [`matmul_ld_uninit`].
+/// The product behind [`matmul_ld`] and [`matmul_ld_uninit`]: `private-gemm-x86` where
+/// [`X86Kernels::chosen_for`] gives its kernels, the `gemm` crate otherwise.
 ///
 /// # Safety
 /// `dst` addresses `m` rows of `n` elements `ld` apart, writable and not aliased during the
@@ -151,63 +152,14 @@ unsafe fn matmul_raw<T: WithDType>(
     parallelism: Parallelism,
 ) {
     #[cfg(target_arch = "x86_64")]
-    {
-        let instr = match cpu_kernels::chosen() {
-            CpuKernels::Avx512 => Some(private_gemm_x86::InstrSet::Avx512),
-            CpuKernels::Avx2 => Some(private_gemm_x86::InstrSet::Avx256),
-            CpuKernels::Portable => None,
+    if let Some(kernels) = X86Kernels::chosen_for::<T>() {
+        let threads = match parallelism {
+            Parallelism::Rayon(threads) => threads.max(1),
+            _ => 1,
         };
-        let dtype = match T::DTYPE {
-            DType::F32 => Some(private_gemm_x86::DType::F32),
-            DType::F64 => Some(private_gemm_x86::DType::F64),
-            _ => None,
-        };
-        if let (Some(instr), Some(dtype)) = (instr, dtype) {
-            let threads = match parallelism {
-                Parallelism::Rayon(threads) => threads.max(1),
-                _ => 1,
-            };
-            let alpha = T::one();
-            // SAFETY: as for `gemm::gemm` below; `private-gemm-x86` reads `m x k` and `k x n`
-            // elements through the given strides (in elements), writes the `m x n` destination,
-            // and runs `instr`'s instructions only, which `cpu_kernels` checked this CPU has.
-            // `alpha` is a `T` matching `dtype`, alive for the call; no index arrays, no
-            // diagonal, no conjugation.
-            unsafe {
-                private_gemm_x86::gemm(
-                    dtype,
-                    private_gemm_x86::IType::U64,
-                    instr,
-                    m,
-                    n,
-                    k,
-                    dst as *mut (),
-                    ld as isize,
-                    1,
-                    std::ptr::null(),
-                    std::ptr::null(),
-                    private_gemm_x86::DstKind::Full,
-                    if accumulate {
-                        private_gemm_x86::Accum::Add
-                    } else {
-                        private_gemm_x86::Accum::Replace
-                    },
-                    lhs.ptr as *const (),
-                    lhs.row_stride as isize,
-                    lhs.col_stride as isize,
-                    false,
-                    std::ptr::null(),
-                    0,
-                    rhs.ptr as *const (),
-                    rhs.row_stride as isize,
-                    rhs.col_stride as isize,
-                    false,
-                    &alpha as *const T as *const (),
-                    threads,
-                );
-            }
-            return;
-        }
+        // SAFETY: this function's contract, which `X86Kernels::gemm` shares.
+        unsafe { kernels.gemm(dst, ld, (m, n, k), (lhs, rhs), accumulate, threads) };
+        return;
     }
     // SAFETY: `dst` holds the m rows of n elements, ld apart, not aliased (the caller's
     // contract); the operands are views of slices that the callers size to the given
@@ -234,5 +186,89 @@ unsafe fn matmul_raw<T: WithDType>(
             false,
             parallelism,
         )
+    }
+}
+
+/// The `private-gemm-x86` kernels of one product: the instruction set of
+/// [`cpu_kernels::chosen`] and the element type.
+#[cfg(target_arch = "x86_64")]
+struct X86Kernels {
+    instr: private_gemm_x86::InstrSet,
+    dtype: private_gemm_x86::DType,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl X86Kernels {
+    /// The kernels for elements `T` on the chosen path: `None` on the portable path and for
+    /// dtypes other than f32 and f64.
+    fn chosen_for<T: WithDType>() -> Option<Self> {
+        let instr = match cpu_kernels::chosen() {
+            CpuKernels::Avx512 => Some(private_gemm_x86::InstrSet::Avx512),
+            CpuKernels::Avx2 => Some(private_gemm_x86::InstrSet::Avx256),
+            CpuKernels::Portable => None,
+        };
+        let dtype = match T::DTYPE {
+            DType::F32 => Some(private_gemm_x86::DType::F32),
+            DType::F64 => Some(private_gemm_x86::DType::F64),
+            _ => None,
+        };
+        Some(Self {
+            instr: instr?,
+            dtype: dtype?,
+        })
+    }
+
+    /// [`matmul_raw`] on these kernels with `threads` threads.
+    ///
+    /// # Safety
+    /// As [`matmul_raw`]'s; `T` is the element type the kernels were chosen for.
+    unsafe fn gemm<T: WithDType>(
+        &self,
+        dst: *mut T,
+        ld: usize,
+        (m, n, k): (usize, usize, usize),
+        (lhs, rhs): (Mat<T>, Mat<T>),
+        accumulate: bool,
+        threads: usize,
+    ) {
+        let alpha = T::one();
+        // SAFETY: as for `gemm::gemm` in `matmul_raw`; `private-gemm-x86` reads `m x k` and
+        // `k x n` elements through the given strides (in elements), writes the `m x n`
+        // destination, and runs `instr`'s instructions only, which `cpu_kernels` checked this
+        // CPU has. `alpha` is a `T` matching `dtype`, alive for the call; no index arrays, no
+        // diagonal, no conjugation.
+        unsafe {
+            private_gemm_x86::gemm(
+                self.dtype,
+                private_gemm_x86::IType::U64,
+                self.instr,
+                m,
+                n,
+                k,
+                dst as *mut (),
+                ld as isize,
+                1,
+                std::ptr::null(),
+                std::ptr::null(),
+                private_gemm_x86::DstKind::Full,
+                if accumulate {
+                    private_gemm_x86::Accum::Add
+                } else {
+                    private_gemm_x86::Accum::Replace
+                },
+                lhs.ptr as *const (),
+                lhs.row_stride as isize,
+                lhs.col_stride as isize,
+                false,
+                std::ptr::null(),
+                0,
+                rhs.ptr as *const (),
+                rhs.row_stride as isize,
+                rhs.col_stride as isize,
+                false,
+                &alpha as *const T as *const (),
+                threads,
+            );
+        }
     }
 }

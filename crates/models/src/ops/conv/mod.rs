@@ -27,11 +27,13 @@
 //! copies each row of the column matrix as one shifted run of the input plane.
 //!
 //! Here: the candle ops and the public functions. The CPU side is `geom.rs` (shapes and how the
-//! work is split), `phases.rs` and `im2col.rs`, `gemm.rs` (every GEMM call), `cpu.rs` (the two
-//! passes) and `relu.rs` (the ReLU's backward); the CUDA side is `ops/cuda/cudnn`.
+//! work is split), `phases.rs` and `im2col.rs`, `gemm.rs` (every GEMM call), `forward.rs` and
+//! `backward.rs` (the two passes) and `relu.rs` (the ReLU's backward); the CUDA side is
+//! `ops/cuda/cudnn`.
 
-mod cpu;
+mod backward;
 mod engine;
+mod forward;
 mod gemm;
 mod geom;
 mod im2col;
@@ -45,8 +47,9 @@ use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, St
 
 use super::buffers::{contiguous, float_storage, own_kernel_runs, Float, Kernels};
 use super::dropout::Dropout;
-use cpu::{conv_backward, conv_forward};
+use backward::conv_backward;
 pub use engine::{conv_engine, set_conv_engine, ConvEngine, ConvEngineChoice, ALL_CONV_ENGINES};
+use forward::conv_forward;
 use geom::Geom;
 pub use relu::ReluBackward;
 use relu::ReluBackwardOp;

@@ -2,12 +2,12 @@
 // kernels.rs. Each one has the same contract (and, where stated, the same floating-point
 // operations in the same order) as the CPU code it mirrors:
 //
-//   max_pool_fwd   ops/pool.rs MaxPoolOp           padded max, -inf padding, NaN wins (f32, f64)
-//   max_pool_bwd   ops/pool.rs MaxPoolBackwardOp   gradient to the first arg-max, summed in
+//   max_pool_fwd   ops/pool/ MaxPoolOp             padded max, -inf padding, NaN wins (f32, f64)
+//   max_pool_bwd   ops/pool/ MaxPoolBackwardOp     gradient to the first arg-max, summed in
 //                                                  increasing output index (bit-identical)
 //   relu_mask      ops/conv/relu.rs ReluBackwardOp dy * (y > 0) (ReluBackward::Backprop)
 //   relu_rule      ops/conv/relu.rs ReluBackwardOp the visualisation rules (ReluBackward)
-//   dropout        ops/dropout.rs                  same counter hash, same mask, bit-identical
+//   dropout        ops/dropout/                    same counter hash, same mask, bit-identical
 //   sgd            ops/sgd.rs                      same operations in the same order
 //
 // Built without --use_fast_math and with --fmad=false (build.rs): fast math would break the NaN
@@ -155,7 +155,7 @@ extern "C" __global__ void allconv_relu_rule_f32(const float* dy, const float* y
 
 // ---------------------------------------------------------------------------------------------
 // Dropout. The mask bit of element i is the high half of the (i+1)-th output of SplitMix64
-// started at `key` (the host derives key from seed and stream, ops/dropout.rs): element kept
+// started at `key` (the host derives key from seed and stream, ops/dropout/mask.rs): element kept
 // iff bits >= threshold = round(rate * 2^32). Integer arithmetic only, identical to the Rust.
 
 __device__ __forceinline__ u64 splitmix64_mix(u64 z) {

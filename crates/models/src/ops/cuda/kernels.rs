@@ -245,7 +245,7 @@ pub(crate) fn relu_backward(
 }
 
 /// Dropout of a contiguous f32/f64 tensor with the host-derived `key` and `threshold` (see
-/// `ops/dropout.rs`); kept elements are multiplied by `scale` rounded to the dtype.
+/// `ops/dropout/mask.rs`); kept elements are multiplied by `scale` rounded to the dtype.
 pub(crate) fn dropout(
     (xs, xl): (&CudaStorage, &Layout),
     key: u64,

@@ -14,11 +14,13 @@
 //! PyTorch's CPU kernel; a NaN counts as the maximum.
 //!
 //! Here: the candle ops and the public functions. The CPU kernels are in `cpu.rs` (with the
-//! paper's 3x3/2 pool on even sizes in `paper_3x3s2.rs`), the candle-op fallback for other
-//! devices and dtypes in `composed.rs`, the CUDA kernels in `ops/cuda/kernels.cu`.
+//! paper's 3x3/2 pool on even sizes in `paper_3x3s2.rs`, and the window geometry both use in
+//! `geom.rs`), the candle-op fallback for other devices and dtypes in `composed.rs`, the CUDA
+//! kernels in `ops/cuda/kernels.cu`.
 
 mod composed;
 mod cpu;
+mod geom;
 mod paper_3x3s2;
 
 use candle_core::backend::BackendStorage;
@@ -29,7 +31,8 @@ use candle_core::{
 use super::buffers::{contiguous, float_storage, own_kernel_runs, Kernels};
 use super::Dropout;
 use composed::max_pool2d_composed;
-use cpu::{pool_backward, pool_forward, PoolGeom};
+use cpu::{pool_backward, pool_forward};
+use geom::PoolGeom;
 
 /// Forward op on `x [N, C, H, W]`.
 struct MaxPoolOp {

@@ -4,7 +4,7 @@
 
 use candle_core::WithDType;
 
-use super::cpu::{nan_max, PoolGeom};
+use super::geom::{nan_max, PoolGeom};
 
 /// The paper's pool (3x3 window, stride 2, padding 1) on even-sized planes, a whole plane at a
 /// time in long vectorisable loops.

@@ -11,7 +11,7 @@ use cudarc::driver::CudaStream;
 
 use super::desc::ConvDesc;
 use super::ffi::{Code, RawPerf};
-use super::state::raw_mut;
+use super::workspace::raw_mut;
 use super::{check, cudnn_error, Key};
 use crate::ops::cudnn_codes::{Direction, MathType, Perf, UnknownCode};
 
@@ -130,7 +130,8 @@ impl fmt::Display for Choice {
 }
 
 /// Chooses an algorithm for one direction: the largest heuristic workspace that fits the limit
-/// sizes a temporary buffer, `find` times the algorithms on it, [`pick_timed`] chooses.
+/// sizes a temporary buffer, `find` times the algorithms on it, [`pick_timed`] chooses; where
+/// timing is impossible, the heuristics' first usable algorithm.
 pub(super) fn choose(
     stream: &Arc<CudaStream>,
     direction: Direction,
@@ -148,6 +149,35 @@ pub(super) fn choose(
     )?;
     let capacity = count.max(1) as usize;
     let mut unknown = Vec::new();
+    let heuristics = ranked(
+        heuristic,
+        capacity,
+        direction,
+        &mut unknown,
+        (op, step, key),
+    )?;
+    if let Some(p) = timed(
+        stream,
+        find,
+        capacity,
+        &heuristics,
+        direction,
+        &mut unknown,
+        key,
+    ) {
+        return Ok((p, Source::Timed(p.time)));
+    }
+    first_usable(&heuristics, &unknown, (op, step, key))
+}
+
+/// The `cudnnGet*_v7` heuristics' results (at most `capacity`), decoded, in cuDNN's order.
+fn ranked(
+    heuristic: impl FnOnce(c_int, &mut c_int, *mut RawPerf) -> Code,
+    capacity: usize,
+    direction: Direction,
+    unknown: &mut Vec<UnknownCode>,
+    (op, step, key): (&str, &str, &Key),
+) -> Result<Vec<Perf>> {
     let mut raw = vec![RawPerf::default(); capacity];
     let mut returned: c_int = 0;
     check(
@@ -156,41 +186,62 @@ pub(super) fn choose(
         key,
         heuristic(capacity as c_int, &mut returned, raw.as_mut_ptr()),
     )?;
-    let heuristics = decode(&raw, returned, direction, &mut unknown);
+    Ok(decode(&raw, returned, direction, unknown))
+}
+
+/// The timed choice: `find` times the algorithms in a temporary workspace as large as the
+/// largest usable heuristic result needs, and [`pick_timed`] chooses. `None` where that is
+/// impossible: no memory for the workspace, cuDNN refused, or no result is usable.
+fn timed(
+    stream: &Arc<CudaStream>,
+    find: impl FnOnce(c_int, &mut c_int, *mut RawPerf, *mut c_void, usize) -> Code,
+    capacity: usize,
+    heuristics: &[Perf],
+    direction: Direction,
+    unknown: &mut Vec<UnknownCode>,
+    key: &Key,
+) -> Option<Perf> {
     let find_bytes = heuristics
         .iter()
         .filter(|p| usable(p, key, WORKSPACE_LIMIT))
         .map(|p| p.memory)
         .max()
         .unwrap_or(0);
-
-    let mut timed = if find_bytes == 0 {
+    let mut workspace = if find_bytes == 0 {
         None
     } else {
         // SAFETY: scratch memory, only written by cuDNN.
         unsafe { stream.alloc::<u8>(find_bytes) }.ok()
     };
-    if find_bytes == 0 || timed.is_some() {
-        let (ws, ws_len, guard) = raw_mut(&mut timed, stream);
-        let mut raw = vec![RawPerf::default(); capacity];
-        let mut returned: c_int = 0;
-        let found = find(
-            capacity as c_int,
-            &mut returned,
-            raw.as_mut_ptr(),
-            ws,
-            ws_len,
-        );
-        drop(guard);
-        if found == super::ffi::STATUS_SUCCESS {
-            let results = decode(&raw, returned, direction, &mut unknown);
-            if let Some(p) = pick_timed(&results, key, ws_len) {
-                return Ok((p, Source::Timed(p.time)));
-            }
-        }
+    if find_bytes != 0 && workspace.is_none() {
+        return None;
     }
-    // Timing was impossible (no memory for its workspace, or cuDNN refused): fall back to the
-    // heuristics' order, which is cuDNN's own estimate of speed.
+    let (ws, ws_len, guard) = raw_mut(&mut workspace, stream);
+    let mut raw = vec![RawPerf::default(); capacity];
+    let mut returned: c_int = 0;
+    let found = find(
+        capacity as c_int,
+        &mut returned,
+        raw.as_mut_ptr(),
+        ws,
+        ws_len,
+    );
+    drop(guard);
+    if found != super::ffi::STATUS_SUCCESS {
+        return None;
+    }
+    let results = decode(&raw, returned, direction, unknown);
+    pick_timed(&results, key, ws_len)
+}
+
+/// Where timing was impossible: the first usable result in the heuristics' order, which is
+/// cuDNN's own estimate of speed; an error if none is usable, naming the results left out as
+/// `unknown`.
+fn first_usable(
+    heuristics: &[Perf],
+    unknown: &[UnknownCode],
+    (op, step, key): (&str, &str, &Key),
+) -> Result<(Perf, Source)> {
     heuristics
         .iter()
         .copied()

@@ -50,6 +50,7 @@ mod desc;
 mod ffi;
 mod forward;
 mod state;
+mod workspace;
 
 use std::ffi::{c_int, c_void, CStr};
 use std::fmt;

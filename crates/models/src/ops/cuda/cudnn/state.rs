@@ -5,18 +5,17 @@
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::sync::Arc;
 
 use candle_core::cuda::CudaDevice;
 use candle_core::Result;
 use cudarc::cudnn::sys;
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtrMut};
+use cudarc::driver::{CudaSlice, CudaStream};
 
 use super::algo::{requested_math, Choice};
 use super::desc::{ConvDesc, FilterDesc, Handle, ReluDesc, TensorDesc};
 use super::ffi::{self, Code, STATUS_SUCCESS};
-use super::{cudnn_error, driver_error, status_text, Key};
+use super::{cudnn_error, status_text, Key};
 
 /// Descriptors and chosen algorithms of one convolution geometry.
 pub(super) struct Plan {
@@ -187,42 +186,5 @@ pub(super) fn plan<'a>(
                 Plan::new(key).map_err(|s| cudnn_error(op, "creating descriptors", key, s))?;
             Ok(v.insert(plan))
         }
-    }
-}
-
-/// Grows the shared workspace to at least `bytes`.
-pub(super) fn ensure_workspace(
-    workspace: &mut Option<CudaSlice<u8>>,
-    stream: &Arc<CudaStream>,
-    bytes: usize,
-    op: &str,
-    key: &Key,
-) -> Result<()> {
-    if bytes > workspace.as_ref().map_or(0, |w| w.len()) {
-        // Free the old buffer first so the stream-ordered pool can reuse its memory.
-        *workspace = None;
-        // SAFETY: a workspace is scratch memory; cuDNN never reads what it did not write.
-        let fresh = unsafe { stream.alloc::<u8>(bytes) }.map_err(driver_error(
-            op,
-            "allocating the cuDNN workspace",
-            key,
-        ))?;
-        *workspace = Some(fresh);
-    }
-    Ok(())
-}
-
-/// The device pointer of an optional buffer (null when absent), with its use-tracking guard.
-pub(super) fn raw_mut<'a>(
-    buf: &'a mut Option<CudaSlice<u8>>,
-    stream: &'a CudaStream,
-) -> (*mut c_void, usize, Option<cudarc::driver::SyncOnDrop<'a>>) {
-    match buf.as_mut() {
-        Some(b) => {
-            let len = b.len();
-            let (ptr, guard) = b.device_ptr_mut(stream);
-            (ptr as *mut c_void, len, Some(guard))
-        }
-        None => (std::ptr::null_mut(), 0, None),
     }
 }
