@@ -2,22 +2,10 @@
 //!
 //! One module per command under `cli/`; each owns its flags (`Args`) and its `run`.
 
-/// The binary's `println!`: a line on standard output through `allconv_runs::output`, which
-/// drops it instead of panicking when the stream is closed (see there). Defined before `mod
-/// cli`, so it is the `println!` of every command module: none of them can end by a panic
-/// because a pipe or terminal went away.
-macro_rules! println {
-    ($($arg:tt)*) => {
-        allconv_runs::outln!($($arg)*)
-    };
-}
-
-/// The binary's `eprintln!`: as [`println!`], on standard error.
-macro_rules! eprintln {
-    ($($arg:tt)*) => {
-        allconv_runs::errln!($($arg)*)
-    };
-}
+// Every line goes through `allconv_runs::output` (`outln!`, `errln!`), which drops it instead of
+// panicking when the stream is closed: no command may end by a panic because a pipe or terminal
+// went away, so the standard macros, which panic then, are refused.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
 

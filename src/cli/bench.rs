@@ -7,6 +7,7 @@
 //! every N steps. With `--augment`, the training step is measured a second time with the batch
 //! augmented first (flip + shift on the device, as `data.augment` trains), for the cost of it.
 
+use allconv_runs::{errln, outln};
 use std::time::Instant;
 
 use allconv_cifar::EpochAugmentation;
@@ -119,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.conv_engine.describe(device.is_cuda())
     );
     if args.paced {
-        eprintln!("bench --paced: {settings}");
+        errln!("bench --paced: {settings}");
         anyhow::ensure!(
             precisions.len() == 1,
             "--paced measures one precision; give --precision fp32 or --precision tf32"
@@ -127,22 +128,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return paced(&specs, &device, precisions[0], args.batch, args.iters);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
+    outln!(
         "device {}, batch {}, {} timed iterations, {threads} CPU threads; {settings}",
-        args.device, args.batch, args.iters
+        args.device,
+        args.batch,
+        args.iters
     );
     let kernels = ops::cpu_kernels().context("choosing the CPU kernels")?;
     let supported: Vec<&str> = ops::supported_cpu_kernels()
         .iter()
         .map(|k| k.name())
         .collect();
-    println!(
+    outln!(
         "CPU {}; CPU kernels {kernels} (this CPU runs: {}; {} forces one)",
         ops::cpu_model(),
         supported.join(", "),
         ops::CPU_KERNELS_ENV
     );
-    println!(
+    outln!(
         "{:<16} {:>9} {:>12} {:>24} {:>24}{}",
         "model",
         "precision",
@@ -176,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "{:<16} {:>9} {:>12} {:>24} {:>24}{augmented_rate}",
                 s.name,
                 precision.to_string(),
@@ -197,9 +200,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(feature = "cuda")]
 fn print_cudnn_plans() {
     let plans = allconv_models::ops::cudnn_plans();
-    println!("cuDNN plans ({}):", plans.len());
+    outln!("cuDNN plans ({}):", plans.len());
     for line in plans {
-        println!("  {line}");
+        outln!("  {line}");
     }
 }
 

@@ -3,6 +3,7 @@
 //! (precision, cuDNN's algorithm set, convolution engine; see `docs/protocol.md`, Device check).
 //! Exits with an error naming the failing ops.
 
+use allconv_runs::outln;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -96,7 +97,7 @@ fn row(case: &Case) {
         Some(s) => (s.precision.name(), s.algorithms(), s.engine.name()),
         None => ("-", "-", "-"),
     };
-    println!(
+    outln!(
         "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10.3e} {:>10.3e} {:>10} {}",
         case.op,
         case.shape,
@@ -116,7 +117,7 @@ fn row(case: &Case) {
 pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Result<CheckReport> {
     let start = Instant::now();
     let settings = options.settings();
-    println!(
+    outln!(
         "device check on {device_name}, {} setting(s): {} (pool, dropout and SGD once: no \
          setting changes them)",
         settings.len(),
@@ -126,20 +127,28 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
             .collect::<Vec<_>>()
             .join("; ")
     );
-    println!(
+    outln!(
         "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10} {:>10} {:>10} result",
-        "op", "shape", "type", "prec", "alg", "engine", "max abs", "max rel", "tolerance"
+        "op",
+        "shape",
+        "type",
+        "prec",
+        "alg",
+        "engine",
+        "max abs",
+        "max rel",
+        "tolerance"
     );
     let report = check::run_with(options, &mut row).context("device check")?;
     if !report.plans.is_empty() {
-        println!("cuDNN's choices per convolution shape:");
+        outln!("cuDNN's choices per convolution shape:");
         for plan in &report.plans {
-            println!("  {plan}");
+            outln!("  {plan}");
         }
     }
     if settings.len() > 1 {
         for outcome in report.outcomes() {
-            println!(
+            outln!(
                 "  {}: {} cases, {}",
                 outcome.setting,
                 outcome.cases,
@@ -152,7 +161,7 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
         }
     }
     let failed = report.cases.iter().filter(|c| !c.pass).count();
-    println!(
+    outln!(
         "device check on {device_name} ({}): {} cases, {} passed, {failed} failed, {:.1} s",
         options
             .precisions
@@ -189,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let identity = super::device_gate::identity(&options.device)?;
         let path = super::device_gate::record(&runs, &identity, &report.outcomes())
             .with_context(|| format!("--record {}", runs.path().display()))?;
-        println!("recorded in {} for {identity}", path.display());
+        outln!("recorded in {} for {identity}", path.display());
     }
     let failed = report.failed_ops();
     if !failed.is_empty() {

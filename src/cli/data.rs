@@ -1,6 +1,7 @@
 //! `allconv data`: acquire CIFAR-10 or CIFAR-100 (`fetch`), print what a folder holds
 //! (`stats`), write a smaller copy (`subset`).
 
+use allconv_runs::outln;
 use std::path::PathBuf;
 
 use allconv_cifar::fetch::{FetchOptions, FetchOutcome};
@@ -82,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         to.display()
                     )
                 })?;
-            println!(
+            outln!(
                 "{}: {} training images ({per_file} from each file), {test} test images",
                 to.display(),
                 subset.train.len()
@@ -111,7 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 FetchOutcome::AlreadyPresent => "already present".to_string(),
                 FetchOutcome::Fetched { route } => format!("fetched through the {route}"),
             };
-            println!(
+            outln!(
                 "{}: {how}; train.bin and test.bin hold 50,000 and 10,000 valid records",
                 dir.display()
             );
@@ -132,11 +133,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let outcome = allconv_cifar::fetch(&dir, &opts)
                 .with_context(|| format!("allconv data fetch --dir {}", dir.display()))?;
             match outcome {
-                FetchOutcome::AlreadyPresent => println!(
+                FetchOutcome::AlreadyPresent => outln!(
                     "{}: already present, all six md5 sums verified; nothing to do",
                     dir.display()
                 ),
-                FetchOutcome::Fetched { route } => println!(
+                FetchOutcome::Fetched { route } => outln!(
                     "{}: fetched through the {route}; all six md5 sums verified",
                     dir.display()
                 ),
@@ -154,7 +155,7 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
     let sums = allconv_cifar::checksums(&dir)
         .with_context(|| format!("md5 of the files in {}", dir.display()))?;
-    println!("folder: {}", dir.display());
+    outln!("folder: {}", dir.display());
     let mut official = true;
     for (name, expected) in allconv_cifar::OFFICIAL_MD5 {
         let actual = sums.get(name).map(String::as_str).unwrap_or("?");
@@ -164,10 +165,10 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
             official = false;
             "differs from the official file"
         };
-        println!("  {name}  md5 {actual}  {verdict}");
+        outln!("  {name}  md5 {actual}  {verdict}");
     }
     if !official {
-        println!("  (not the official data set: statistics below are of these files)");
+        outln!("  (not the official data set: statistics below are of these files)");
     }
     // Counted per file as read: the files of a truncated or hand-made copy differ in size.
     let label_counts: Vec<[usize; 10]> = files
@@ -176,37 +177,45 @@ fn stats(dir: PathBuf) -> anyhow::Result<()> {
         .map(|part| allconv_cifar::label_counts(&part.labels))
         .collect();
     let data = files.into_cifar10();
-    println!(
+    outln!(
         "images: {} training, {} test",
         data.train.len(),
         data.test.len()
     );
     for (name, counts) in allconv_cifar::TRAIN_FILES.iter().zip(&label_counts) {
-        println!("  label counts {name}: {counts:?}");
+        outln!("  label counts {name}: {counts:?}");
     }
-    println!(
+    outln!(
         "  label counts {}: {:?}",
         allconv_cifar::TEST_FILE,
         allconv_cifar::label_counts(&data.test.labels)
     );
     let train = allconv_cifar::channel_stats(&data.train);
     let test = allconv_cifar::channel_stats(&data.test);
-    println!("per-channel statistics, 0-255 scale, population std (R, G, B):");
-    println!(
+    outln!("per-channel statistics, 0-255 scale, population std (R, G, B):");
+    outln!(
         "  train mean: {} {} {}",
-        train.mean[0], train.mean[1], train.mean[2]
+        train.mean[0],
+        train.mean[1],
+        train.mean[2]
     );
-    println!(
+    outln!(
         "  train std:  {} {} {}",
-        train.std[0], train.std[1], train.std[2]
+        train.std[0],
+        train.std[1],
+        train.std[2]
     );
-    println!(
+    outln!(
         "  test mean:  {} {} {}",
-        test.mean[0], test.mean[1], test.mean[2]
+        test.mean[0],
+        test.mean[1],
+        test.mean[2]
     );
-    println!(
+    outln!(
         "  test std:   {} {} {}",
-        test.std[0], test.std[1], test.std[2]
+        test.std[0],
+        test.std[1],
+        test.std[2]
     );
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 use allconv_models::check::{device_identity, CheckOptions, Precision, Setting, SettingOutcome};
 use allconv_models::ops::{self, ConvEngine, ConvEngineChoice};
+use allconv_runs::errln;
 use allconv_runs::{CheckedSetting, DeviceCheckRecord, RunsRoot};
 use allconv_train::config::{ExperimentConfig, TrainingConfig};
 use anyhow::{bail, Context};
@@ -274,7 +275,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
         return Ok(Gate::NotCuda);
     }
     if training.skip_device_check {
-        eprintln!(
+        errln!(
             "warning: the device check is skipped (training.skip_device_check); recorded in \
              each run's config and stated in the report"
         );
@@ -284,7 +285,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
     let identity = identity(&device)?;
     let runs = RunsRoot::new(experiment.out.runs.clone());
     let decision = gate(&runs, &identity, &Needs::of(training), |settings| {
-        eprintln!(
+        errln!(
             "device check (once per binary, GPU, driver, cuDNN and setting): {identity}; {}",
             settings
                 .iter()
@@ -308,7 +309,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
         Ok(report.outcomes().iter().map(checked).collect())
     })?;
     if let Some(message) = &decision.fallback {
-        eprintln!("warning: {message}");
+        errln!("warning: {message}");
     }
     ops::set_conv_engine(decision.engine);
     Ok(decision.gate)

@@ -1,6 +1,7 @@
 //! `allconv models`: print the networks as the declarative description builds them.
 
 use allconv_models::{spec, ModelOptions, INPUT_CHANNELS, INPUT_SIZE, MODEL_NAMES};
+use allconv_runs::outln;
 use anyhow::Context;
 
 /// Flags of `allconv models`.
@@ -36,12 +37,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|name| spec(name, &options).with_context(|| format!("model '{name}'")))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    println!(
+    outln!(
         "{:<16} {:>12} {:>7} {:>6}",
-        "model", "parameters", "layers", "convs"
+        "model",
+        "parameters",
+        "layers",
+        "convs"
     );
     for s in &specs {
-        println!(
+        outln!(
             "{:<16} {:>12} {:>7} {:>6}",
             s.name,
             thousands(s.parameter_count()),
@@ -53,14 +57,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     for s in &specs {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{} ({} parameters), input {INPUT_CHANNELS}x{INPUT_SIZE}x{INPUT_SIZE}",
             s.name,
             thousands(s.parameter_count())
         );
         for (i, (layer, [c, h, w])) in s.layers.iter().zip(s.shapes()).enumerate() {
-            println!("  {:>2}  {:<36} -> {c}x{h}x{w}", i + 1, layer.to_string());
+            outln!("  {:>2}  {:<36} -> {c}x{h}x{w}", i + 1, layer.to_string());
         }
     }
     Ok(())

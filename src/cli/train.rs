@@ -5,6 +5,7 @@
 //! `allconv reproduce` (`--grid grid.json --index I`). `--set key=value` and the short flags
 //! override configuration keys.
 
+use allconv_runs::outln;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,6 +171,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("training {}", dir.display()))?;
-    println!("{} -> {}", result.summary(), dir.display());
+    outln!("{} -> {}", result.summary(), dir.display());
     Ok(())
 }

@@ -17,6 +17,7 @@ mod pool;
 mod slurm;
 mod stop;
 
+use allconv_runs::{errln, outln};
 use std::path::PathBuf;
 
 use allconv_runs::RunsRoot;
@@ -206,7 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let report_dir = args.report.unwrap_or_else(|| runs.report_dir());
     let written = super::report::write(runs.path(), &report_dir)?;
-    eprintln!(
+    errln!(
         "{} runs: {} trained now, {} finished before, {} diverged, {} failed, {} being trained \
          by another process",
         grid.points.len(),
@@ -216,7 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         outcome.failed.len(),
         outcome.running.len()
     );
-    println!("{}", written.markdown.display());
+    outln!("{}", written.markdown.display());
     if !outcome.failed.is_empty() {
         bail!(
             "{} run(s) failed (see their train.log): {}",

@@ -2,6 +2,7 @@
 //! as many at once as [`Slots`] has places (`--jobs`, or `--jobs-per-gpu` on each of `--gpus`),
 //! with a progress bar per run read from its `metrics.csv`.
 
+use allconv_runs::errln;
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
@@ -68,7 +69,7 @@ struct Display {
 impl Display {
     fn line(&self, text: &str) {
         if self.plain {
-            eprintln!("{text}");
+            errln!("{text}");
         } else {
             let _ = self.multi.println(text);
         }

@@ -7,6 +7,7 @@ mod caption;
 mod picture;
 mod selection;
 
+use allconv_runs::outln;
 use std::path::{Path, PathBuf};
 
 use allconv_cifar::{Cifar10, RawSplit, IMAGE_BYTES};
@@ -186,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&index)? + "\n",
     )
     .with_context(|| format!("writing {}", args.out.join(INDEX).display()))?;
-    println!("wrote {}", args.out.display());
+    outln!("wrote {}", args.out.display());
     Ok(())
 }
 
