@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use allconv_cifar::{Cifar10, Prepared};
+use allconv_cifar::{Prepared, RawDataset};
 use allconv_models::Network;
 use allconv_runs::RunDir;
 use allconv_train::config::{load_yaml, SavedRunConfig};
@@ -176,7 +176,7 @@ fn check_recorded_network(
 }
 
 /// The data set of `experiment` (`data.dataset`, `data.labels`) from its `data.dir`.
-pub fn raw_data(experiment: &ExperimentConfig) -> anyhow::Result<Cifar10> {
+pub fn raw_data(experiment: &ExperimentConfig) -> anyhow::Result<RawDataset> {
     let dir = experiment.data.resolved_dir();
     let kind = experiment.data.kind();
     allconv_cifar::load_dataset(kind, &dir)
@@ -218,7 +218,7 @@ pub fn class_names(experiment: &ExperimentConfig) -> Vec<String> {
 /// The test split of `data` preprocessed as `experiment` says: statistics fitted on its training
 /// part (the ZCA fit read from the cache when the training run left one there); the training
 /// and validation splits are not normalised (evaluation and visualisation never read them).
-pub fn prepare_test(experiment: &ExperimentConfig, data: &Cifar10) -> anyhow::Result<Prepared> {
+pub fn prepare_test(experiment: &ExperimentConfig, data: &RawDataset) -> anyhow::Result<Prepared> {
     allconv_cifar::prepare_test(
         data,
         &experiment.data.prepare_options(),

@@ -39,9 +39,12 @@ pub use data_root::{
 };
 pub use error::CifarError;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
+/// The former name of [`RawDataset`].
+#[allow(deprecated)]
+pub use format::Cifar10;
 pub use format::{
     checksums, load_dir, load_dir_files, read_split, verify_checksums, write_meta, write_split,
-    write_split_dir, Cifar10, Cifar10Files, RawSplit, BATCHES_META, CLASS_NAMES, FILE_BYTES,
+    write_split_dir, Cifar10Files, RawDataset, RawSplit, BATCHES_META, CLASS_NAMES, FILE_BYTES,
     IMAGE_BYTES, OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
 };
 pub use preprocess::{

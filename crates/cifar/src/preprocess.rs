@@ -10,7 +10,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
+use crate::format::{RawDataset, RawSplit, IMAGE_BYTES};
 use crate::stats::channel_stats;
 use crate::{CifarError, Result};
 use allconv_vocab::DatasetKind;
@@ -153,7 +153,7 @@ pub fn default_cache_dir(data_dir: &Path) -> PathBuf {
 /// With `cache_dir`, the ZCA fit of `gcn_zca` is stored there and reused by later calls with the
 /// same training images and parameters.
 pub fn prepare(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
     cache_dir: Option<&Path>,
 ) -> Result<Prepared> {
@@ -166,7 +166,7 @@ pub fn prepare(
 /// splits of the result are empty. Its test split equals [`prepare`]'s bit for bit; it saves
 /// whitening the 50,000 training images (about 1e12 floating-point operations).
 pub fn prepare_test(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
     cache_dir: Option<&Path>,
 ) -> Result<Prepared> {
@@ -181,7 +181,7 @@ enum Parts {
 }
 
 fn prepare_parts(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
     cache_dir: Option<&Path>,
     parts: Parts,
@@ -259,10 +259,15 @@ fn prepare_parts(
 }
 
 /// Applies `train_subset`, `validation` and `test_subset` (see [`PrepareOptions`]).
-fn split_parts(data: &Cifar10, opts: &PrepareOptions) -> Result<(RawSplit, RawSplit, RawSplit)> {
+fn split_parts(data: &RawDataset, opts: &PrepareOptions) -> Result<(RawSplit, RawSplit, RawSplit)> {
     let classes = opts.dataset.num_classes();
-    data.train.validate_classes("training split", classes)?;
-    data.test.validate_classes("test split", classes)?;
+    // A CIFAR-100 split is one file, so an error can name it (its records are the split's).
+    let (train_name, test_name) = match opts.dataset.dataset() {
+        allconv_vocab::Dataset::Cifar10 => ("training split", "test split"),
+        allconv_vocab::Dataset::Cifar100 => (crate::CIFAR100_TRAIN_FILE, crate::CIFAR100_TEST_FILE),
+    };
+    data.train.validate_classes(train_name, classes)?;
+    data.test.validate_classes(test_name, classes)?;
     let train_all = match opts.train_subset {
         Some(n) if n == 0 || n > data.train.len() => {
             return Err(CifarError::InvalidOption {
@@ -606,7 +611,11 @@ fn cache_key(train: &RawSplit, opts: &PrepareOptions, cache_dir: &Path) -> (Stri
 /// The file in `cache_dir` that holds (or would hold) the ZCA fit `prepare` makes for `data`
 /// and `opts`: it changes with the training images used and every fit parameter, not with
 /// `test_subset`.
-pub fn zca_cache_file(data: &Cifar10, opts: &PrepareOptions, cache_dir: &Path) -> Result<PathBuf> {
+pub fn zca_cache_file(
+    data: &RawDataset,
+    opts: &PrepareOptions,
+    cache_dir: &Path,
+) -> Result<PathBuf> {
     let (train, _, _) = split_parts(data, opts)?;
     Ok(cache_key(&train, opts, cache_dir).1)
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::{load_dir_files, verify_checksums, write_split_dir, Cifar10, OFFICIAL_MD5};
+use crate::format::{load_dir_files, verify_checksums, write_split_dir, RawDataset, OFFICIAL_MD5};
 use crate::{CifarError, Result};
 
 /// The marker file a subset folder carries; its presence (with [`SUBSET_WRITER`] inside) is what
@@ -57,7 +57,7 @@ struct Marker {
 /// Writes the subset of `source` described by `opts` into `target` (the official layout, plus
 /// [`SUBSET_MARKER`]) and returns it. Refused, before anything is written, when `target` is
 /// `source`, holds the protected data set, or is a non-empty folder without the marker.
-pub fn write_subset_dir(source: &Path, target: &Path, opts: &SubsetOptions) -> Result<Cifar10> {
+pub fn write_subset_dir(source: &Path, target: &Path, opts: &SubsetOptions) -> Result<RawDataset> {
     check_target(source, target, opts)?;
     let subset = load_dir_files(source)?.subset(opts.per_train_file, opts.test)?;
     std::fs::create_dir_all(target).map_err(|e| CifarError::io(target, e))?;

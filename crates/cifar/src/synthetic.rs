@@ -5,7 +5,7 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::format::{write_split_dir, Cifar10, RawSplit, IMAGE_BYTES, TRAIN_FILES};
+use crate::format::{write_split_dir, RawDataset, RawSplit, IMAGE_BYTES, TRAIN_FILES};
 use crate::Result;
 
 /// Foreground colour of each class: ten colours far apart in RGB, so a class survives any
@@ -77,7 +77,7 @@ pub fn write_synthetic_dir(
     test: usize,
     seed: u64,
 ) -> Result<()> {
-    let data = Cifar10 {
+    let data = RawDataset {
         train: synthetic_split(train_per_file * TRAIN_FILES.len(), seed, 0),
         test: synthetic_split(test, seed, 1),
     };

@@ -10,7 +10,7 @@ mod selection;
 use allconv_runs::outln;
 use std::path::{Path, PathBuf};
 
-use allconv_cifar::{Cifar10, RawSplit, IMAGE_BYTES};
+use allconv_cifar::{RawDataset, RawSplit, IMAGE_BYTES};
 use allconv_models::{Network, ReluBackward, Target};
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
@@ -234,7 +234,11 @@ fn read_png(path: &Path) -> anyhow::Result<Picture> {
 
 /// The pictures preprocessed with the statistics fitted on the network's training data, as a
 /// `[N, 3, 32, 32]` tensor on its device.
-fn preprocessed(loaded: &Loaded, data: &Cifar10, pictures: &[Picture]) -> anyhow::Result<Tensor> {
+fn preprocessed(
+    loaded: &Loaded,
+    data: &RawDataset,
+    pictures: &[Picture],
+) -> anyhow::Result<Tensor> {
     let chosen = RawSplit {
         images: pictures
             .iter()
@@ -245,7 +249,7 @@ fn preprocessed(loaded: &Loaded, data: &Cifar10, pictures: &[Picture]) -> anyhow
     let mut experiment = loaded.experiment.clone();
     // The pictures are the test split here: all of them.
     experiment.data.test_subset = None;
-    let with_pictures = Cifar10 {
+    let with_pictures = RawDataset {
         train: data.train.clone(),
         test: chosen,
     };
