@@ -172,7 +172,7 @@ fn a_failure_of_one_engine_is_reported_and_recorded_for_that_engine_only() {
         "both",
         "--deterministic",
         "both",
-        "--record",
+        "--runs",
         &record,
     ];
     let out = check(&args, Some("conv_bwd_filter@own"));

@@ -30,17 +30,26 @@ pub struct Args {
     /// CPU, cuDNN on CUDA), candle (candle's conv2d and autograd, no cuDNN) or both.
     #[arg(long, value_enum, default_value = "own")]
     conv_engine: Engines,
-    /// Networks whose training step is checked (all 12 when none is given).
-    #[arg(long, value_delimiter = ',')]
-    models: Vec<String>,
+    /// Networks whose training step is checked, comma-separated (case-insensitive); all 12 by
+    /// default.
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
+    models: Vec<&'static str>,
     /// Fewer and smaller shapes, a batch of 2 for the training steps.
     #[arg(long)]
     quick: bool,
-    /// Also remember the outcome of each setting in RUNS/device-check/ (the file `allconv
-    /// train` and `allconv reproduce --out RUNS` consult on CUDA before training in that
-    /// setting), whether it passed or not.
-    #[arg(long, value_name = "RUNS")]
-    record: Option<PathBuf>,
+    /// out.runs: also remember the outcome of each setting in DIR/device-check/ (the file
+    /// `allconv train` and `allconv reproduce --runs DIR` consult on CUDA before training in
+    /// that setting), whether it passed or not.
+    #[arg(long, value_name = "DIR")]
+    runs: Option<PathBuf>,
+    // `--record`, the previous name of `--runs` (`super::deprecated`).
+    #[arg(
+        long = "record",
+        value_name = "DIR",
+        hide = true,
+        conflicts_with = "runs"
+    )]
+    deprecated_record: Option<PathBuf>,
 }
 
 /// `--deterministic`.
@@ -188,16 +197,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         precisions: args.precision,
         deterministic: args.deterministic.values(),
         engines: args.conv_engine.values(),
-        models: args.models,
+        models: args.models.iter().map(|m| m.to_string()).collect(),
         quick: args.quick,
         perturb: perturbation(),
     };
     let report = run_and_print(&options, &args.device.to_string())?;
-    if let Some(runs) = &args.record {
-        let runs = allconv_runs::RunsRoot::new(runs.clone());
+    let runs = match (args.runs, args.deprecated_record) {
+        (Some(runs), _) => Some(("--runs", runs)),
+        (None, Some(runs)) => Some(("--record", runs)),
+        (None, None) => None,
+    };
+    if let Some((flag, runs)) = runs {
+        let runs = allconv_runs::RunsRoot::new(runs);
         let identity = super::device_gate::identity(&options.device)?;
         let path = super::device_gate::record(&runs, &identity, &report.outcomes())
-            .with_context(|| format!("--record {}", runs.path().display()))?;
+            .with_context(|| format!("{flag} {}", runs.path().display()))?;
         outln!("recorded in {} for {identity}", path.display());
     }
     let failed = report.failed_ops();

@@ -2,7 +2,7 @@
 //! settings the run uses: its precision (fp32, and TF32 when `training.tf32`), its cuDNN
 //! algorithm set (`training.deterministic`) and its convolution engine
 //! (`training.conv_engine`). Outcomes are remembered per (binary, GPU, driver, cuDNN) and
-//! setting in `<runs>/device-check/<key>.json` (also by `allconv check --record`); a
+//! setting in `<runs>/device-check/<key>.json` (also by `allconv check --runs`); a
 //! remembered outcome counts only for the setting it covered, so a run in another setting is
 //! checked first. A failure stops training, naming the ops, unless `training.conv_engine` is
 //! `auto` and candle's engine passes, which the run then uses (said on stderr);
@@ -252,7 +252,7 @@ pub fn identity(device: &Device) -> anyhow::Result<String> {
 }
 
 /// Adds a check's outcomes to the record of `identity` under `runs` (`allconv check
-/// --record`); returns the record's file.
+/// --runs`); returns the record's file.
 pub fn record(
     runs: &RunsRoot,
     identity: &str,

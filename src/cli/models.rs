@@ -7,9 +7,14 @@ use anyhow::Context;
 /// Flags of `allconv models`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Models to print (case-insensitive); all 12 when none is given.
-    names: Vec<String>,
-    /// Number of classes (10 for CIFAR-10, 100 for CIFAR-100).
+    /// Models to print, comma-separated (case-insensitive); all 12 by default.
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
+    models: Vec<&'static str>,
+    // The model names as arguments, before `--models` named them as everywhere else
+    // (`super::deprecated`).
+    #[arg(hide = true, value_parser = super::choices::model(), conflicts_with = "models")]
+    deprecated_names: Vec<&'static str>,
+    /// Number of classes (10 for CIFAR-10; 100 fine or 20 coarse for CIFAR-100).
     #[arg(long, default_value_t = 10)]
     num_classes: usize,
     /// Leave out the ReLU after the final class-score convolution.
@@ -27,10 +32,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         final_relu: !args.no_final_relu,
         ..ModelOptions::default()
     };
-    let names: Vec<String> = if args.names.is_empty() {
-        MODEL_NAMES.iter().map(|s| s.to_string()).collect()
-    } else {
-        args.names.clone()
+    let names: Vec<&str> = match (&args.models[..], &args.deprecated_names[..]) {
+        ([], []) => MODEL_NAMES.to_vec(),
+        ([], names) | (names, _) => names.to_vec(),
     };
     let specs = names
         .iter()

@@ -23,9 +23,9 @@ pub struct SourceArgs {
     /// A safetensors file with tensors conv1.weight [out, in, kh, kw], conv1.bias [out], ...
     #[arg(long, requires = "model")]
     pub weights: Option<PathBuf>,
-    /// The network the weights are for (see `allconv models`).
-    #[arg(long, requires = "weights")]
-    pub model: Option<String>,
+    /// The network the weights are for (see `allconv models`; any letter case).
+    #[arg(long, requires = "weights", value_parser = super::choices::model())]
+    pub model: Option<&'static str>,
     /// With --weights: experiment YAML for the model options and the data (default: the
     /// built-in defaults, i.e. the paper's GCN + ZCA).
     #[arg(long)]
@@ -34,11 +34,10 @@ pub struct SourceArgs {
     /// (else data): cifar-10-batches-bin or cifar-100-binary].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// data.preprocessing: scale, standardize or gcn_zca (must be what the weights were
-    /// trained with).
-    #[arg(long)]
-    pub preprocessing: Option<String>,
-    /// training.device: cpu, cuda (GPU 0) or cuda:N (GPU N).
+    /// data.preprocessing (must be what the weights were trained with).
+    #[arg(long, value_parser = super::choices::preprocessing())]
+    pub preprocessing: Option<allconv_cifar::Preprocessing>,
+    /// training.device
     #[arg(long)]
     pub device: Option<allconv_vocab::Device>,
     /// Set any configuration key (see docs/configuration.md), e.g. `--set data.cache_dir=...`.
@@ -95,7 +94,7 @@ impl SourceArgs {
                     Some(path) => ExperimentConfig::load(path)?,
                     None => ExperimentConfig::default(),
                 };
-                (model.clone(), weights.clone(), experiment)
+                (model.to_string(), weights.clone(), experiment)
             }
             _ => bail!("say which network: --run RUN_DIR, or --weights FILE --model NAME"),
         };
@@ -107,11 +106,11 @@ impl SourceArgs {
                 dir.display().to_string(),
             ));
         }
-        if let Some(p) = &self.preprocessing {
+        if let Some(p) = self.preprocessing {
             settings.push(Setting::from_flag(
                 "--preprocessing",
                 "data.preprocessing",
-                p.clone(),
+                p.name(),
             ));
         }
         if let Some(d) = self.device {

@@ -52,7 +52,9 @@ pub use preprocess::{
     Prepared, Preprocessing, Split, Zca,
 };
 pub use stats::{channel_stats, label_counts, ChannelStats};
-pub use subset::{write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER};
+pub use subset::{
+    write_cifar100_subset_dir, write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER,
+};
 pub use synthetic::{synthetic_split, write_synthetic_dir};
 
 /// Says `args` on standard error, dropping the line if the stream cannot be written: the few

@@ -190,6 +190,8 @@ fn a_label_outside_the_label_set_is_named_with_its_file_record_and_value() {
     let message = prepare(&fine_data, &coarse, None).unwrap_err().to_string();
     assert_eq!(
         message,
-        format!("train.bin: record {record} (0-based) has label {label}, expected 0-19 (20 classes)")
+        format!(
+            "train.bin: record {record} (0-based) has label {label}, expected 0-19 (20 classes)"
+        )
     );
 }

@@ -44,7 +44,7 @@ pub(crate) fn check_saved_config(
         return Ok(Some(saved));
     }
     Err(TrainError::Config(format!(
-        "{} was written for a different configuration ({}); delete the run folder or use another --out",
+        "{} was written for a different configuration ({}); delete the run folder or use another --runs",
         path.display(),
         differences.join(", ")
     )))
