@@ -220,3 +220,32 @@ fn the_commands_of_slurm_scripts_emitted_by_the_previous_release_still_parse() {
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     }
 }
+
+#[test]
+fn help_is_for_users_and_names_both_data_sets() {
+    let mut wrong = Vec::new();
+    for (path, cmd) in commands() {
+        let mut texts: Vec<String> = cmd
+            .get_about()
+            .into_iter()
+            .chain(cmd.get_long_about())
+            .map(|t| t.to_string())
+            .collect();
+        texts.extend(visible(&cmd).filter_map(|a| a.get_help().map(|h| h.to_string())));
+        for text in texts {
+            // Notes for developers (why a variant is boxed) are code comments, not help.
+            if text.contains("Boxed") {
+                wrong.push(format!("{path}: a developers' note: {text}"));
+            }
+            // What works on both data sets says so; a CIFAR-10-only flag says "CIFAR-10:".
+            let only_cifar10 = text.replace("CIFAR-100", "").contains("CIFAR-10");
+            if only_cifar10 && !text.contains("CIFAR-100") && !text.starts_with("CIFAR-10:") {
+                wrong.push(format!("{path}: CIFAR-10 only: {text}"));
+            }
+            if text.contains("0-9") {
+                wrong.push(format!("{path}: CIFAR-10's classes: {text}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
