@@ -25,7 +25,7 @@ use candle_nn::VarMap;
 pub struct Args {
     /// Models to measure, comma-separated (case-insensitive); all 12 by default.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
-    models: Vec<&'static str>,
+    models: Vec<String>,
     /// Images per batch.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
@@ -91,7 +91,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     let names: Vec<&str> = if args.models.is_empty() {
         MODEL_NAMES.to_vec()
     } else {
-        args.models.clone()
+        args.models.iter().map(String::as_str).collect()
     };
     let options = ModelOptions::default();
     let specs = names

@@ -33,7 +33,7 @@ pub struct Args {
     /// Networks whose training step is checked, comma-separated (case-insensitive); all 12 by
     /// default.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
-    models: Vec<&'static str>,
+    models: Vec<String>,
     /// Fewer and smaller shapes, a batch of 2 for the training steps.
     #[arg(long)]
     quick: bool,
@@ -197,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         precisions: args.precision,
         deterministic: args.deterministic.values(),
         engines: args.conv_engine.values(),
-        models: args.models.iter().map(|m| m.to_string()).collect(),
+        models: args.models,
         quick: args.quick,
         perturb: perturbation(),
     };

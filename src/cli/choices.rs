@@ -16,6 +16,8 @@ use clap::error::ErrorKind;
 /// what it is.
 #[derive(Clone)]
 pub struct Choices<T: 'static> {
+    /// What a value names, for the error ("model").
+    what: &'static str,
     values: &'static [(T, &'static str)],
     name: fn(T) -> &'static str,
 }
@@ -36,12 +38,24 @@ impl<T: Copy + Send + Sync + 'static> TypedValueParser for Choices<T> {
             .map(|&(v, _)| v)
             .find(|&v| (self.name)(v).eq_ignore_ascii_case(text.trim()))
             .ok_or_else(|| {
-                let names: Vec<&str> = self.values.iter().map(|&(v, _)| (self.name)(v)).collect();
+                // Worded as the vocabulary's words are (`allconv_vocab::VocabError`).
+                let names: Vec<String> = self
+                    .values
+                    .iter()
+                    .map(|&(v, _)| format!("`{}`", (self.name)(v)))
+                    .collect();
+                let expected = match names.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => {
+                        format!("{} or {last}", rest.join(", "))
+                    }
+                    _ => names.join(""),
+                };
                 clap::Error::raw(
                     ErrorKind::InvalidValue,
                     format!(
-                        "invalid value '{text}' for '{flag}': expected one of {}\n",
-                        names.join(", ")
+                        "invalid value '{text}' for '{flag}': unknown {} `{text}`, expected \
+                         {expected}\n",
+                        self.what
                     ),
                 )
                 .with_cmd(cmd)
@@ -58,6 +72,7 @@ impl<T: Copy + Send + Sync + 'static> TypedValueParser for Choices<T> {
 /// `data.preprocessing`'s choices.
 pub fn preprocessing() -> Choices<Preprocessing> {
     Choices {
+        what: "preprocessing",
         values: &[
             (Preprocessing::Scale, "x / 255"),
             (
@@ -76,6 +91,7 @@ pub fn preprocessing() -> Choices<Preprocessing> {
 /// The convolution engines.
 pub fn conv_engine() -> Choices<ConvEngine> {
     Choices {
+        what: "convolution engine",
         values: &[
             (ConvEngine::Own, "im2col + GEMM on the CPU, cuDNN on CUDA"),
             (ConvEngine::Candle, "candle's conv2d and autograd, no cuDNN"),
@@ -87,6 +103,7 @@ pub fn conv_engine() -> Choices<ConvEngine> {
 /// The backward rules of `allconv visualize --method`.
 pub fn relu_backward() -> Choices<ReluBackward> {
     Choices {
+        what: "backward rule",
         values: &[
             (ReluBackward::Backprop, "plain backpropagation"),
             (
@@ -102,12 +119,38 @@ pub fn relu_backward() -> Choices<ReluBackward> {
     }
 }
 
-/// The networks (`allconv models`), as their canonical lower-case names: `--model` and every
-/// `--models` list parse through this one parser.
-pub fn model() -> Choices<&'static str> {
-    Choices {
-        values: &MODEL_CHOICES,
-        name: |name| name,
+/// The networks (`allconv models`), in any letter case: `--model` and every `--models` list
+/// parse through this one parser. The name is kept as written (the configuration and errors
+/// quote what the user wrote; the model crate reads any case).
+pub fn model() -> ModelName {
+    ModelName
+}
+
+/// The parser [`model`] returns.
+#[derive(Clone)]
+pub struct ModelName;
+
+const MODELS: Choices<&str> = Choices {
+    what: "model",
+    values: &MODEL_CHOICES,
+    name: |name| name,
+};
+
+impl TypedValueParser for ModelName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<String, clap::Error> {
+        MODELS.parse_ref(cmd, arg, value)?;
+        Ok(value.to_string_lossy().trim().to_string())
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        MODELS.possible_values()
     }
 }
 
@@ -192,15 +235,24 @@ mod tests {
         }
         let models: Vec<&str> = MODEL_CHOICES.iter().map(|(n, _)| *n).collect();
         assert_eq!(models, MODEL_NAMES);
-        assert_eq!(parse(&model(), "All-CNN-C").unwrap(), "all-cnn-c");
+        let cmd = clap::Command::new("t");
+        let written = model().parse_ref(&cmd, None, OsStr::new("All-CNN-C"));
+        assert_eq!(written.unwrap(), "All-CNN-C");
     }
 
     #[test]
     fn anything_else_is_refused_naming_the_choices() {
         let err = parse(&relu_backward(), "gradcam").unwrap_err();
-        assert!(err.contains("'gradcam'"), "{err}");
-        assert!(err.contains("backprop, deconvnet, guided"), "{err}");
-        let err = parse(&model(), "all-cnn-d").unwrap_err();
-        assert!(err.contains("model-a, strided-cnn-a"), "{err}");
+        assert!(
+            err.contains(
+                "unknown backward rule `gradcam`, expected `backprop`, `deconvnet` or `guided`"
+            ),
+            "{err}"
+        );
+        let err = parse(&MODELS, "all-cnn-d").unwrap_err();
+        assert!(
+            err.contains("unknown model `all-cnn-d`, expected `model-a`, `strided-cnn-a`, "),
+            "{err}"
+        );
     }
 }

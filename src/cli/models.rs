@@ -9,11 +9,11 @@ use anyhow::Context;
 pub struct Args {
     /// Models to print, comma-separated (case-insensitive); all 12 by default.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
-    models: Vec<&'static str>,
+    models: Vec<String>,
     // The model names as arguments, before `--models` named them as everywhere else
     // (`super::deprecated`).
     #[arg(hide = true, value_parser = super::choices::model(), conflicts_with = "models")]
-    deprecated_names: Vec<&'static str>,
+    deprecated_names: Vec<String>,
     /// Number of classes (10 for CIFAR-10; 100 fine or 20 coarse for CIFAR-100).
     #[arg(long, default_value_t = 10)]
     num_classes: usize,
@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let names: Vec<&str> = match (&args.models[..], &args.deprecated_names[..]) {
         ([], []) => MODEL_NAMES.to_vec(),
-        ([], names) | (names, _) => names.to_vec(),
+        ([], names) | (names, _) => names.iter().map(String::as_str).collect(),
     };
     let specs = names
         .iter()

@@ -25,7 +25,7 @@ pub struct SourceArgs {
     pub weights: Option<PathBuf>,
     /// The network the weights are for (see `allconv models`; any letter case).
     #[arg(long, requires = "weights", value_parser = super::choices::model())]
-    pub model: Option<&'static str>,
+    pub model: Option<String>,
     /// With --weights: experiment YAML for the model options and the data (default: the
     /// built-in defaults, i.e. the paper's GCN + ZCA).
     #[arg(long)]
@@ -94,7 +94,7 @@ impl SourceArgs {
                     Some(path) => ExperimentConfig::load(path)?,
                     None => ExperimentConfig::default(),
                 };
-                (model.to_string(), weights.clone(), experiment)
+                (model.clone(), weights.clone(), experiment)
             }
             _ => bail!("say which network: --run RUN_DIR, or --weights FILE --model NAME"),
         };

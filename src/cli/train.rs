@@ -29,7 +29,7 @@ pub struct Args {
     /// Model name (see `allconv models`; any letter case); may be left out when the config's
     /// grid has one model.
     #[arg(long, value_parser = super::choices::model())]
-    model: Option<&'static str>,
+    model: Option<String>,
     /// Base learning rate; may be left out when the config's grid has one.
     // Negative numbers reach the value check (which names the key) instead of clap's
     // "unexpected argument".
@@ -84,8 +84,8 @@ impl Args {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "the default config".into());
-        let model = match self.model {
-            Some(m) => m.to_string(),
+        let model = match &self.model {
+            Some(m) => m.clone(),
             None => single("--model", &experiment.grid.models, &from)?,
         };
         let lr = match self.lr {

@@ -51,7 +51,7 @@ pub struct Args {
     pub jobs_per_gpu: u32,
     /// Only these models (comma-separated), instead of the config's `grid.models`.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
-    pub models: Vec<&'static str>,
+    pub models: Vec<String>,
     /// Only these learning rates (comma-separated), instead of `grid.lrs`.
     #[arg(long, value_delimiter = ',', num_args = 1.., allow_negative_numbers = true)]
     pub lrs: Vec<f64>,
