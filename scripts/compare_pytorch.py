@@ -43,7 +43,7 @@ class Allconv:
             env["ALLCONV_CPU_KERNELS"] = kernels
         self.proc = subprocess.Popen(
             [binary, "bench", "--paced", "--models", ",".join(models),
-             "--batch", str(batch), "--iters", str(iters)],
+             "--batch-size", str(batch), "--iters", str(iters)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         ready = self.proc.stdout.readline().split()
         if not ready or ready[0] != "ready":

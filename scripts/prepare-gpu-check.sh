@@ -45,7 +45,7 @@ else
   smoke=data/cifar-10-smoke
   if [ ! -f "$smoke/test_batch.bin" ]; then
     cargo run --quiet -p allconv -- data fetch --no-progress
-    cargo run --quiet -p allconv -- data subset --per-file 1000 --test 1000 --to "$smoke"
+    cargo run --quiet -p allconv -- data subset --per-file 1000 --test 1000 --out "$smoke"
   fi
   cp -r "$smoke" "$staging/cifar-10-smoke"
 fi

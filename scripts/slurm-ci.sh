@@ -196,7 +196,7 @@ report=$(sed -n 's/^report job: \([0-9]*\) .*/\1/p' <<<"$ids")
 # same thread count as the task, outside Slurm.
 requeued=2
 RAYON_NUM_THREADS=1 "$allconv" train --quiet --grid "$work/slurm/grid.json" --index "$requeued" \
-  --out "$work/reference" >"$tmp/reference.log" 2>&1 &
+  --runs "$work/reference" >"$tmp/reference.log" 2>&1 &
 reference=$!
 pids+=("$reference")
 
@@ -276,7 +276,7 @@ if ! [ -x "$cuda_allconv" ] || ! "$cuda_allconv" --version | grep -q "(cuda)"; t
   printf '#!/bin/sh\necho "allconv 0.0.0 (cuda)"\n' >"$cuda_allconv"
   chmod +x "$cuda_allconv"
 fi
-"$allconv" reproduce --config exp.yaml --device cuda --out "$work/runs-gpu" --slurm-binary "$cuda_allconv" \
+"$allconv" reproduce --config exp.yaml --device cuda --runs "$work/runs-gpu" --slurm-binary "$cuda_allconv" \
   --emit-slurm "$work/gpu" >/dev/null
 grep -q '^#SBATCH --gres=gpu:1$' "$work/gpu/grid.sbatch" || fail "the GPU variant requests no GPU"
 sbatch --test-only "$work/gpu/grid.sbatch" 2>"$tmp/test-only.err" ||

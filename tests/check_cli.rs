@@ -68,7 +68,7 @@ fn tf32_on_the_cpu_and_unknown_models_are_refused_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("tf32 applies to CUDA only"));
     let out = check(&["--models", "all-cnn-d", "--quick"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model 'all-cnn-d'"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model `all-cnn-d`"));
     let out = check(&["--device", "gpu"]);
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("unknown device `gpu`, expected `cpu`, `cuda` or `cuda:N`"));

@@ -27,7 +27,7 @@ fn train(tmp: &Path, extra: &[&str]) -> (bool, String) {
         .arg("--quiet")
         .arg("--config")
         .arg(&config)
-        .arg("--out")
+        .arg("--runs")
         .arg(&runs)
         .args(extra)
         .output()
@@ -170,7 +170,7 @@ fn a_non_finite_value_in_the_file_is_blamed_on_the_file_not_on_a_flag() {
             "--config",
         ])
         .arg(&config)
-        .arg("--out")
+        .arg("--runs")
         .arg(tmp.path().join("runs"))
         .output()
         .unwrap();
@@ -195,7 +195,7 @@ fn an_empty_config_file_is_refused_saying_what_it_would_train() {
         let out = Command::new(env!("CARGO_BIN_EXE_allconv"))
             .args(["train", "--model", "all-cnn-c", "--lr", "0.1", "--config"])
             .arg(&config)
-            .arg("--out")
+            .arg("--runs")
             .arg(tmp.path().join("runs"))
             .output()
             .unwrap();

@@ -7,7 +7,13 @@ use std::process::Command;
 fn bench_with(kernels: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_allconv"))
         .args([
-            "bench", "--models", "model-a", "--batch", "2", "--iters", "1",
+            "bench",
+            "--models",
+            "model-a",
+            "--batch-size",
+            "2",
+            "--iters",
+            "1",
         ])
         .env("ALLCONV_CPU_KERNELS", kernels)
         .output()

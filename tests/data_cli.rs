@@ -1,4 +1,4 @@
-//! `allconv data stats` and `allconv data fetch` as a user runs them, on synthetic folders.
+//! `allconv data stats`, `fetch` and `subset` as a user runs them, on synthetic CIFAR-10 and CIFAR-100 folders.
 
 use std::process::Command;
 
@@ -10,7 +10,7 @@ fn stats_prints_training_channel_means_of_the_folder() {
     let dir = tmp.path().join("cifar");
     allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
     let out = Command::new(BIN)
-        .args(["data", "stats", "--dir"])
+        .args(["data", "stats", "--data-dir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -45,7 +45,7 @@ fn stats_prints_training_channel_means_of_the_folder() {
 fn stats_on_a_missing_folder_names_the_missing_file() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["data", "stats", "--dir"])
+        .args(["data", "stats", "--data-dir"])
         .arg(tmp.path().join("absent"))
         .output()
         .unwrap();
@@ -61,7 +61,7 @@ fn fetch_refuses_to_touch_a_folder_that_is_not_the_official_data() {
     allconv_cifar::write_synthetic_dir(&dir, 2, 2, 1).unwrap();
     let before = allconv_cifar::checksums(&dir).unwrap();
     let out = Command::new(BIN)
-        .args(["data", "fetch", "--no-progress", "--dir"])
+        .args(["data", "fetch", "--no-progress", "--data-dir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -80,9 +80,17 @@ fn subset_keeps_the_first_records_of_every_file_byte_for_byte() {
     let (dir, to) = (tmp.path().join("cifar"), tmp.path().join("small"));
     allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
     let out = Command::new(BIN)
-        .args(["data", "subset", "--per-file", "3", "--test", "4", "--dir"])
+        .args([
+            "data",
+            "subset",
+            "--per-file",
+            "3",
+            "--test",
+            "4",
+            "--data-dir",
+        ])
         .arg(&dir)
-        .arg("--to")
+        .arg("--out")
         .arg(&to)
         .output()
         .unwrap();
@@ -108,9 +116,17 @@ fn subset_keeps_the_first_records_of_every_file_byte_for_byte() {
 
     // More than a file holds: refused, naming the limit.
     let out = Command::new(BIN)
-        .args(["data", "subset", "--per-file", "11", "--test", "4", "--dir"])
+        .args([
+            "data",
+            "subset",
+            "--per-file",
+            "11",
+            "--test",
+            "4",
+            "--data-dir",
+        ])
         .arg(&dir)
-        .arg("--to")
+        .arg("--out")
         .arg(tmp.path().join("too-big"))
         .output()
         .unwrap();
@@ -143,7 +159,7 @@ fn stats_counts_the_labels_of_each_file_itself_when_files_differ_in_size() {
     allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
     truncate_file(&dir, "data_batch_3.bin", 4);
     let out = Command::new(BIN)
-        .args(["data", "stats", "--dir"])
+        .args(["data", "stats", "--data-dir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -178,9 +194,17 @@ fn subset_takes_the_first_records_of_each_file_when_files_differ_in_size() {
     // 10 + 10 + 5 + 10 + 10 = 45 images: five equal chunks of 9 would cut across the files.
     truncate_file(&dir, "data_batch_3.bin", 5);
     let out = Command::new(BIN)
-        .args(["data", "subset", "--per-file", "3", "--test", "2", "--dir"])
+        .args([
+            "data",
+            "subset",
+            "--per-file",
+            "3",
+            "--test",
+            "2",
+            "--data-dir",
+        ])
         .arg(&dir)
-        .arg("--to")
+        .arg("--out")
         .arg(&to)
         .output()
         .unwrap();
@@ -200,9 +224,17 @@ fn subset_takes_the_first_records_of_each_file_when_files_differ_in_size() {
 
     // More than the smallest file holds: refused, naming that file and its size.
     let out = Command::new(BIN)
-        .args(["data", "subset", "--per-file", "6", "--test", "2", "--dir"])
+        .args([
+            "data",
+            "subset",
+            "--per-file",
+            "6",
+            "--test",
+            "2",
+            "--data-dir",
+        ])
         .arg(&dir)
-        .arg("--to")
+        .arg("--out")
         .arg(tmp.path().join("too-big"))
         .output()
         .unwrap();
@@ -224,10 +256,10 @@ fn subset(dir: &std::path::Path, to: &std::path::Path, per_file: &str) -> std::p
             per_file,
             "--test",
             "2",
-            "--dir",
+            "--data-dir",
         ])
         .arg(dir)
-        .arg("--to")
+        .arg("--out")
         .arg(to)
         .output()
         .unwrap()
@@ -285,4 +317,103 @@ fn subset_never_overwrites_its_source_or_a_folder_it_did_not_write() {
         std::fs::read(small.join("data_batch_4.bin")).unwrap(),
         source[..2 * 3073]
     );
+}
+
+#[test]
+fn stats_of_cifar100_counts_both_label_sets_of_each_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cifar-100-binary");
+    allconv_cifar::write_synthetic_cifar100_dir(&dir, 200, 100, 5).unwrap();
+    let out = Command::new(BIN)
+        .args(["data", "stats", "--dataset", "cifar100", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("images: 200 training, 100 test"), "{text}");
+    // From the bytes: a 3,074-byte record is coarse label, fine label, 3,072 pixel bytes
+    // (docs/protocol.md, "CIFAR-100").
+    for name in ["train.bin", "test.bin"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let (mut coarse, mut fine) = (vec![0usize; 20], vec![0usize; 100]);
+        for record in bytes.chunks_exact(3074) {
+            coarse[record[0] as usize] += 1;
+            fine[record[1] as usize] += 1;
+        }
+        for line in [
+            format!("  coarse label counts {name}: {coarse:?}"),
+            format!("  fine label counts {name}: {fine:?}"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+    }
+    let bytes = std::fs::read(dir.join("train.bin")).unwrap();
+    let red: u64 = bytes
+        .chunks_exact(3074)
+        .map(|r| r[2..1026].iter().map(|&b| u64::from(b)).sum::<u64>())
+        .sum();
+    let red = red as f64 / (200.0 * 1024.0);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("train mean:"))
+        .unwrap_or_else(|| panic!("no train mean line in:\n{text}"));
+    let printed: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!((printed - red).abs() < 1e-9, "{printed} vs {red}");
+}
+
+#[test]
+fn subset_of_cifar100_keeps_the_first_records_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, to) = (
+        tmp.path().join("cifar-100-binary"),
+        tmp.path().join("small"),
+    );
+    allconv_cifar::write_synthetic_cifar100_dir(&dir, 200, 100, 5).unwrap();
+    let args = |to: &std::path::Path, per_file: &str| {
+        let mut command = Command::new(BIN);
+        command
+            .args([
+                "data",
+                "subset",
+                "--dataset",
+                "cifar100",
+                "--per-file",
+                per_file,
+            ])
+            .args(["--test", "7", "--data-dir"])
+            .arg(&dir)
+            .arg("--out")
+            .arg(to);
+        command.output().unwrap()
+    };
+    let out = args(&to, "30");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("30 training images"), "{stdout}");
+    for (name, records) in [("train.bin", 30), ("test.bin", 7)] {
+        let source = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(
+            std::fs::read(to.join(name)).unwrap(),
+            source[..records * 3074],
+            "{name}"
+        );
+    }
+    // A folder it did not write is refused and left as it was.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "mine").unwrap();
+    let out = args(&mine, "3");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not empty") && err.contains("--out"), "{err}");
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
 }

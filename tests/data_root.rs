@@ -48,7 +48,7 @@ fn each_data_set_is_read_from_its_own_folder_in_the_data_root() {
     let want = format!("data_dir: {}", root.join("cifar-100-binary").display());
     assert!(saved.contains(&want), "{saved}");
 
-    // CIFAR-10 (`data stats` without --dir): the CIFAR-10 folder of the same root.
+    // CIFAR-10 (`data stats` without --data-dir): the CIFAR-10 folder of the same root.
     let out = common::allconv()
         .env("ALLCONV_DATA", &root)
         .args(["data", "stats"])

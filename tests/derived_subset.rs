@@ -40,7 +40,7 @@ fn reproduce(cwd: &Path, route: &[&str]) -> std::process::Output {
             "--epochs",
             "1",
         ])
-        .args(["--out", "runs", "--set", "data.train_subset=50"])
+        .args(["--runs", "runs", "--set", "data.train_subset=50"])
         .args([
             "--set",
             "data.test_subset=20",

@@ -31,7 +31,7 @@ fn models_prints_every_network_with_its_parameter_count() {
 
 #[test]
 fn models_prints_output_size_after_every_layer() {
-    let out = allconv(&["models", "ALL-CNN-C"]);
+    let out = allconv(&["models", "--models", "ALL-CNN-C"]);
     assert!(out.status.success());
     // Column padding aside: one space between words.
     let text = String::from_utf8(out.stdout)
@@ -57,7 +57,7 @@ fn models_prints_output_size_after_every_layer() {
 
 #[test]
 fn unknown_model_lists_the_valid_names() {
-    let out = allconv(&["models", "all-cnn-x"]);
+    let out = allconv(&["models", "--models", "all-cnn-x"]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -72,7 +72,7 @@ fn bench_prints_a_positive_rate_per_model() {
         "bench",
         "--models",
         "strided-cnn-a",
-        "--batch",
+        "--batch-size",
         "2",
         "--iters",
         "1",

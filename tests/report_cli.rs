@@ -40,7 +40,7 @@ fn train_one_epoch(tmp: &Path, out: &Path) -> Output {
     allconv()
         .args(["train", "--quiet", "--config"])
         .arg(&config)
-        .arg("--out")
+        .arg("--runs")
         .arg(out)
         .output()
         .unwrap()

@@ -34,7 +34,7 @@ fn train(tmp: &Path, out: &Path, lr: f64, extra: &str) -> Output {
         .arg(lr.to_string())
         .arg("--config")
         .arg(&config)
-        .arg("--out")
+        .arg("--runs")
         .arg(out)
         .output()
         .unwrap()

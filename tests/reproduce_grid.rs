@@ -317,7 +317,7 @@ fn the_slurm_script_trains_exactly_the_grid_point_of_its_index() {
             "--device",
             "cpu",
         ])
-        .arg("--out")
+        .arg("--runs")
         .arg(&out)
         .arg("--emit-slurm")
         .arg(&slurm)

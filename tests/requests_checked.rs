@@ -93,7 +93,7 @@ fn bench_refuses_a_batch_larger_than_the_machine_before_allocating_it() {
             "bench",
             "--models",
             "model-a",
-            "--batch",
+            "--batch-size",
             "100000000",
             "--iters",
             "1",
@@ -101,7 +101,10 @@ fn bench_refuses_a_batch_larger_than_the_machine_before_allocating_it() {
         .output()
         .unwrap();
     // About 96 TB of activations (4 x 241,522 bytes an image, src: crates/train/src/memory.rs).
-    assert_refused(&out, &["--batch 100000000", "model-a", "GiB of memory"]);
+    assert_refused(
+        &out,
+        &["--batch-size 100000000", "model-a", "GiB of memory"],
+    );
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn train(config: &Path, out: &Path) -> Output {
     allconv()
         .args(["train", "--quiet", "--config"])
         .arg(config)
-        .arg("--out")
+        .arg("--runs")
         .arg(out)
         .output()
         .unwrap()
@@ -66,7 +66,7 @@ fn sigkill_then_resume_gives_identical_weights_and_a_second_process_is_refused()
     let mut child = allconv()
         .args(["train", "--quiet", "--config"])
         .arg(&config)
-        .arg("--out")
+        .arg("--runs")
         .arg(&out)
         .spawn()
         .unwrap();
@@ -152,7 +152,7 @@ fn bad_config_key_and_unknown_model_fail_with_a_clear_message() {
     );
 
     let out = allconv()
-        .args(["train", "--model", "all-cnn-x", "--lr", "0.1", "--out"])
+        .args(["train", "--model", "all-cnn-x", "--lr", "0.1", "--runs"])
         .arg(tmp.path())
         .output()
         .unwrap();

@@ -41,7 +41,7 @@ else
 fi
 mkdir -p "$STATE/check-record"
 run_step check "$T_CHECK" check.txt -- "$BIN" check "${check_flags[@]}" \
-  --deterministic both --conv-engine both --record "$STATE/check-record"
+  --deterministic both --conv-engine both --runs "$STATE/check-record"
 log=$WORK/check.txt
 if grep -q "^device check on .*cases" "$log"; then
   say "allconv check ${check_flags[*]} --deterministic both --conv-engine both:"

@@ -27,7 +27,7 @@ setup_step
 if [ "$REHEARSAL" = 1 ]; then
   # Tiny sizes on the CPU; no TF32 there.
   models=all-cnn-c precisions=fp32 tf32=fp32 jobs_iters=1
-  size=(--batch 4 --iters 1) candle_size=(--batch 4 --iters 1) jobs_size=(--batch 4)
+  size=(--batch-size 4 --iters 1) candle_size=(--batch-size 4 --iters 1) jobs_size=(--batch-size 4)
 else
   models=all-cnn-c,model-c,model-a precisions=fp32,tf32 tf32=tf32 jobs_iters=200
   size=(--iters 30) candle_size=(--iters 10) jobs_size=()

@@ -59,7 +59,7 @@ else
   shrink=() on_cpu=()
 fi
 run_step gpu-smoke "$T_SMOKE" gpu-smoke.txt -- "$BIN" reproduce --preset gpu-smoke \
-  --data-dir "$smoke_data" --out "$runs" --jobs 2 "${skip[@]}" "${shrink[@]}"
+  --data-dir "$smoke_data" --runs "$runs" --jobs 2 "${skip[@]}" "${shrink[@]}"
 if grep -q "^device check (once per binary" "$WORK/gpu-smoke.txt"; then
   check_note="$check_note; but it ran a check of its own (a setting stage 1 did not cover?)"
 fi
@@ -85,7 +85,7 @@ epoch_runs=$STATE/epoch-runs-$(date +%s)
 mkdir -p "$epoch_runs"
 [ -d "$STATE/check-record/device-check" ] && cp -r "$STATE/check-record/device-check" "$epoch_runs/"
 run_step epoch "$T_EPOCH" epoch.txt -- "$BIN" train --config configs/gpu-smoke.yaml \
-  --model all-cnn-c --lr 0.05 --seed 0 --epochs 1 --data-dir "$full" --out "$epoch_runs" \
+  --model all-cnn-c --lr 0.05 --seed 0 --epochs 1 --data-dir "$full" --runs "$epoch_runs" \
   --set "schedule.milestones=[]" --set data.preprocessing=standardize --set data.cache_dir=null \
   --lines "${skip[@]}" "${on_cpu[@]}"
 epoch_status=$STEP_STATUS

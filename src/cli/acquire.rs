@@ -3,6 +3,7 @@
 //! (`data.derive_subset`), the subset made from the full data set (fetched first if missing).
 //! The experiment decides, not how it was named (preset, config file or flags).
 
+use allconv_runs::errln;
 use std::path::Path;
 
 use allconv_cifar::Dataset;
@@ -31,7 +32,7 @@ pub fn ensure_dataset(dir: &Path, dataset: Dataset) -> anyhow::Result<()> {
         return Ok(());
     }
     refuse_old_data_root(dir, dataset)?;
-    eprintln!(
+    errln!(
         "{} is not in {}: fetching it",
         dataset.title(),
         dir.display()
@@ -78,7 +79,7 @@ pub fn ensure_derived_subset(dir: &Path, subset: &DerivedSubset) -> anyhow::Resu
     }
     let full = allconv_cifar::default_data_dir(Dataset::Cifar10);
     ensure_dataset(&full, Dataset::Cifar10)?;
-    eprintln!(
+    errln!(
         "making the subset in {} (data.derive_subset: {} images from each training file of {}, \
          {} test images)",
         dir.display(),

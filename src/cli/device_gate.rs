@@ -2,7 +2,7 @@
 //! settings the run uses: its precision (fp32, and TF32 when `training.tf32`), its cuDNN
 //! algorithm set (`training.deterministic`) and its convolution engine
 //! (`training.conv_engine`). Outcomes are remembered per (binary, GPU, driver, cuDNN) and
-//! setting in `<runs>/device-check/<key>.json` (also by `allconv check --record`); a
+//! setting in `<runs>/device-check/<key>.json` (also by `allconv check --runs`); a
 //! remembered outcome counts only for the setting it covered, so a run in another setting is
 //! checked first. A failure stops training, naming the ops, unless `training.conv_engine` is
 //! `auto` and candle's engine passes, which the run then uses (said on stderr);
@@ -10,6 +10,7 @@
 
 use allconv_models::check::{device_identity, CheckOptions, Precision, Setting, SettingOutcome};
 use allconv_models::ops::{self, ConvEngine, ConvEngineChoice};
+use allconv_runs::errln;
 use allconv_runs::{CheckedSetting, DeviceCheckRecord, RunsRoot};
 use allconv_train::config::{ExperimentConfig, TrainingConfig};
 use anyhow::{bail, Context};
@@ -251,7 +252,7 @@ pub fn identity(device: &Device) -> anyhow::Result<String> {
 }
 
 /// Adds a check's outcomes to the record of `identity` under `runs` (`allconv check
-/// --record`); returns the record's file.
+/// --runs`); returns the record's file.
 pub fn record(
     runs: &RunsRoot,
     identity: &str,
@@ -274,7 +275,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
         return Ok(Gate::NotCuda);
     }
     if training.skip_device_check {
-        eprintln!(
+        errln!(
             "warning: the device check is skipped (training.skip_device_check); recorded in \
              each run's config and stated in the report"
         );
@@ -284,7 +285,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
     let identity = identity(&device)?;
     let runs = RunsRoot::new(experiment.out.runs.clone());
     let decision = gate(&runs, &identity, &Needs::of(training), |settings| {
-        eprintln!(
+        errln!(
             "device check (once per binary, GPU, driver, cuDNN and setting): {identity}; {}",
             settings
                 .iter()
@@ -308,7 +309,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
         Ok(report.outcomes().iter().map(checked).collect())
     })?;
     if let Some(message) = &decision.fallback {
-        eprintln!("warning: {message}");
+        errln!("warning: {message}");
     }
     ops::set_conv_engine(decision.engine);
     Ok(decision.gate)

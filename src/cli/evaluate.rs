@@ -4,6 +4,7 @@
 
 use allconv_cifar::Order;
 use allconv_models::Mode;
+use allconv_runs::outln;
 use anyhow::Context;
 use candle_core::D;
 
@@ -98,23 +99,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect(),
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).context("writing the report as JSON")?
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{} from {} ({} preprocessing), {} test images",
-        report.model, report.weights, report.preprocessing, report.test_images
+        report.model,
+        report.weights,
+        report.preprocessing,
+        report.test_images
     );
-    println!("test error: {:.2} %", report.test_error);
+    outln!("test error: {:.2} %", report.test_error);
     let width = names.iter().map(String::len).max().unwrap_or(0).max(10);
     let digits = (names.len() - 1).to_string().len();
-    println!("{:<w$}  accuracy  images", "class", w = digits + 1 + width);
+    outln!("{:<w$}  accuracy  images", "class", w = digits + 1 + width);
     for (k, acc) in report.class_accuracy.iter().enumerate() {
         let acc = acc.map_or("-".to_string(), |a| format!("{:.2} %", 100.0 * a));
-        println!("{k:<digits$} {:<width$} {acc:>9} {:>7}", names[k], total[k]);
+        outln!("{k:<digits$} {:<width$} {acc:>9} {:>7}", names[k], total[k]);
     }
     Ok(())
 }

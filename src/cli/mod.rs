@@ -3,17 +3,24 @@
 pub mod acquire;
 pub mod bench;
 pub mod check;
+pub mod choices;
+pub mod config;
 pub mod config_flags;
 pub mod data;
+pub mod data_stats;
+pub mod deprecated;
 pub mod device_gate;
 pub mod evaluate;
 pub mod models;
+pub mod preset;
 pub mod report;
 pub mod reproduce;
 pub mod source;
 pub mod stop_signal;
 pub mod train;
 pub mod visualize;
+#[cfg(test)]
+mod vocabulary_tests;
 
 /// The source this binary was built from (embedded by `build.rs`), for the runs' provenance.
 pub fn source_revision() -> allconv_train::config::SourceRevision {

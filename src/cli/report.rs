@@ -5,6 +5,7 @@
 //! written by `allconv reproduce`), the settings and the provenance recorded in each run's
 //! `config.yaml`.
 
+use allconv_runs::{errln, outln};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -49,13 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| RunsRoot::new(&root).report_dir());
         let written = write(&root, &out)?;
         for bad in &written.unreadable {
-            eprintln!(
+            errln!(
                 "warning: {}: {}; left out of the report (listed in it)",
                 bad.dir.display(),
                 bad.reason
             );
         }
-        println!("{}", written.markdown.display());
+        outln!("{}", written.markdown.display());
     }
     Ok(())
 }
@@ -234,7 +235,7 @@ fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, E
         let saved: SavedRunConfig = match allconv_train::config::load_yaml(&path) {
             Ok(saved) => saved,
             Err(e) => {
-                eprintln!(
+                errln!(
                     "warning: {}: {e}; its settings are left out of the report",
                     path.display()
                 );

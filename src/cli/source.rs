@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use allconv_cifar::{Cifar10, Prepared};
+use allconv_cifar::{Prepared, RawDataset};
 use allconv_models::Network;
 use allconv_runs::RunDir;
 use allconv_train::config::{load_yaml, SavedRunConfig};
@@ -23,8 +23,8 @@ pub struct SourceArgs {
     /// A safetensors file with tensors conv1.weight [out, in, kh, kw], conv1.bias [out], ...
     #[arg(long, requires = "model")]
     pub weights: Option<PathBuf>,
-    /// The network the weights are for (see `allconv models`).
-    #[arg(long, requires = "weights")]
+    /// The network the weights are for (see `allconv models`; any letter case).
+    #[arg(long, requires = "weights", value_parser = super::choices::model())]
     pub model: Option<String>,
     /// With --weights: experiment YAML for the model options and the data (default: the
     /// built-in defaults, i.e. the paper's GCN + ZCA).
@@ -34,11 +34,10 @@ pub struct SourceArgs {
     /// (else data): cifar-10-batches-bin or cifar-100-binary].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// data.preprocessing: scale, standardize or gcn_zca (must be what the weights were
-    /// trained with).
-    #[arg(long)]
-    pub preprocessing: Option<String>,
-    /// training.device: cpu, cuda (GPU 0) or cuda:N (GPU N).
+    /// data.preprocessing (must be what the weights were trained with).
+    #[arg(long, value_parser = super::choices::preprocessing())]
+    pub preprocessing: Option<allconv_cifar::Preprocessing>,
+    /// training.device
     #[arg(long)]
     pub device: Option<allconv_vocab::Device>,
     /// Set any configuration key (see docs/configuration.md), e.g. `--set data.cache_dir=...`.
@@ -107,11 +106,11 @@ impl SourceArgs {
                 dir.display().to_string(),
             ));
         }
-        if let Some(p) = &self.preprocessing {
+        if let Some(p) = self.preprocessing {
             settings.push(Setting::from_flag(
                 "--preprocessing",
                 "data.preprocessing",
-                p.clone(),
+                p.name(),
             ));
         }
         if let Some(d) = self.device {
@@ -176,7 +175,7 @@ fn check_recorded_network(
 }
 
 /// The data set of `experiment` (`data.dataset`, `data.labels`) from its `data.dir`.
-pub fn raw_data(experiment: &ExperimentConfig) -> anyhow::Result<Cifar10> {
+pub fn raw_data(experiment: &ExperimentConfig) -> anyhow::Result<RawDataset> {
     let dir = experiment.data.resolved_dir();
     let kind = experiment.data.kind();
     allconv_cifar::load_dataset(kind, &dir)
@@ -218,7 +217,7 @@ pub fn class_names(experiment: &ExperimentConfig) -> Vec<String> {
 /// The test split of `data` preprocessed as `experiment` says: statistics fitted on its training
 /// part (the ZCA fit read from the cache when the training run left one there); the training
 /// and validation splits are not normalised (evaluation and visualisation never read them).
-pub fn prepare_test(experiment: &ExperimentConfig, data: &Cifar10) -> anyhow::Result<Prepared> {
+pub fn prepare_test(experiment: &ExperimentConfig, data: &RawDataset) -> anyhow::Result<Prepared> {
     allconv_cifar::prepare_test(
         data,
         &experiment.data.prepare_options(),

@@ -5,6 +5,7 @@
 //! `allconv reproduce` (`--grid grid.json --index I`). `--set key=value` and the short flags
 //! override configuration keys.
 
+use allconv_runs::outln;
 use std::path::PathBuf;
 
 use allconv_train::{ExperimentConfig, ExperimentGrid, GridFile, Progress, RunConfig, RunOptions};
@@ -19,8 +20,9 @@ pub struct Args {
     /// protocol on the CPU).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Model name (see `allconv models`); may be left out when the config's grid has one model.
-    #[arg(long)]
+    /// Model name (see `allconv models`; any letter case); may be left out when the config's
+    /// grid has one model.
+    #[arg(long, value_parser = super::choices::model())]
     model: Option<String>,
     /// Base learning rate; may be left out when the config's grid has one.
     // Negative numbers reach the value check (which names the key) instead of clap's
@@ -140,6 +142,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("training {}", dir.display()))?;
-    println!("{} -> {}", result.summary(), dir.display());
+    outln!("{} -> {}", result.summary(), dir.display());
     Ok(())
 }

@@ -12,10 +12,12 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str = "usage:
-  cargo xtask reproduce [--cuda] [--config FILE | --preset quick|paper|paper-val|gpu-smoke]
-                        [--jobs N | --gpus 0,1,.. [--jobs-per-gpu K]] [--models A,B] [--lrs X,Y]
-                        [--seeds S,T] [--out DIR] [--device cpu|cuda|cuda:N] [--data-dir DIR]
-                        [--tf32] [--emit-slurm DIR]
+  cargo xtask reproduce [--cuda] [--config FILE | --preset NAME] [--jobs N | --gpus 0,1,..
+                        [--jobs-per-gpu K]] [--models A,B] [--lrs X,Y] [--seeds S,T] [--runs DIR]
+                        [--device cpu|cuda|cuda:N] [--data-dir DIR] [--precision fp32|tf32]
+                        [--emit-slurm DIR]
+      (NAME: quick, paper, paper-val, paper-aug, paper-cifar100, gpu-smoke; `allconv reproduce
+      --help` lists every flag)
   cargo xtask report [--runs DIR] [--out DIR]
 
 Builds target/release/allconv (with --features cuda when --cuda is given) and runs

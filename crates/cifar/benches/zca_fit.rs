@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use allconv_cifar::{
-    default_data_dir, gcn, load_dir, prepare, zca_fit, Cifar10, Dataset, PrepareOptions,
+    default_data_dir, gcn, load_dir, prepare, zca_fit, Dataset, PrepareOptions, RawDataset,
     IMAGE_BYTES,
 };
 
@@ -31,7 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// GCN, the fit, its application, and the fit on fewer images (both paths of the fit).
-fn time_each_step(data: &Cifar10, opts: &PrepareOptions) -> Result<(), Box<dyn std::error::Error>> {
+fn time_each_step(
+    data: &RawDataset,
+    opts: &PrepareOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let g = gcn(&data.train.images, IMAGE_BYTES, opts.gcn_scale);
     println!(
@@ -84,7 +87,7 @@ fn time_each_step(data: &Cifar10, opts: &PrepareOptions) -> Result<(), Box<dyn s
 
 /// `prepare` twice: the first call fits and writes the cache, the second loads it.
 fn time_prepare_with_cache(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let cache = std::env::temp_dir().join(format!("allconv-zca-bench-{}", std::process::id()));

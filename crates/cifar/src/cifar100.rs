@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
+use crate::format::{RawDataset, RawSplit, IMAGE_BYTES};
 use crate::layout::{
     binary_files, require_binary_files, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE,
     COARSE_LABEL_NAMES, FINE_LABEL_NAMES,
@@ -40,7 +40,7 @@ pub fn dataset_checksums(
 
 /// Loads `kind`'s data set from `dir` in its official layout ([`crate::load_dir`] for
 /// CIFAR-10, [`load_cifar100_dir`] with the matching labels for CIFAR-100).
-pub fn load_dataset(kind: DatasetKind, dir: &Path) -> Result<Cifar10> {
+pub fn load_dataset(kind: DatasetKind, dir: &Path) -> Result<RawDataset> {
     match kind.labels() {
         None => crate::load_dir(dir),
         Some(labels) => load_cifar100_dir(dir, labels == LabelSet::Coarse),
@@ -131,9 +131,9 @@ pub fn read_cifar100_split(path: &Path) -> Result<Cifar100Split> {
 
 /// Loads `dir` (the `cifar-100-binary` layout) with the coarse (`true`) or fine labels; both
 /// files are checked to exist before either is read.
-pub fn load_cifar100_dir(dir: &Path, coarse: bool) -> Result<Cifar10> {
+pub fn load_cifar100_dir(dir: &Path, coarse: bool) -> Result<RawDataset> {
     require_binary_files(dir, Dataset::Cifar100)?;
-    Ok(Cifar10 {
+    Ok(RawDataset {
         train: read_cifar100_split(&dir.join(CIFAR100_TRAIN_FILE))?.with_labels(coarse),
         test: read_cifar100_split(&dir.join(CIFAR100_TEST_FILE))?.with_labels(coarse),
     })

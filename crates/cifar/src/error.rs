@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-/// Everything that can go wrong while reading, acquiring or preparing CIFAR-10.
+/// Everything that can go wrong while reading, acquiring or preparing CIFAR-10 or CIFAR-100.
 ///
 /// Every variant names the file, record or option involved, so a message alone says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -9,7 +9,7 @@ pub enum CifarError {
     #[error(
         "missing CIFAR-10 file {path}: expected a folder containing data_batch_1.bin .. \
          data_batch_5.bin, test_batch.bin (and batches.meta.txt), the official \
-         cifar-10-batches-bin layout; run `allconv data fetch --dir <folder>` to get it"
+         cifar-10-batches-bin layout; run `allconv data fetch --data-dir <folder>` to get it"
     )]
     MissingFile {
         /// The file that was looked for.
@@ -36,11 +36,24 @@ pub enum CifarError {
         /// The label byte found.
         label: u8,
     },
+    /// A record whose label is not one of the `classes` classes of the data set and label set
+    /// it is read as (CIFAR-100's 100 fine or 20 coarse classes).
+    #[error("{path}: record {record} (0-based) has label {label}, expected 0-{} ({classes} classes)", .classes - 1)]
+    LabelOutOfRange {
+        /// The file (or split) the record is in.
+        path: PathBuf,
+        /// 0-based record index inside it.
+        record: usize,
+        /// The label found.
+        label: u8,
+        /// The number of classes of the labels read.
+        classes: usize,
+    },
     /// A CIFAR-100 file is absent.
     #[error(
         "missing CIFAR-100 file {path}: expected a folder containing train.bin and test.bin (and \
          fine_label_names.txt, coarse_label_names.txt), the official cifar-100-binary layout; \
-         run `allconv data fetch --dataset cifar100 --dir <folder>` to get it"
+         run `allconv data fetch --dataset cifar100 --data-dir <folder>` to get it"
     )]
     MissingCifar100File {
         /// The file that was looked for.
@@ -110,8 +123,8 @@ pub enum CifarError {
     },
     /// The target folder exists, is not empty and does not hold the expected files.
     #[error(
-        "{dir} exists but does not hold a valid CIFAR-10 copy ({reason}); move it away or pick \
-         another --dir, fetch never overwrites a folder it did not create"
+        "{dir} exists but does not hold a valid copy of the data set ({reason}); move it away or \
+         pick another --data-dir, fetch never overwrites a folder it did not create"
     )]
     ExistingInvalid {
         /// Target folder.

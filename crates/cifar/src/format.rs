@@ -82,7 +82,8 @@ impl RawSplit {
     }
 
     /// Checks that the buffers agree and every label is below `classes` (10 for CIFAR-10, 100
-    /// or 20 for CIFAR-100); `what` names the split in errors.
+    /// or 20 for CIFAR-100); `what` names the split in errors (the file it was read from, when
+    /// it is one file).
     pub fn validate_classes(&self, what: &str, classes: usize) -> Result<()> {
         check_image_count(what, self.images.len(), self.labels.len())?;
         let bad = self
@@ -98,12 +99,11 @@ impl RawSplit {
                     label,
                 }
             } else {
-                CifarError::InvalidOption {
-                    option: "labels",
-                    reason: format!(
-                        "{what}: record {record} has label {label}, expected 0-{}",
-                        classes - 1
-                    ),
+                CifarError::LabelOutOfRange {
+                    path: PathBuf::from(what),
+                    record,
+                    label,
+                    classes,
                 }
             });
         }
@@ -124,22 +124,31 @@ pub(crate) fn check_image_count(what: &str, image_values: usize, labels: usize) 
     Ok(())
 }
 
-/// The whole data set: 50,000 training and 10,000 test images for the official files.
+/// A whole data set as stored, CIFAR-10 or CIFAR-100 (with one of its label sets): 50,000
+/// training and 10,000 test images for the official files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cifar10 {
-    /// `data_batch_1.bin` .. `data_batch_5.bin`, concatenated in that order.
+pub struct RawDataset {
+    /// CIFAR-10: `data_batch_1.bin` .. `data_batch_5.bin`, concatenated in that order;
+    /// CIFAR-100: `train.bin`.
     pub train: RawSplit,
-    /// `test_batch.bin`.
+    /// `test_batch.bin` (CIFAR-10) or `test.bin` (CIFAR-100).
     pub test: RawSplit,
 }
 
-impl Cifar10 {
+/// The former name of [`RawDataset`], which holds CIFAR-100 data too.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `RawDataset`: it holds CIFAR-100 data too"
+)]
+pub type Cifar10 = RawDataset;
+
+impl RawDataset {
     /// A smaller data set in the same layout from data whose five training files are equally
     /// long (as every official copy is): the first `per_train_file` images of each fifth of
     /// `train` and the first `test` test images. The concatenated `train` no longer says where
     /// one file ends, so for a folder whose files may differ in size use
     /// [`Cifar10Files::subset`] (from [`load_dir_files`]) instead.
-    pub fn subset(&self, per_train_file: usize, test: usize) -> Result<Cifar10> {
+    pub fn subset(&self, per_train_file: usize, test: usize) -> Result<RawDataset> {
         let files = TRAIN_FILES.len();
         let file_len = self.train.len() / files;
         if self.train.len() % files != 0 || per_train_file == 0 || per_train_file > file_len {
@@ -171,7 +180,7 @@ pub struct Cifar10Files {
 
 impl Cifar10Files {
     /// The training files concatenated in order, as [`load_dir`] returns them.
-    pub fn into_cifar10(self) -> Cifar10 {
+    pub fn into_cifar10(self) -> RawDataset {
         let mut train = RawSplit {
             images: Vec::with_capacity(self.train.iter().map(|p| p.images.len()).sum()),
             labels: Vec::with_capacity(self.train.iter().map(RawSplit::len).sum()),
@@ -180,7 +189,7 @@ impl Cifar10Files {
             train.images.extend_from_slice(&part.images);
             train.labels.extend_from_slice(&part.labels);
         }
-        Cifar10 {
+        RawDataset {
             train,
             test: self.test,
         }
@@ -190,7 +199,7 @@ impl Cifar10Files {
     /// five training files and the first `test` test images. For checks that must carry their
     /// data (a GPU machine without network); the classes stay roughly balanced because every
     /// official file is shuffled. `per_train_file` may not exceed the smallest file.
-    pub fn subset(&self, per_train_file: usize, test: usize) -> Result<Cifar10> {
+    pub fn subset(&self, per_train_file: usize, test: usize) -> Result<RawDataset> {
         let (smallest, smallest_len) = self
             .train
             .iter()
@@ -219,7 +228,7 @@ fn first_records(
     per_part: usize,
     test_all: &RawSplit,
     test: usize,
-) -> Result<Cifar10> {
+) -> Result<RawDataset> {
     if test == 0 || test > test_all.len() {
         return Err(CifarError::InvalidOption {
             option: "test",
@@ -232,7 +241,7 @@ fn first_records(
         train.images.extend_from_slice(&part.images);
         train.labels.extend_from_slice(&part.labels);
     }
-    Ok(Cifar10 {
+    Ok(RawDataset {
         train,
         test: test_all.slice(0..test),
     })
@@ -287,7 +296,7 @@ fn check_size(path: &Path, bytes: u64) -> Result<()> {
 
 /// Loads `dir` (the `cifar-10-batches-bin` layout). Every file is checked to exist before any
 /// is read, and every file is validated (size, labels) before the data set is returned.
-pub fn load_dir(dir: &Path) -> Result<Cifar10> {
+pub fn load_dir(dir: &Path) -> Result<RawDataset> {
     require_binary_files(dir, Dataset::Cifar10)?;
     let mut train = RawSplit::default();
     for name in TRAIN_FILES {
@@ -296,7 +305,7 @@ pub fn load_dir(dir: &Path) -> Result<Cifar10> {
         train.labels.extend_from_slice(&part.labels);
     }
     let test = read_split(&dir.join(TEST_FILE))?;
-    Ok(Cifar10 { train, test })
+    Ok(RawDataset { train, test })
 }
 
 /// Loads `dir` like [`load_dir`], keeping the five training files apart (for per-file counts
@@ -339,7 +348,7 @@ pub fn write_meta(dir: &Path) -> Result<()> {
 /// Writes a whole data set into `dir` in the official layout: the training images split into
 /// five equal `data_batch_k.bin` files, `test_batch.bin` and `batches.meta.txt`.
 /// The number of training images must be a non-zero multiple of 5.
-pub fn write_split_dir(dir: &Path, data: &Cifar10) -> Result<()> {
+pub fn write_split_dir(dir: &Path, data: &RawDataset) -> Result<()> {
     let n = data.train.len();
     if n == 0 || n % TRAIN_FILES.len() != 0 {
         return Err(CifarError::InvalidOption {

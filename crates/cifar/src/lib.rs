@@ -37,9 +37,12 @@ pub use data_root::{
 pub use error::CifarError;
 pub use fetch::cifar100 as fetch100;
 pub use fetch::{fetch, FetchOptions, FetchOutcome};
+/// The former name of [`RawDataset`].
+#[allow(deprecated)]
+pub use format::Cifar10;
 pub use format::{
     checksums, load_dir, load_dir_files, read_split, verify_checksums, write_meta, write_split,
-    write_split_dir, Cifar10, Cifar10Files, RawSplit, CLASS_NAMES, FILE_BYTES, IMAGE_BYTES,
+    write_split_dir, Cifar10Files, RawDataset, RawSplit, CLASS_NAMES, FILE_BYTES, IMAGE_BYTES,
     OFFICIAL_MD5, RECORDS_PER_FILE, RECORD_BYTES,
 };
 pub use layout::{
@@ -51,7 +54,9 @@ pub use preprocess::{
     Prepared, Preprocessing, Split, Zca,
 };
 pub use stats::{channel_stats, label_counts, ChannelStats};
-pub use subset::{write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER};
+pub use subset::{
+    write_cifar100_subset_dir, write_subset_dir, SubsetOptions, SUBSET_MARKER, SUBSET_WRITER,
+};
 pub use synthetic::{synthetic_split, write_synthetic_dir};
 
 /// Says `args` on standard error, dropping the line if the stream cannot be written: the few

@@ -5,7 +5,7 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::format::{write_split_dir, Cifar10, RawSplit, IMAGE_BYTES};
+use crate::format::{write_split_dir, RawDataset, RawSplit, IMAGE_BYTES};
 use crate::layout::TRAIN_FILES;
 use crate::Result;
 
@@ -78,7 +78,7 @@ pub fn write_synthetic_dir(
     test: usize,
     seed: u64,
 ) -> Result<()> {
-    let data = Cifar10 {
+    let data = RawDataset {
         train: synthetic_split(train_per_file * TRAIN_FILES.len(), seed, 0),
         test: synthetic_split(test, seed, 1),
     };

@@ -155,3 +155,43 @@ fn prepare_accepts_100_classes_only_for_cifar100_and_keys_the_cache_by_dataset()
         zca_cache_file(&coarse_data, &coarse, &cache).unwrap()
     );
 }
+
+#[test]
+fn a_label_outside_the_label_set_is_named_with_its_file_record_and_value() {
+    // The synthetic folder's fine labels read as the 20 coarse classes: the first fine label
+    // of 20 or more is out of range. The k-th image of pattern p has fine label 10 * (k % 10) + p
+    // (synthetic_cifar100_split), so the first label >= 20 is found by hand below from the data.
+    let tmp = tempfile::tempdir().unwrap();
+    write_synthetic_cifar100_dir(tmp.path(), 200, 100, 3).unwrap();
+    let fine_data = load_cifar100_dir(tmp.path(), false).unwrap();
+    let (record, &label) = fine_data
+        .train
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l >= 20)
+        .unwrap();
+    let coarse = PrepareOptions {
+        dataset: DatasetKind::Cifar100Coarse,
+        ..Default::default()
+    };
+    match prepare(&fine_data, &coarse, None).unwrap_err() {
+        CifarError::LabelOutOfRange {
+            path,
+            record: r,
+            label: l,
+            classes,
+        } => {
+            assert_eq!(path, Path::new(CIFAR100_TRAIN_FILE));
+            assert_eq!((r, l, classes), (record, label, 20));
+        }
+        other => panic!("expected LabelOutOfRange, got {other:?}"),
+    }
+    let message = prepare(&fine_data, &coarse, None).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        format!(
+            "train.bin: record {record} (0-based) has label {label}, expected 0-19 (20 classes)"
+        )
+    );
+}

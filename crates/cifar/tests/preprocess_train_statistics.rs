@@ -3,7 +3,7 @@
 //! must fail these tests.
 
 use allconv_cifar::{
-    prepare, prepare_test, synthetic_split, Cifar10, PrepareOptions, Preprocessing, RawSplit,
+    prepare, prepare_test, synthetic_split, PrepareOptions, Preprocessing, RawDataset, RawSplit,
     IMAGE_BYTES,
 };
 
@@ -38,7 +38,7 @@ fn standardize() -> PrepareOptions {
 
 #[test]
 fn standardize_applies_training_statistics_to_the_test_set() {
-    let data = Cifar10 {
+    let data = RawDataset {
         train: train_ab(),
         test: RawSplit {
             images: constant_image(200, 200, 200),
@@ -63,7 +63,7 @@ fn the_validation_split_is_the_last_images_and_is_excluded_from_the_statistics()
     let mut train = train_ab();
     train.images.extend(constant_image(255, 255, 255));
     train.labels.push(7);
-    let data = Cifar10 {
+    let data = RawDataset {
         train,
         test: RawSplit {
             images: constant_image(0, 0, 0),
@@ -93,7 +93,7 @@ fn the_validation_split_is_the_last_images_and_is_excluded_from_the_statistics()
 
 #[test]
 fn subsets_take_the_first_images_and_validation_comes_from_the_subset() {
-    let data = Cifar10 {
+    let data = RawDataset {
         train: synthetic_split(50, 3, 0),
         test: synthetic_split(20, 3, 1),
     };
@@ -116,7 +116,7 @@ fn subsets_take_the_first_images_and_validation_comes_from_the_subset() {
 
 #[test]
 fn impossible_splits_are_errors_naming_the_option() {
-    let data = Cifar10 {
+    let data = RawDataset {
         train: synthetic_split(10, 3, 0),
         test: synthetic_split(5, 3, 1),
     };
@@ -154,7 +154,7 @@ fn gcn_zca_whitens_with_training_statistics_only() {
             *v = v.saturating_add(80);
         }
     }
-    let data = Cifar10 { train, test };
+    let data = RawDataset { train, test };
     let p = prepare(&data, &PrepareOptions::default(), None).unwrap();
     let mean_abs = |images: &[f32]| {
         let n = images.len() / IMAGE_BYTES;
@@ -180,7 +180,7 @@ fn prepare_test_gives_prepares_test_split_bit_for_bit_and_no_other() {
     // For every preprocessing, with a validation split and a cache folder (gcn_zca fits once,
     // then loads): the test images and labels equal `prepare`'s exactly; training and
     // validation are left out.
-    let data = Cifar10 {
+    let data = RawDataset {
         train: synthetic_split(60, 5, 0),
         test: synthetic_split(15, 5, 1),
     };

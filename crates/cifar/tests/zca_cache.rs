@@ -3,10 +3,12 @@
 //! than trusted. (Each fit is an eigendecomposition of a 3072x3072 matrix, so this file fits
 //! only twice; which file a fit goes to is checked through `zca_cache_file`.)
 
-use allconv_cifar::{prepare, synthetic_split, zca_cache_file, Cifar10, PrepareOptions, Prepared};
+use allconv_cifar::{
+    prepare, synthetic_split, zca_cache_file, PrepareOptions, Prepared, RawDataset,
+};
 
-fn data() -> Cifar10 {
-    Cifar10 {
+fn data() -> RawDataset {
+    RawDataset {
         train: synthetic_split(30, 4, 0),
         test: synthetic_split(10, 4, 1),
     }

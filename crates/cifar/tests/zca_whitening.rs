@@ -2,7 +2,9 @@
 //! `C (C + eps I)^-1`, computed here by Gaussian elimination, and GCN must match pylearn2's
 //! definition.
 
-use allconv_cifar::{gcn, prepare, synthetic_split, zca_fit, Cifar10, PrepareOptions, IMAGE_BYTES};
+use allconv_cifar::{
+    gcn, prepare, synthetic_split, zca_fit, PrepareOptions, RawDataset, IMAGE_BYTES,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -179,7 +181,7 @@ fn prepared_training_data_is_whitened_at_full_size() {
     // random probe vectors p, q: p^T Cw C q + eps p^T Cw q - p^T C q = 0. C has rank 39, so
     // most of the space sits at lambda = 0 and the check covers both regimes.
     let n = 40;
-    let data = Cifar10 {
+    let data = RawDataset {
         train: synthetic_split(n, 21, 0),
         test: synthetic_split(10, 21, 1),
     };

@@ -48,7 +48,7 @@ pub enum RunsError {
     /// Another process runs the grid of this runs root.
     #[error(
         "{root} is being run by another `allconv reproduce`{holder} (lock file {lock} is held); \
-         wait for it to finish, stop it, or use another --out"
+         wait for it to finish, stop it, or use another --runs"
     )]
     GridLocked {
         /// The runs root.

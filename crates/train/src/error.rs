@@ -54,7 +54,7 @@ pub enum TrainError {
     /// asked for, and the folder has a checkpoint or a result.
     #[error(
         "invalid configuration: {} was written for a different configuration ({}); delete the \
-         run folder or use another --out",
+         run folder or use another --runs",
         record.display(),
         differences.join(", ")
     )]

@@ -79,7 +79,7 @@ fn a_remembered_check_of_another_setting_is_refused_and_the_runs_setting_checked
     let dir = tempfile::tempdir().unwrap();
     let runs = RunsRoot::new(dir.path());
     // On record: a pass with the free algorithm choice only (as `allconv check
-    // --deterministic false --record` writes it).
+    // --deterministic false --runs` writes it).
     let free = setting(Precision::Fp32, false, ConvEngine::Own);
     let mut record = DeviceCheckRecord::new("gpu C");
     record.merge(outcomes(&[free], None, &[]));

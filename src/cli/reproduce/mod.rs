@@ -17,6 +17,7 @@ mod pool;
 mod slurm;
 mod stop;
 
+use allconv_runs::{errln, outln};
 use std::path::{Path, PathBuf};
 
 use allconv_runs::RunsRoot;
@@ -25,31 +26,7 @@ use allconv_train::{ExperimentGrid, GridFile, Setting};
 use anyhow::{bail, Context};
 
 use super::config_flags::ConfigFlags;
-
-/// Named experiment files under `configs/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Preset {
-    /// `configs/quick.yaml`: a CPU-sized subset that finishes in minutes.
-    Quick,
-    /// `configs/paper.yaml`: the paper's grid and schedule.
-    Paper,
-    /// `configs/paper-val.yaml`: the paper's grid with a validation split held out.
-    PaperVal,
-    /// `configs/gpu-smoke.yaml`: 2 models, 4 epochs, a 5,000-image subset, on CUDA.
-    GpuSmoke,
-}
-
-impl Preset {
-    /// The experiment file of the preset, relative to the repository root.
-    pub fn config_path(self) -> PathBuf {
-        PathBuf::from(match self {
-            Preset::Quick => "configs/quick.yaml",
-            Preset::Paper => "configs/paper.yaml",
-            Preset::PaperVal => "configs/paper-val.yaml",
-            Preset::GpuSmoke => "configs/gpu-smoke.yaml",
-        })
-    }
-}
+use super::preset::Preset;
 
 /// Flags of `allconv reproduce`.
 #[derive(clap::Args)]
@@ -57,7 +34,7 @@ pub struct Args {
     /// Experiment file (YAML); default: the preset's file, else `configs/paper.yaml`.
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
-    /// A named experiment: quick (CPU, minutes), paper, paper-val, gpu-smoke (CUDA, minutes).
+    /// A shipped experiment, by name (its file is configs/<name>.yaml).
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// Grid points trained at once (each is its own process; several small runs share a GPU).
@@ -73,7 +50,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs_per_gpu: u32,
     /// Only these models (comma-separated), instead of the config's `grid.models`.
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
     pub models: Vec<String>,
     /// Only these learning rates (comma-separated), instead of `grid.lrs`.
     #[arg(long, value_delimiter = ',', num_args = 1.., allow_negative_numbers = true)]
@@ -240,7 +217,7 @@ fn conclude(
     outcome: &pool::Outcome,
 ) -> anyhow::Result<()> {
     let written = super::report::write(runs.path(), report_dir)?;
-    eprintln!(
+    errln!(
         "{points} runs: {} trained now, {} finished before, {} diverged, {} failed, {} being \
          trained by another process",
         outcome.trained,
@@ -249,7 +226,7 @@ fn conclude(
         outcome.failed.len(),
         outcome.running.len()
     );
-    println!("{}", written.markdown.display());
+    outln!("{}", written.markdown.display());
     if !outcome.failed.is_empty() {
         bail!(
             "{} run(s) failed (see their train.log): {}",

@@ -6,6 +6,7 @@
 //! free place, watch the running ones, account for each that ends; a SIGTERM or SIGINT stops
 //! every trainer at its checkpoint and ends the grid.
 
+use allconv_runs::errln;
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
@@ -115,7 +116,7 @@ impl Display {
 
     fn line(&self, text: &str) {
         if self.plain {
-            eprintln!("{text}");
+            errln!("{text}");
         } else {
             let _ = self.multi.println(text);
         }

@@ -6,6 +6,7 @@
 //! script runs as emitted. Every path is quoted for bash (and double-quoted in `#SBATCH` lines,
 //! which sbatch reads with its own quoting).
 
+use allconv_runs::{errln, outln};
 use std::path::Path;
 
 use allconv_runs::{RunsRoot, SlurmFolder};
@@ -195,7 +196,7 @@ pub(super) fn emit(
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         make_executable(&path)?;
     }
-    eprintln!(
+    errln!(
         "{} grid points ({} epochs on {}); the data must be in {} on the cluster (`allconv data \
          fetch`).",
         grid.points.len(),
@@ -203,12 +204,12 @@ pub(super) fn emit(
         experiment.training.device,
         experiment.data.resolved_dir().display()
     );
-    eprintln!(
+    errln!(
         "submit with: {} (the array, then the report into {})",
         shell_quote(&folder.submit_path()),
         runs.report_dir().display()
     );
-    println!("{}", folder.submit_path().display());
+    outln!("{}", folder.submit_path().display());
     Ok(())
 }
 

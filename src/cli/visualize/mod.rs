@@ -7,9 +7,10 @@ mod caption;
 mod picture;
 mod selection;
 
+use allconv_runs::outln;
 use std::path::{Path, PathBuf};
 
-use allconv_cifar::{Cifar10, RawSplit, IMAGE_BYTES};
+use allconv_cifar::{RawDataset, RawSplit, IMAGE_BYTES};
 use allconv_models::{Network, ReluBackward, Target};
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
@@ -41,7 +42,7 @@ pub struct Args {
     /// Target: this channel of --layer, at its largest spatial activation in each image.
     #[arg(long, requires = "layer", conflicts_with_all = ["class", "top_units", "top_patches"])]
     unit: Option<usize>,
-    /// Target: the logit of this class (0-9 or its name).
+    /// Target: the logit of this class (its number, from 0, or its name).
     #[arg(long, conflicts_with_all = ["layer", "top_units", "top_patches"])]
     class: Option<String>,
     /// Target: in each image, its N most active units of --layer (one row each).
@@ -57,13 +58,15 @@ pub struct Args {
     /// With --top-patches: how many test images (from the first) to search.
     #[arg(long, default_value_t = 1000, requires = "top_patches")]
     search: usize,
-    /// Backward rules, one column each: backprop, deconvnet, guided.
+    /// Backward rules, comma-separated, one column each.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "backprop,deconvnet,guided"
+        num_args = 1..,
+        value_parser = super::choices::relu_backward(),
+        default_values = ["backprop", "deconvnet", "guided"]
     )]
-    method: Vec<String>,
+    method: Vec<ReluBackward>,
     /// Output folder (created; refused if it holds files this command did not write).
     #[arg(long)]
     out: PathBuf,
@@ -86,15 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.zoom == 0 || args.zoom > 16 {
         bail!("--zoom must be in 1..=16, got {}", args.zoom);
     }
-    let methods = args
-        .method
-        .iter()
-        .map(|m| {
-            ReluBackward::from_name(m).with_context(|| {
-                format!("--method: unknown rule {m:?}, expected backprop, deconvnet or guided")
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let methods = args.method.clone();
     if args.top_patches && args.search == 0 {
         bail!("--search must be at least 1 (test images to search)");
     }
@@ -186,7 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&index)? + "\n",
     )
     .with_context(|| format!("writing {}", args.out.join(INDEX).display()))?;
-    println!("wrote {}", args.out.display());
+    outln!("wrote {}", args.out.display());
     Ok(())
 }
 
@@ -211,7 +206,7 @@ fn read_png(path: &Path) -> anyhow::Result<Picture> {
         .with_context(|| format!("--image {}: not a readable image", path.display()))?;
     if (img.width(), img.height()) != (32, 32) {
         bail!(
-            "--image {}: {}x{} pixels, expected a 32x32 RGB picture like CIFAR-10's",
+            "--image {}: {}x{} pixels, expected a 32x32 RGB picture like CIFAR's",
             path.display(),
             img.width(),
             img.height()
@@ -233,7 +228,11 @@ fn read_png(path: &Path) -> anyhow::Result<Picture> {
 
 /// The pictures preprocessed with the statistics fitted on the network's training data, as a
 /// `[N, 3, 32, 32]` tensor on its device.
-fn preprocessed(loaded: &Loaded, data: &Cifar10, pictures: &[Picture]) -> anyhow::Result<Tensor> {
+fn preprocessed(
+    loaded: &Loaded,
+    data: &RawDataset,
+    pictures: &[Picture],
+) -> anyhow::Result<Tensor> {
     let chosen = RawSplit {
         images: pictures
             .iter()
@@ -244,7 +243,7 @@ fn preprocessed(loaded: &Loaded, data: &Cifar10, pictures: &[Picture]) -> anyhow
     let mut experiment = loaded.experiment.clone();
     // The pictures are the test split here: all of them.
     experiment.data.test_subset = None;
-    let with_pictures = Cifar10 {
+    let with_pictures = RawDataset {
         train: data.train.clone(),
         test: chosen,
     };

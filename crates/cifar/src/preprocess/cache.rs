@@ -9,7 +9,7 @@ use md5::{Digest, Md5};
 use super::options::PrepareOptions;
 use super::split::split_parts;
 use super::zca::{zca_fit, Zca};
-use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
+use crate::format::{RawDataset, RawSplit, IMAGE_BYTES};
 use crate::{CifarError, Result};
 
 /// The cache folder used next to a data folder: `<data dir>/../cache`.
@@ -71,7 +71,11 @@ fn cache_key(train: &RawSplit, opts: &PrepareOptions, cache_dir: &Path) -> (Stri
 /// The file in `cache_dir` that holds (or would hold) the ZCA fit `prepare` makes for `data`
 /// and `opts`: it changes with the training images used and every fit parameter, not with
 /// `test_subset`.
-pub fn zca_cache_file(data: &Cifar10, opts: &PrepareOptions, cache_dir: &Path) -> Result<PathBuf> {
+pub fn zca_cache_file(
+    data: &RawDataset,
+    opts: &PrepareOptions,
+    cache_dir: &Path,
+) -> Result<PathBuf> {
     let (train, _, _) = split_parts(data, opts)?;
     Ok(cache_key(&train, opts, cache_dir).1)
 }

@@ -9,7 +9,7 @@ use super::cache::{f32_bytes, fit_or_load, tensors_md5};
 use super::normalize::{gcn, standardize};
 use super::options::{PrepareOptions, Preprocessing};
 use super::split::split_parts;
-use crate::format::{Cifar10, RawSplit, IMAGE_BYTES};
+use crate::format::{RawDataset, RawSplit, IMAGE_BYTES};
 use crate::stats::channel_stats;
 use crate::{CifarError, Result};
 
@@ -55,7 +55,7 @@ pub struct Prepared {
 /// With `cache_dir`, the ZCA fit of `gcn_zca` is stored there and reused by later calls with the
 /// same training images and parameters.
 pub fn prepare(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
     cache_dir: Option<&Path>,
 ) -> Result<Prepared> {
@@ -68,7 +68,7 @@ pub fn prepare(
 /// splits of the result are empty. Its test split equals [`prepare`]'s bit for bit; it saves
 /// whitening the 50,000 training images (about 1e12 floating-point operations).
 pub fn prepare_test(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
     cache_dir: Option<&Path>,
 ) -> Result<Prepared> {
@@ -85,7 +85,7 @@ enum Parts {
 /// Cuts the splits, fits (or loads) the statistics on the training part and normalises the
 /// splits `parts` names; the others are left empty.
 fn prepare_parts(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
     cache_dir: Option<&Path>,
     parts: Parts,

@@ -2,17 +2,22 @@
 //! taken from its end, and the test subset.
 
 use super::options::PrepareOptions;
-use crate::format::{Cifar10, RawSplit};
+use crate::format::{RawDataset, RawSplit};
 use crate::{CifarError, Result};
 
 /// Applies `train_subset`, `validation` and `test_subset` (see [`PrepareOptions`]).
 pub(super) fn split_parts(
-    data: &Cifar10,
+    data: &RawDataset,
     opts: &PrepareOptions,
 ) -> Result<(RawSplit, RawSplit, RawSplit)> {
     let classes = opts.dataset.num_classes();
-    data.train.validate_classes("training split", classes)?;
-    data.test.validate_classes("test split", classes)?;
+    // A CIFAR-100 split is one file, so an error can name it (its records are the split's).
+    let (train_name, test_name) = match opts.dataset.dataset() {
+        allconv_vocab::Dataset::Cifar10 => ("training split", "test split"),
+        allconv_vocab::Dataset::Cifar100 => (crate::CIFAR100_TRAIN_FILE, crate::CIFAR100_TEST_FILE),
+    };
+    data.train.validate_classes(train_name, classes)?;
+    data.test.validate_classes(test_name, classes)?;
     let train_all = match opts.train_subset {
         Some(n) if n == 0 || n > data.train.len() => {
             return Err(CifarError::InvalidOption {

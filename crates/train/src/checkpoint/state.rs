@@ -106,7 +106,7 @@ impl TrainerState {
             TrainError::Checkpoint {
             path: path.to_path_buf(),
             reason: format!(
-                "written for {what} {saved}, but this run has {now}; delete the run folder or use another --out"
+                "written for {what} {saved}, but this run has {now}; delete the run folder or use another --runs"
             ),
         }
         };

@@ -43,6 +43,20 @@ impl Setting {
         }
     }
 
+    /// The override a flag stands for whose text is not the key's value (`--precision tf32` is
+    /// `training.tf32: true`): errors about it quote `written`.
+    pub fn from_flag_as_written(
+        written: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<Value>,
+    ) -> Self {
+        Setting {
+            key: key.into(),
+            value: value.into(),
+            written: written.into(),
+        }
+    }
+
     /// The override as the user wrote it on the command line.
     pub fn written(&self) -> &str {
         &self.written
