@@ -1,7 +1,7 @@
 //! A training is never ended by its own output: `allconv train` and `allconv reproduce` whose
 //! standard error or standard output (or both, as `2>&1 | head -1`) nobody reads any more finish
 //! their runs and the report, drop the lines they cannot write, say so once where they still
-//! can, and exit with success (README, "Output").
+//! can, and exit with success (docs/training.md, "Output").
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! refused naming the file and both checksums, unless `--allow-changed-data`, which appends the
 //! change (never rewriting the original) and the report shows it; a resume on another CPU kernel
 //! path and thread count goes on with a warning and the record lists each segment; the source
-//! revision is the one the binary was built from (README, "Provenance").
+//! revision is the one the binary was built from (docs/training.md, "Provenance").
 
 mod common;
 

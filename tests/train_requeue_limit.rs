@@ -1,6 +1,6 @@
 //! `allconv train` in a requeued Slurm task (`SLURM_RESTART_COUNT` > 0) refuses a run that was
 //! stopped `slurm.max_stalled_requeues` times in a row without training a step, saying why; a
-//! first start (no restart count) trains it (README, "Cluster (Slurm)").
+//! first start (no restart count) trains it (docs/cluster.md, "Cluster (Slurm)").
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,8 +1,8 @@
-//! The command line speaks one vocabulary (README.md, "One name per thing"): the whole command
-//! tree is walked, and every visible flag of every subcommand is checked for a second name of
-//! something that has one, for a configuration key's flag under another name, and for a choice
-//! whose values `--help` does not list. The command lines that Slurm scripts emitted by the
-//! previous release run still parse.
+//! The command line speaks one vocabulary (docs/training.md, "One name per thing"): the whole
+//! command tree is walked, and every visible flag of every subcommand is checked for a second
+//! name of something that has one, for a configuration key's flag under another name, and for a
+//! choice whose values `--help` does not list. The command lines that Slurm scripts emitted by
+//! the previous release run still parse.
 
 use clap::{Arg, Command, CommandFactory};
 

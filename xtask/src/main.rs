@@ -107,8 +107,9 @@ fn check_cuda_toolkit() -> Result<()> {
         "--cuda builds with the CUDA toolkit, and its compiler `nvcc` was found neither on PATH \
          nor in $CUDA_HOME/bin, $CUDA_PATH/bin or /usr/local/cuda/bin. Install NVIDIA's CUDA \
          toolkit (12.x or 13.x, with cuDNN 9) and put its bin folder on PATH, or set CUDA_HOME \
-         to the toolkit's folder; on a machine without a GPU, see the README's GPU section for \
-         building the CUDA binary from pip wheels. Without --cuda, xtask builds the CPU binary."
+         to the toolkit's folder; on a machine without a GPU, see docs/gpu.md (\"Checking the \
+         CUDA path on a GPU machine\") for building the CUDA binary from pip wheels. Without \
+         --cuda, xtask builds the CPU binary."
     )
 }
 
