@@ -3,6 +3,7 @@
 pub mod acquire;
 pub mod bench;
 pub mod check;
+pub mod check_table;
 pub mod choices;
 pub mod config;
 pub mod config_flags;
