@@ -7,18 +7,22 @@
 //! every N steps. With `--augment`, the training step is measured a second time with the batch
 //! augmented first (flip + shift on the device, as `data.augment` trains), for the cost of it.
 
+mod paced;
+mod subject;
+mod timing;
+
 use allconv_runs::{errln, outln};
-use std::time::Instant;
 
 use allconv_cifar::EpochAugmentation;
 use allconv_models::ops::ConvEngine;
-use allconv_models::{ops, spec, Mode, ModelOptions, Network, MODEL_NAMES};
-use allconv_train::optim::{Sgd, SgdConfig};
+use allconv_models::{ops, spec, ModelOptions, MODEL_NAMES};
 use allconv_vocab::Precision;
 use anyhow::Context;
-use candle_core::{Device, Tensor};
-use candle_nn::Optimizer;
-use candle_nn::VarMap;
+use candle_core::Device;
+
+use paced::paced;
+use subject::{synthetic_batch, Subject};
+use timing::images_per_second;
 
 /// Flags of `allconv bench`.
 #[derive(clap::Args)]
@@ -70,13 +74,7 @@ pub struct Args {
 
 /// Runs `allconv bench`.
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    let batch_flag = match args.deprecated_batch {
-        Some(batch) => {
-            args.batch_size = batch;
-            "--batch"
-        }
-        None => "--batch-size",
-    };
+    let batch_flag = take_deprecated_batch(&mut args);
     anyhow::ensure!(args.batch_size > 0, "{batch_flag} must be at least 1");
     // Recycle activation buffers instead of page-faulting fresh ones every step.
     allconv_models::tune_allocator();
@@ -88,6 +86,46 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             args.device
         )
     })?;
+    let specs = model_specs(&args, &device, batch_flag)?;
+    let precisions = precisions(&args, &device)?;
+    ops::set_deterministic(args.deterministic);
+    ops::set_conv_engine(args.conv_engine);
+    let settings = settings_words(&args, &device);
+    if args.paced {
+        errln!("bench --paced: {settings}");
+        anyhow::ensure!(
+            precisions.len() == 1,
+            "--paced measures one precision; give --precision fp32 or --precision tf32"
+        );
+        return paced(&specs, &device, precisions[0], args.batch_size, args.iters);
+    }
+    print_header(&args, &settings)?;
+    measure_table(&args, &specs, &precisions, &device)?;
+    if args.plans {
+        print_cudnn_plans();
+    }
+    Ok(())
+}
+
+/// Moves a value given to `--batch` (the previous name) into `--batch-size`; returns the flag
+/// the user wrote, for the errors about it.
+fn take_deprecated_batch(args: &mut Args) -> &'static str {
+    match args.deprecated_batch {
+        Some(batch) => {
+            args.batch_size = batch;
+            "--batch"
+        }
+        None => "--batch-size",
+    }
+}
+
+/// The networks of `--models` (all 12 without it); on the CPU, each refused when a batch of its
+/// activations would not fit in this machine's memory.
+fn model_specs(
+    args: &Args,
+    device: &Device,
+    batch_flag: &str,
+) -> anyhow::Result<Vec<allconv_models::ModelSpec>> {
     let names: Vec<&str> = if args.models.is_empty() {
         MODEL_NAMES.to_vec()
     } else {
@@ -104,8 +142,13 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
         }
     }
+    Ok(specs)
+}
 
-    let precisions = match (args.precision.is_empty(), &device) {
+/// The precisions to measure (`--precision`, else fp32 on the CPU and both on CUDA); TF32 and
+/// `--plans` on the CPU are refused with the reason.
+fn precisions(args: &Args, device: &Device) -> anyhow::Result<Vec<Precision>> {
+    let precisions = match (args.precision.is_empty(), device) {
         (false, _) => args.precision.clone(),
         (true, Device::Cpu) => vec![Precision::Fp32],
         (true, _) => vec![Precision::Fp32, Precision::Tf32],
@@ -116,10 +159,12 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     if args.plans && device.is_cpu() {
         anyhow::bail!("--plans lists cuDNN's choices, which exist only on CUDA; use --device cuda");
     }
+    Ok(precisions)
+}
 
-    ops::set_deterministic(args.deterministic);
-    ops::set_conv_engine(args.conv_engine);
-    let settings = format!(
+/// The measured settings in words: cuDNN's algorithm set and the convolution engine.
+fn settings_words(args: &Args, device: &Device) -> String {
+    format!(
         "cuDNN algorithms {} (training.deterministic: {}), conv engine {}",
         if args.deterministic {
             "deterministic only"
@@ -128,15 +173,12 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         },
         args.deterministic,
         args.conv_engine.describe(device.is_cuda())
-    );
-    if args.paced {
-        errln!("bench --paced: {settings}");
-        anyhow::ensure!(
-            precisions.len() == 1,
-            "--paced measures one precision; give --precision fp32 or --precision tf32"
-        );
-        return paced(&specs, &device, precisions[0], args.batch_size, args.iters);
-    }
+    )
+}
+
+/// The lines above the table: device, batch, iterations, threads and settings; the CPU and its
+/// kernels; the table's header.
+fn print_header(args: &Args, settings: &str) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     outln!(
         "device {}, batch {}, {} timed iterations, {threads} CPU threads; {settings}",
@@ -168,24 +210,35 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             String::new()
         }
     );
-    let (images, labels) = synthetic_batch(args.batch_size, &device)?;
-    let order: Vec<usize> = (0..args.batch_size).collect();
-    let augmentation = EpochAugmentation::new(0, 0, &order, args.batch_size, &device)?;
-    for s in &specs {
-        for &precision in &precisions {
+    Ok(())
+}
+
+/// One table row per model and precision: evaluation, training and (with `--augment`)
+/// augmented training rates on one synthetic batch.
+fn measure_table(
+    args: &Args,
+    specs: &[allconv_models::ModelSpec],
+    precisions: &[Precision],
+    device: &Device,
+) -> anyhow::Result<()> {
+    let (batch, iters) = (args.batch_size, args.iters);
+    let (images, labels) = synthetic_batch(batch, device)?;
+    let order: Vec<usize> = (0..batch).collect();
+    let augmentation = EpochAugmentation::new(0, 0, &order, batch, device)?;
+    for s in specs {
+        for &precision in precisions {
             ops::set_tf32(precision == Precision::Tf32);
-            let mut subject = Subject::new(s, &device)?;
+            let mut subject = Subject::new(s, device)?;
             let forward = |_: usize| subject.forward(&images);
-            let forward_rate = images_per_second(&device, args.batch_size, args.iters, forward)?;
+            let forward_rate = images_per_second(device, batch, iters, forward)?;
             let mut step = |i: usize| subject.step(&images, &labels, i);
-            let step_rate = images_per_second(&device, args.batch_size, args.iters, &mut step)?;
+            let step_rate = images_per_second(device, batch, iters, &mut step)?;
             let augmented_rate = if args.augment {
                 let mut augmented_step = |i: usize| -> anyhow::Result<()> {
                     let x = augmentation.apply(&images, 0)?;
                     subject.step(&x, &labels, i)
                 };
-                let rate =
-                    images_per_second(&device, args.batch_size, args.iters, &mut augmented_step)?;
+                let rate = images_per_second(device, batch, iters, &mut augmented_step)?;
                 format!(" {:>24}", rate.to_string())
             } else {
                 String::new()
@@ -201,9 +254,6 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         }
     }
     ops::set_tf32(false);
-    if args.plans {
-        print_cudnn_plans();
-    }
     Ok(())
 }
 
@@ -217,195 +267,6 @@ fn print_cudnn_plans() {
     }
 }
 
-/// A model ready to measure: its network and the trainer's optimizer over its weights.
-struct Subject {
-    net: Network,
-    sgd: Sgd,
-}
-
-impl Subject {
-    fn new(spec: &allconv_models::ModelSpec, device: &Device) -> anyhow::Result<Self> {
-        let varmap = VarMap::new();
-        let net = Network::new(spec, &varmap, device, 0)?;
-        let sgd = Sgd::from_varmap(
-            &varmap,
-            SgdConfig {
-                lr: 0.01,
-                momentum: 0.9,
-                weight_decay: 0.001,
-                weight_decay_bias: true,
-            },
-        )?;
-        Ok(Self { net, sgd })
-    }
-
-    /// One forward pass in eval mode (no dropout).
-    fn forward(&self, images: &Tensor) -> anyhow::Result<()> {
-        self.net.forward(images, Mode::Eval)?;
-        Ok(())
-    }
-
-    /// One training step: forward with dropout (seeded by `i`), cross-entropy, backward, SGD.
-    fn step(&mut self, images: &Tensor, labels: &Tensor, i: usize) -> anyhow::Result<()> {
-        let logits = self.net.forward(
-            images,
-            Mode::Train {
-                dropout_seed: i as u64,
-            },
-        )?;
-        let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
-        self.sgd.backward_step(&loss)?;
-        Ok(())
-    }
-}
-
-/// `--paced`: every model built and warmed up, then one measurement per line of standard input
-/// (`MODEL eval|train`), answered on standard output as soon as it is done.
-fn paced(
-    specs: &[allconv_models::ModelSpec],
-    device: &Device,
-    precision: Precision,
-    batch: usize,
-    iters: usize,
-) -> anyhow::Result<()> {
-    use std::io::{BufRead, Write};
-    ops::set_tf32(precision == Precision::Tf32);
-    let (images, labels) = synthetic_batch(batch, device)?;
-    let mut subjects = Vec::new();
-    for s in specs {
-        let mut subject = Subject::new(s, device)?;
-        for i in 0..warm_up_calls(device) {
-            subject.forward(&images)?;
-            subject.step(&images, &labels, i)?;
-        }
-        subjects.push((s.name.to_ascii_lowercase(), subject));
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "ready {}", ops::cpu_kernels()?)?;
-    out.flush()?;
-    let mut steps = 0;
-    for (number, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line.context("reading a --paced request from standard input")?;
-        let request: Vec<&str> = line.split_whitespace().collect();
-        let [model, mode] = request[..] else {
-            anyhow::bail!(
-                "--paced request {}: expected 'MODEL eval' or 'MODEL train', got '{line}'",
-                number + 1
-            );
-        };
-        let Some((_, subject)) = subjects
-            .iter_mut()
-            .find(|(name, _)| name.eq_ignore_ascii_case(model))
-        else {
-            anyhow::bail!(
-                "--paced request {}: model '{model}' is not among --models",
-                number + 1
-            );
-        };
-        let rate = match mode {
-            "eval" => timed(device, batch, iters, |_| subject.forward(&images))?,
-            "train" => timed(device, batch, iters, |_| {
-                steps += 1;
-                subject.step(&images, &labels, steps)
-            })?,
-            other => anyhow::bail!(
-                "--paced request {}: expected 'eval' or 'train', got '{other}'",
-                number + 1
-            ),
-        };
-        writeln!(out, "{model} {mode} {:.2}", rate.wall)?;
-        out.flush()?;
-    }
-    ops::set_tf32(false);
-    Ok(())
-}
-
 /// Unreachable without CUDA (`--plans` is refused on the CPU, the only device of this build).
 #[cfg(not(feature = "cuda"))]
 fn print_cudnn_plans() {}
-
-/// The benchmark's input: `batch` standard-normal 3 x 32 x 32 images and labels cycling 0-9.
-fn synthetic_batch(batch: usize, device: &Device) -> anyhow::Result<(Tensor, Tensor)> {
-    let images = Tensor::randn(0f32, 1.0, (batch, 3, 32, 32), device)?;
-    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-    let labels = Tensor::from_vec(labels, batch, device)?;
-    Ok((images, labels))
-}
-
-/// Untimed calls before a measurement: one on the CPU (first-touch page faults); three on
-/// CUDA, where the first calls also choose the cuDNN algorithms and fill the allocator.
-fn warm_up_calls(device: &Device) -> usize {
-    if device.is_cpu() {
-        1
-    } else {
-        3
-    }
-}
-
-/// Images per wall-clock second and per CPU-second of `work` over `iters` timed calls after
-/// [`warm_up_calls`] untimed ones. The device is synchronised before the clock starts and
-/// before it stops, so queued GPU work is counted.
-fn images_per_second(
-    device: &Device,
-    batch: usize,
-    iters: usize,
-    mut work: impl FnMut(usize) -> anyhow::Result<()>,
-) -> anyhow::Result<Rate> {
-    let warm_up = warm_up_calls(device);
-    for i in 0..warm_up {
-        work(i)?;
-    }
-    timed(device, batch, iters, |i| work(warm_up + i))
-}
-
-/// [`images_per_second`] without the warm-up: `iters` timed calls of `work`.
-fn timed(
-    device: &Device,
-    batch: usize,
-    iters: usize,
-    mut work: impl FnMut(usize) -> anyhow::Result<()>,
-) -> anyhow::Result<Rate> {
-    device.synchronize()?;
-    let (start, cpu_start) = (Instant::now(), cpu_seconds());
-    for i in 0..iters {
-        work(i)?;
-    }
-    device.synchronize()?;
-    let images = batch as f64 * iters as f64; // As floats: the product of two flags may overflow.
-    Ok(Rate {
-        wall: images / start.elapsed().as_secs_f64(),
-        cpu: cpu_seconds()
-            .zip(cpu_start)
-            .map(|(end, start)| images / (end - start).max(1e-9)),
-    })
-}
-
-/// A measured throughput.
-struct Rate {
-    /// Images per wall-clock second.
-    wall: f64,
-    /// Images per CPU-second of this process (Linux only): on a busy machine, where the
-    /// wall-clock rate understates what an idle one gives, `cpu * cores` bounds it from above.
-    cpu: Option<f64>,
-}
-
-impl std::fmt::Display for Rate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.cpu {
-            Some(cpu) => write!(f, "{:.1} ({:.1}/cpu-s)", self.wall, cpu),
-            None => write!(f, "{:.1}", self.wall),
-        }
-    }
-}
-
-/// User + system CPU seconds of this process (from `/proc/self/stat`; `None` elsewhere).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) start at field 3 ("state").
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let user: f64 = fields.get(11)?.parse().ok()?;
-    let system: f64 = fields.get(12)?.parse().ok()?;
-    // Clock ticks are 100 per second on every Linux platform this runs on (USER_HZ).
-    Some((user + system) / 100.0)
-}
