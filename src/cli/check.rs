@@ -33,6 +33,10 @@ pub struct Args {
     /// default.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
     models: Vec<String>,
+    /// The CPU kernel path of the CPU's ops (over ALLCONV_CPU_KERNELS), as
+    /// `training.cpu_kernels` chooses it for training.
+    #[arg(long, value_name = "PATH", value_parser = super::choices::cpu_kernels())]
+    cpu_kernels: Option<allconv_models::ops::CpuKernelsChoice>,
     /// Fewer and smaller shapes, a batch of 2 for the training steps.
     #[arg(long)]
     quick: bool,
@@ -113,6 +117,7 @@ pub fn failure(device_name: &str, report: &CheckReport) -> Option<String> {
 
 /// Runs `allconv check`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::cpu_kernels::choose(args.cpu_kernels, None)?;
     let options = CheckOptions {
         device: device(args.device)?,
         precisions: args.precision,

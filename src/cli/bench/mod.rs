@@ -55,6 +55,10 @@ pub struct Args {
     /// CPU, cuDNN on CUDA) or candle (candle's conv2d and autograd, no cuDNN).
     #[arg(long, default_value = "own", value_parser = super::choices::conv_engine())]
     conv_engine: ConvEngine,
+    /// The CPU kernel path (over ALLCONV_CPU_KERNELS), as `training.cpu_kernels` chooses it
+    /// for training.
+    #[arg(long, value_name = "PATH", value_parser = super::choices::cpu_kernels())]
+    cpu_kernels: Option<allconv_models::ops::CpuKernelsChoice>,
     /// After the table, print what cuDNN chose for every convolution shape measured (algorithms,
     /// math type, whether bias + ReLU ran fused): CUDA only.
     #[arg(long)]
@@ -79,6 +83,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     // Recycle activation buffers instead of page-faulting fresh ones every step.
     allconv_models::tune_allocator();
     anyhow::ensure!(args.iters > 0, "--iters must be at least 1");
+    super::cpu_kernels::choose(args.cpu_kernels, None)?;
     let device = allconv_models::open_device(args.device).with_context(|| {
         format!(
             "--device {}: opening the device (is this binary built with --features cuda, on a \
@@ -99,7 +104,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         );
         return paced(&specs, &device, precisions[0], args.batch_size, args.iters);
     }
-    print_header(&args, &settings)?;
+    print_header(&args, &settings);
     measure_table(&args, &specs, &precisions, &device)?;
     if args.plans {
         print_cudnn_plans();
@@ -178,7 +183,7 @@ fn settings_words(args: &Args, device: &Device) -> String {
 
 /// The lines above the table: device, batch, iterations, threads and settings; the CPU and its
 /// kernels; the table's header.
-fn print_header(args: &Args, settings: &str) -> anyhow::Result<()> {
+fn print_header(args: &Args, settings: &str) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     outln!(
         "device {}, batch {}, {} timed iterations, {threads} CPU threads; {settings}",
@@ -186,16 +191,16 @@ fn print_header(args: &Args, settings: &str) -> anyhow::Result<()> {
         args.batch_size,
         args.iters
     );
-    let kernels = ops::cpu_kernels().context("choosing the CPU kernels")?;
     let supported: Vec<&str> = ops::supported_cpu_kernels()
         .iter()
         .map(|k| k.name())
         .collect();
     outln!(
-        "CPU {}; CPU kernels {kernels} (this CPU runs: {}; {} forces one)",
+        "CPU {}; CPU kernels {} (this CPU runs: {}; --cpu-kernels or {} forces one)",
         ops::cpu_model(),
+        ops::cpu_kernels(),
         supported.join(", "),
-        ops::CPU_KERNELS_ENV
+        super::cpu_kernels::CPU_KERNELS_VAR
     );
     outln!(
         "{:<16} {:>9} {:>12} {:>24} {:>24}{}",
@@ -210,7 +215,6 @@ fn print_header(args: &Args, settings: &str) -> anyhow::Result<()> {
             String::new()
         }
     );
-    Ok(())
 }
 
 /// One table row per model and precision: evaluation, training and (with `--augment`)
