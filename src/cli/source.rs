@@ -102,6 +102,30 @@ impl SourceArgs {
             }
             _ => bail!("say which network: --run RUN_DIR, or --weights FILE --model NAME"),
         };
+        experiment.apply(&self.settings())?;
+
+        let spec = allconv_models::spec(&model, &experiment.model)?;
+        check_recorded_network(&weights, &spec.name, &experiment)?;
+        let device = experiment.training.open_device()?;
+        super::cpu_kernels::choose(self.cpu_kernels, Some(experiment.training.cpu_kernels))?;
+        allconv_train::apply_device_settings(&experiment.training)?;
+        let varmap = VarMap::new();
+        let net = Network::new(&spec, &varmap, &device, 0)?;
+        allconv_train::checkpoint::load_weights(&weights, &varmap)
+            .with_context(|| format!("loading {} as {} weights", weights.display(), spec.name))?;
+        Ok(Loaded {
+            net,
+            model: spec.name,
+            weights,
+            class_names: class_names(&experiment),
+            experiment,
+            device,
+        })
+    }
+
+    /// The flags' settings, in the order they apply (each named as the user wrote it), then
+    /// `--set`'s: they override the record or the configuration file.
+    fn settings(&self) -> Vec<Setting> {
         let mut settings = Vec::new();
         if let Some(dir) = &self.data_dir {
             settings.push(Setting::from_flag(
@@ -132,25 +156,7 @@ impl SourceArgs {
             ));
         }
         settings.extend(self.set.iter().cloned());
-        experiment.apply(&settings)?;
-
-        let spec = allconv_models::spec(&model, &experiment.model)?;
-        check_recorded_network(&weights, &spec.name, &experiment)?;
-        let device = experiment.training.open_device()?;
-        super::cpu_kernels::choose(self.cpu_kernels, Some(experiment.training.cpu_kernels))?;
-        allconv_train::apply_device_settings(&experiment.training)?;
-        let varmap = VarMap::new();
-        let net = Network::new(&spec, &varmap, &device, 0)?;
-        allconv_train::checkpoint::load_weights(&weights, &varmap)
-            .with_context(|| format!("loading {} as {} weights", weights.display(), spec.name))?;
-        Ok(Loaded {
-            net,
-            model: spec.name,
-            weights,
-            class_names: class_names(&experiment),
-            experiment,
-            device,
-        })
+        settings
     }
 }
 
