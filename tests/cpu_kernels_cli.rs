@@ -7,6 +7,12 @@ use std::process::Command;
 
 /// `allconv bench` on one tiny measurement with `ALLCONV_CPU_KERNELS` set to `kernels`.
 fn bench_with(kernels: &str) -> std::process::Output {
+    bench(&[], kernels)
+}
+
+/// `allconv bench` on one tiny measurement, with the flags `extra` and `ALLCONV_CPU_KERNELS`
+/// set to `var`.
+fn bench(extra: &[&str], var: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_allconv"))
         .args([
             "bench",
@@ -17,7 +23,8 @@ fn bench_with(kernels: &str) -> std::process::Output {
             "--iters",
             "1",
         ])
-        .env("ALLCONV_CPU_KERNELS", kernels)
+        .args(extra)
+        .env("ALLCONV_CPU_KERNELS", var)
         .output()
         .expect("the allconv binary runs")
 }
@@ -53,21 +60,7 @@ fn an_unknown_path_is_refused_with_the_choices() {
 
 /// `allconv bench` as [`bench_with`], with `--cpu-kernels flag` and the variable `var`.
 fn bench_with_flag(flag: &str, var: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_allconv"))
-        .args([
-            "bench",
-            "--models",
-            "model-a",
-            "--batch-size",
-            "2",
-            "--iters",
-            "1",
-            "--cpu-kernels",
-            flag,
-        ])
-        .env("ALLCONV_CPU_KERNELS", var)
-        .output()
-        .expect("the allconv binary runs")
+    bench(&["--cpu-kernels", flag], var)
 }
 
 #[test]
