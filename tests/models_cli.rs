@@ -67,7 +67,7 @@ fn unknown_model_lists_the_valid_names() {
 }
 
 #[test]
-fn bench_prints_a_positive_rate_per_model() {
+fn bench_prints_its_setting_and_one_row_per_model_with_its_parameters_and_rates() {
     let out = allconv(&[
         "bench",
         "--models",
@@ -83,6 +83,13 @@ fn bench_prints_a_positive_rate_per_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
+    // The header says what was measured: the device, the batch and the iterations asked for.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("device cpu, batch 2, 1 timed iterations")),
+        "{text}"
+    );
+    assert!(text.contains("; CPU kernels "), "{text}");
     let row = text
         .lines()
         .find(|l| l.starts_with("strided-cnn-a"))
@@ -94,6 +101,16 @@ fn bench_prints_a_positive_rate_per_model() {
     assert_eq!(fields[2], "839242");
     let forward: f64 = fields[3].parse().unwrap();
     assert!(forward > 0.0, "{row}");
+    // Eval then training, each images per second of wall time and, where /proc tells the CPU
+    // time (Linux), "(N/cpu-s)" per CPU second: all finite and positive.
+    let rates: Vec<f64> = fields[3..]
+        .iter()
+        .map(|f| f.trim_start_matches('(').trim_end_matches("/cpu-s)"))
+        .map(|f| f.parse().unwrap_or_else(|_| panic!("'{f}' in {row}")))
+        .collect();
+    let expected = if cfg!(target_os = "linux") { 4 } else { 2 };
+    assert_eq!(rates.len(), expected, "{row}");
+    assert!(rates.iter().all(|r| r.is_finite() && *r > 0.0), "{row}");
     assert_eq!(
         text.lines()
             .filter(|l| l.starts_with("strided-cnn"))

@@ -160,6 +160,51 @@ fn a_resume_on_another_kernel_path_and_thread_count_warns_and_records_each_segme
 }
 
 #[test]
+#[cfg(unix)]
+fn a_resume_by_the_flag_records_its_path_and_leaves_the_recorded_key_as_it_was() {
+    use allconv_models::ops::CpuKernelsChoice;
+    let (_tmp, config, _runs, run) = stopped_after_epoch_1("1");
+    // The flag decides over the variable, even a misspelt one.
+    let out = resume(&config, &["--cpu-kernels", "portable"])
+        .env("ALLCONV_CPU_KERNELS", "sse9")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let saved = record(&run);
+    let segments = &saved.provenance.segments;
+    assert_eq!(segments.len(), 2, "{saved:?}");
+    assert_eq!(segments[1].cpu_kernels, "portable");
+    // The configuration recorded at the start (no request: `auto`) is not rewritten.
+    assert_eq!(saved.config.training.cpu_kernels, CpuKernelsChoice::Auto);
+    // A value that names no path is refused, naming the key and what the user wrote.
+    let out = resume(&config, &["--set", "training.cpu_kernels=sse9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--set training.cpu_kernels=sse9: unknown variant `sse9`"),
+        "{}",
+        text(&out)
+    );
+    // A path named in the configuration is refused on a CPU without it, naming the key (only
+    // checkable on such a CPU; src/cli/cpu_kernels.rs checks the refusal with injected features).
+    let features = allconv_models::ops::CpuFeatures::detect();
+    if !allconv_models::ops::CpuKernels::Avx512.supported_by(features) {
+        let out = resume(&config, &["--set", "training.cpu_kernels=avx512"])
+            .env_remove("ALLCONV_CPU_KERNELS")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("training.cpu_kernels"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
 fn the_recorded_revision_is_the_binarys_own_wherever_it_runs() {
     let version = allconv().arg("--version").output().unwrap();
     let version = String::from_utf8_lossy(&version.stdout).into_owned();

@@ -5,9 +5,8 @@
 
 use allconv_runs::outln;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use allconv_models::check::{self, Case, CheckOptions, CheckReport, Precision, SettingOutcome};
+use allconv_models::check::{CheckOptions, CheckReport, Precision};
 use allconv_models::ops::{ConvEngine, ALL_CONV_ENGINES};
 use allconv_vocab::Device;
 use anyhow::{bail, Context};
@@ -34,6 +33,10 @@ pub struct Args {
     /// default.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = super::choices::model())]
     models: Vec<String>,
+    /// The CPU kernel path of the CPU's ops (over ALLCONV_CPU_KERNELS), as
+    /// `training.cpu_kernels` chooses it for training.
+    #[arg(long, value_name = "PATH", value_parser = super::choices::cpu_kernels())]
+    cpu_kernels: Option<allconv_models::ops::CpuKernelsChoice>,
     /// Fewer and smaller shapes, a batch of 2 for the training steps.
     #[arg(long)]
     quick: bool,
@@ -101,96 +104,6 @@ pub fn device(device: Device) -> anyhow::Result<candle_core::Device> {
     })
 }
 
-fn row(case: &Case) {
-    let (precision, algorithms, engine) = match case.setting {
-        Some(s) => (s.precision.name(), s.algorithms(), s.engine.name()),
-        None => ("-", "-", "-"),
-    };
-    outln!(
-        "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10.3e} {:>10.3e} {:>10} {}",
-        case.op,
-        case.shape,
-        case.dtype,
-        precision,
-        algorithms,
-        engine,
-        case.max_abs,
-        case.max_rel,
-        case.tolerance.to_string(),
-        if case.pass { "PASS" } else { "FAIL" }
-    );
-}
-
-/// Runs the check with `options`, printing the table as it goes, cuDNN's choices and a summary
-/// line; the report is returned whether or not every case passed.
-pub fn run_and_print(options: &CheckOptions, device_name: &str) -> anyhow::Result<CheckReport> {
-    let start = Instant::now();
-    let settings = options.settings();
-    outln!(
-        "device check on {device_name}, {} setting(s): {} (pool, dropout and SGD once: no \
-         setting changes them)",
-        settings.len(),
-        settings
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-    outln!(
-        "{:<22} {:<44} {:<4} {:<4} {:<4} {:<6} {:>10} {:>10} {:>10} result",
-        "op",
-        "shape",
-        "type",
-        "prec",
-        "alg",
-        "engine",
-        "max abs",
-        "max rel",
-        "tolerance"
-    );
-    let report = check::run_with(options, &mut row).context("device check")?;
-    if !report.plans.is_empty() {
-        outln!("cuDNN's choices per convolution shape:");
-        for plan in &report.plans {
-            outln!("  {plan}");
-        }
-    }
-    if settings.len() > 1 {
-        for outcome in report.outcomes() {
-            outln!("  {}", outcome_line(&outcome));
-        }
-    }
-    let failed = report.cases.iter().filter(|c| !c.pass).count();
-    outln!(
-        "device check on {device_name} ({}): {} cases, {} passed, {failed} failed, {:.1} s",
-        options
-            .precisions
-            .iter()
-            .map(|p| p.name())
-            .collect::<Vec<_>>()
-            .join(","),
-        report.cases.len(),
-        report.cases.len() - failed,
-        start.elapsed().as_secs_f64()
-    );
-    Ok(report)
-}
-
-/// The summary of one setting, printed when several were checked: its cases and `PASS`, or
-/// `FAIL: ` and its failing ops.
-pub fn outcome_line(outcome: &SettingOutcome) -> String {
-    format!(
-        "{}: {} cases, {}",
-        outcome.setting,
-        outcome.cases,
-        if outcome.failed_ops.is_empty() {
-            "PASS".to_string()
-        } else {
-            format!("FAIL: {}", outcome.failed_ops.join(", "))
-        }
-    )
-}
-
 /// The error `allconv check` ends with when a case failed: the failing ops, named.
 pub fn failure(device_name: &str, report: &CheckReport) -> Option<String> {
     let failed = report.failed_ops();
@@ -204,6 +117,7 @@ pub fn failure(device_name: &str, report: &CheckReport) -> Option<String> {
 
 /// Runs `allconv check`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::cpu_kernels::choose(args.cpu_kernels, None)?;
     let options = CheckOptions {
         device: device(args.device)?,
         precisions: args.precision,
@@ -213,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         quick: args.quick,
         perturb: None,
     };
-    let report = run_and_print(&options, &args.device.to_string())?;
+    let report = super::check_table::run_and_print(&options, &args.device.to_string())?;
     let runs = match (args.runs, args.deprecated_record) {
         (Some(runs), _) => Some(("--runs", runs)),
         (None, Some(runs)) => Some(("--record", runs)),

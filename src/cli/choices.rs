@@ -1,13 +1,13 @@
 //! Flags whose value is one of a closed set: parsed in any letter case into the set's type, and
 //! their choices listed by `--help` and named in the error for anything else. The vocabulary's
 //! words (device, data set, precision) have their own parser (`allconv_vocab::WordParser`); this
-//! one serves the sets defined by other crates (preprocessing, convolution engine, backward rule,
-//! model names).
+//! one serves the sets defined by other crates (preprocessing, convolution engine, CPU kernels,
+//! backward rule, model names).
 
 use std::ffi::OsStr;
 
 use allconv_cifar::Preprocessing;
-use allconv_models::ops::ConvEngine;
+use allconv_models::ops::{ConvEngine, CpuKernelsChoice};
 use allconv_models::{ReluBackward, MODEL_NAMES};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
@@ -97,6 +97,29 @@ pub fn conv_engine() -> Choices<ConvEngine> {
             (ConvEngine::Candle, "candle's conv2d and autograd, no cuDNN"),
         ],
         name: ConvEngine::name,
+    }
+}
+
+/// The CPU kernel requests of `--cpu-kernels` (`training.cpu_kernels`; `super::cpu_kernels`).
+pub fn cpu_kernels() -> Choices<CpuKernelsChoice> {
+    Choices {
+        what: "CPU kernels",
+        values: &[
+            (
+                CpuKernelsChoice::Auto,
+                "ALLCONV_CPU_KERNELS when set, else the widest path this CPU runs",
+            ),
+            (CpuKernelsChoice::Avx512, "512-bit kernels (needs AVX-512F)"),
+            (
+                CpuKernelsChoice::Avx2,
+                "256-bit kernels (needs AVX2 and FMA)",
+            ),
+            (
+                CpuKernelsChoice::Portable,
+                "the gemm crate's own dispatch and plain loops (any CPU)",
+            ),
+        ],
+        name: CpuKernelsChoice::name,
     }
 }
 
@@ -232,6 +255,13 @@ mod tests {
         }
         for engine in allconv_models::ops::ALL_CONV_ENGINES {
             assert_eq!(parse(&conv_engine(), engine.name()).unwrap(), engine);
+        }
+        assert_eq!(
+            cpu_kernels().values.len(),
+            allconv_models::ops::ALL_CPU_KERNEL_CHOICES.len()
+        );
+        for choice in allconv_models::ops::ALL_CPU_KERNEL_CHOICES {
+            assert_eq!(parse(&cpu_kernels(), choice.name()).unwrap(), choice);
         }
         let models: Vec<&str> = MODEL_CHOICES.iter().map(|(n, _)| *n).collect();
         assert_eq!(models, MODEL_NAMES);

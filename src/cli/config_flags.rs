@@ -43,6 +43,10 @@ pub struct ConfigFlags {
     /// check`); recorded in each run's config and stated in the report.
     #[arg(long)]
     pub skip_check: bool,
+    /// training.cpu_kernels: the CPU kernel path (over ALLCONV_CPU_KERNELS; recorded in each
+    /// run's provenance).
+    #[arg(long, value_name = "PATH", value_parser = super::choices::cpu_kernels())]
+    pub cpu_kernels: Option<allconv_models::ops::CpuKernelsChoice>,
 }
 
 impl ConfigFlags {
@@ -86,6 +90,13 @@ impl ConfigFlags {
                 true,
             ));
         }
+        if let Some(v) = self.cpu_kernels {
+            settings.push(Setting::from_flag(
+                "--cpu-kernels",
+                "training.cpu_kernels",
+                v.name(),
+            ));
+        }
         settings.extend(self.set.iter().cloned());
         settings
     }
@@ -105,6 +116,20 @@ mod tests {
         assert!(!experiment.training.skip_device_check, "off by default");
         experiment.apply(&flags.settings()).unwrap();
         assert!(experiment.training.skip_device_check);
+    }
+
+    #[test]
+    fn cpu_kernels_sets_the_recorded_key() {
+        use allconv_models::ops::CpuKernelsChoice;
+        let mut experiment = allconv_train::ExperimentConfig::default();
+        assert_eq!(experiment.training.cpu_kernels, CpuKernelsChoice::Auto);
+        let flags = ConfigFlags {
+            cpu_kernels: Some(CpuKernelsChoice::Portable),
+            ..ConfigFlags::default()
+        };
+        assert_eq!(flags.settings()[0].written(), "--cpu-kernels portable");
+        experiment.apply(&flags.settings()).unwrap();
+        assert_eq!(experiment.training.cpu_kernels, CpuKernelsChoice::Portable);
     }
 
     #[test]

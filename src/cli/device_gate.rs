@@ -293,7 +293,7 @@ pub fn ensure_checked(experiment: &ExperimentConfig) -> anyhow::Result<Gate> {
                 .collect::<Vec<_>>()
                 .join("; ")
         );
-        let report = super::check::run_and_print(
+        let report = super::check_table::run_and_print(
             &CheckOptions {
                 device: device.clone(),
                 precisions: distinct(settings.iter().map(|s| s.precision)),

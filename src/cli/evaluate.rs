@@ -8,7 +8,7 @@ use allconv_runs::outln;
 use anyhow::Context;
 use candle_core::D;
 
-use super::source::{self, SourceArgs};
+use super::source::{self, Loaded, SourceArgs};
 
 /// Flags of `allconv evaluate`.
 #[derive(clap::Args)]
@@ -57,16 +57,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
     }
-    let names = &loaded.class_names;
-    let mut correct = vec![0usize; names.len()];
-    let mut total = vec![0usize; names.len()];
-    let batches = allconv_cifar::batches(
-        test,
-        args.batch_size,
-        Order::Sequential,
-        true,
-        &loaded.device,
-    )?;
+    let counts = class_counts(&loaded, test, args.batch_size)?;
+    let report = Report::new(&loaded, &counts);
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("writing the report as JSON")?
+        );
+        return Ok(());
+    }
+    print_table(&report, &loaded.class_names, &counts.total);
+    Ok(())
+}
+
+/// Per class: its test images, and how many of them the network classified correctly.
+struct ClassCounts {
+    correct: Vec<usize>,
+    total: Vec<usize>,
+}
+
+/// Classifies the test images in batches of `batch_size` and counts per class.
+fn class_counts(
+    loaded: &Loaded,
+    test: &allconv_cifar::Split,
+    batch_size: usize,
+) -> anyhow::Result<ClassCounts> {
+    let classes = loaded.class_names.len();
+    let mut counts = ClassCounts {
+        correct: vec![0; classes],
+        total: vec![0; classes],
+    };
+    let batches =
+        allconv_cifar::batches(test, batch_size, Order::Sequential, true, &loaded.device)?;
     for batch in batches {
         let (x, y) = batch?;
         let logits = loaded.net.forward(&x, Mode::Eval)?;
@@ -75,36 +97,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for (p, l) in predicted.into_iter().zip(labels) {
             let l = l as usize;
             anyhow::ensure!(
-                l < names.len(),
-                "test label {l} outside the {} classes of {}",
-                names.len(),
+                l < classes,
+                "test label {l} outside the {classes} classes of {}",
                 loaded.experiment.data.kind().name()
             );
-            total[l] += 1;
-            correct[l] += usize::from(p as usize == l);
+            counts.total[l] += 1;
+            counts.correct[l] += usize::from(p as usize == l);
         }
     }
-    let n: usize = total.iter().sum();
-    let right: usize = correct.iter().sum();
-    let report = Report {
-        model: loaded.model,
-        weights: loaded.weights.display().to_string(),
-        preprocessing: loaded.experiment.data.preprocessing.to_string(),
-        test_images: n,
-        test_error: 100.0 * (1.0 - right as f64 / n as f64),
-        class_accuracy: correct
-            .iter()
-            .zip(&total)
-            .map(|(&c, &t)| (t > 0).then(|| c as f64 / t as f64))
-            .collect(),
-    };
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("writing the report as JSON")?
-        );
-        return Ok(());
+    Ok(counts)
+}
+
+impl Report {
+    /// The report of `loaded`'s network with `counts`.
+    fn new(loaded: &Loaded, counts: &ClassCounts) -> Self {
+        let n: usize = counts.total.iter().sum();
+        let right: usize = counts.correct.iter().sum();
+        Report {
+            model: loaded.model.clone(),
+            weights: loaded.weights.display().to_string(),
+            preprocessing: loaded.experiment.data.preprocessing.to_string(),
+            test_images: n,
+            test_error: 100.0 * (1.0 - right as f64 / n as f64),
+            class_accuracy: counts
+                .correct
+                .iter()
+                .zip(&counts.total)
+                .map(|(&c, &t)| (t > 0).then(|| c as f64 / t as f64))
+                .collect(),
+        }
     }
+}
+
+/// The report as a table: what was evaluated, the test error, then one line per class with
+/// its accuracy and its number of test images (`total`).
+fn print_table(report: &Report, names: &[String], total: &[usize]) {
     outln!(
         "{} from {} ({} preprocessing), {} test images",
         report.model,
@@ -120,5 +147,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let acc = acc.map_or("-".to_string(), |a| format!("{:.2} %", 100.0 * a));
         outln!("{k:<digits$} {:<width$} {acc:>9} {:>7}", names[k], total[k]);
     }
-    Ok(())
 }

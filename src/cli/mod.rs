@@ -3,9 +3,11 @@
 pub mod acquire;
 pub mod bench;
 pub mod check;
+pub mod check_table;
 pub mod choices;
 pub mod config;
 pub mod config_flags;
+pub mod cpu_kernels;
 pub mod data;
 pub mod data_stats;
 pub mod deprecated;

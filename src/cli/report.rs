@@ -220,91 +220,123 @@ type Experiments = Vec<(allconv_report::paper::Experiment, Vec<PathBuf>)>;
 /// whether each run read the official data (judged from its recorded md5 sums, so folders
 /// written before `provenance.official` existed are judged too).
 fn recorded_settings(runs: &Path) -> anyhow::Result<(Lines, Lines, DataChecks, Experiments)> {
-    let mut settings: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut provenance: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut data = Vec::new();
-    let mut experiments: Experiments = Vec::new();
+    let mut recorded = Recorded::default();
     if !runs.is_dir() {
-        return Ok((Vec::new(), Vec::new(), data, Vec::new()));
+        return Ok((Vec::new(), Vec::new(), Vec::new(), Vec::new()));
     }
     for found in allconv_runs::scan(runs)? {
-        let path = found.dir.config_path();
-        if !path.exists() {
-            continue;
+        if let Some(saved) = read_record(&found.dir.config_path()) {
+            recorded.add(found.dir.path(), &saved)?;
         }
-        let saved: SavedRunConfig = match allconv_train::config::load_yaml(&path) {
-            Ok(saved) => saved,
-            Err(e) => {
-                errln!(
-                    "warning: {}: {e}; its settings are left out of the report",
-                    path.display()
-                );
-                continue;
-            }
-        };
+    }
+    Ok((
+        merge(recorded.settings),
+        merge(recorded.provenance),
+        recorded.data,
+        recorded.experiments,
+    ))
+}
+
+/// A run folder's record, `None` without one; an unreadable one is left out with a warning.
+fn read_record(path: &Path) -> Option<SavedRunConfig> {
+    if !path.exists() {
+        return None;
+    }
+    match allconv_train::config::load_yaml(path) {
+        Ok(saved) => Some(saved),
+        Err(e) => {
+            errln!(
+                "warning: {}: {e}; its settings are left out of the report",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// What [`recorded_settings`] gathers over the run folders: every value each setting and
+/// provenance line takes, and per folder its data check and experiment.
+#[derive(Default)]
+struct Recorded {
+    settings: BTreeMap<String, BTreeSet<String>>,
+    provenance: BTreeMap<String, BTreeSet<String>>,
+    data: DataChecks,
+    experiments: Experiments,
+}
+
+impl Recorded {
+    /// Adds the record `saved` of the run folder `dir`.
+    fn add(&mut self, dir: &Path, saved: &SavedRunConfig) -> anyhow::Result<()> {
         let mut flat = BTreeMap::new();
         flatten("", &serde_json::to_value(&saved.config)?, &mut flat);
         for (key, value) in flat {
-            settings.entry(key).or_default().insert(value);
+            self.settings.entry(key).or_default().insert(value);
         }
         let d = &saved.config.data;
         let experiment = allconv_report::paper::Experiment::of(d.kind(), d.augment);
-        match experiments.iter_mut().find(|(e, _)| *e == experiment) {
-            Some((_, dirs)) => dirs.push(found.dir.path().to_path_buf()),
-            None => experiments.push((experiment, vec![found.dir.path().to_path_buf()])),
+        match self.experiments.iter_mut().find(|(e, _)| *e == experiment) {
+            Some((_, dirs)) => dirs.push(dir.to_path_buf()),
+            None => self.experiments.push((experiment, vec![dir.to_path_buf()])),
         }
-        let p = &saved.provenance;
-        let differing = p.files_not_official();
-        data.push((
-            found.dir.path().to_path_buf(),
+        let differing = saved.provenance.files_not_official();
+        self.data.push((
+            dir.to_path_buf(),
             if differing.is_empty() {
                 allconv_report::DataCheck::Official
             } else {
                 allconv_report::DataCheck::NotOfficial(differing)
             },
         ));
-        let mut add = |key: String, value: String| {
-            provenance.entry(key).or_default().insert(value);
-        };
-        add(
-            "git revision".into(),
-            match p.git_dirty {
-                Some(true) => format!("{} (with uncommitted changes)", p.git_revision),
-                _ => p.git_revision.clone(),
-            },
-        );
-        add("allconv version".into(), p.allconv_version.clone());
-        add("device".into(), p.device.clone());
-        if !p.cpu_kernels.is_empty() && saved.config.training.device == Device::Cpu {
-            add("CPU".into(), p.cpu.clone());
-            add("CPU kernels".into(), p.cpu_kernels.clone());
-            if p.threads > 0 {
-                add("threads".into(), p.threads.to_string());
-            }
+        for (key, value) in provenance_lines(dir, saved) {
+            self.provenance.entry(key).or_default().insert(value);
         }
-        for line in resumes_and_changes(found.dir.path(), p) {
-            add(line.0, line.1);
-        }
-        add("precision".into(), precision(&saved.config.training));
-        if let Some(line) = device_check(&saved.config.training) {
-            add("device check".into(), line);
-        }
-        add("data folder".into(), p.data_dir.display().to_string());
-        add("dataset".into(), d.kind().name().to_string());
-        add(
-            "augmentation".into(),
-            if d.augment {
-                "flips (p = 1/2) + shifts of -5..=5 pixels, zero-filled, training images only"
-                    .into()
-            } else {
-                "none".into()
-            },
-        );
-        for (file, md5) in &p.data_md5 {
-            add(format!("md5 {file}"), md5.clone());
+        Ok(())
+    }
+}
+
+/// The report's provenance lines of one run folder `dir` with the record `saved`: source,
+/// machine, precision, device check, data.
+fn provenance_lines(dir: &Path, saved: &SavedRunConfig) -> Lines {
+    let (p, d) = (&saved.provenance, &saved.config.data);
+    let mut lines: Lines = Vec::new();
+    let mut add = |key: String, value: String| lines.push((key, value));
+    add(
+        "git revision".into(),
+        match p.git_dirty {
+            Some(true) => format!("{} (with uncommitted changes)", p.git_revision),
+            _ => p.git_revision.clone(),
+        },
+    );
+    add("allconv version".into(), p.allconv_version.clone());
+    add("device".into(), p.device.clone());
+    if !p.cpu_kernels.is_empty() && saved.config.training.device == Device::Cpu {
+        add("CPU".into(), p.cpu.clone());
+        add("CPU kernels".into(), p.cpu_kernels.clone());
+        if p.threads > 0 {
+            add("threads".into(), p.threads.to_string());
         }
     }
-    Ok((merge(settings), merge(provenance), data, experiments))
+    for line in resumes_and_changes(dir, p) {
+        add(line.0, line.1);
+    }
+    add("precision".into(), precision(&saved.config.training));
+    if let Some(line) = device_check(&saved.config.training) {
+        add("device check".into(), line);
+    }
+    add("data folder".into(), p.data_dir.display().to_string());
+    add("dataset".into(), d.kind().name().to_string());
+    add(
+        "augmentation".into(),
+        if d.augment {
+            "flips (p = 1/2) + shifts of -5..=5 pixels, zero-filled, training images only".into()
+        } else {
+            "none".into()
+        },
+    );
+    for (file, md5) in &p.data_md5 {
+        add(format!("md5 {file}"), md5.clone());
+    }
+    lines
 }
 
 /// What the report says of a run that was resumed on other hardware, or on changed data

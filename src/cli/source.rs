@@ -40,6 +40,10 @@ pub struct SourceArgs {
     /// training.device
     #[arg(long)]
     pub device: Option<allconv_vocab::Device>,
+    /// training.cpu_kernels: the CPU kernel path (over the run's record and
+    /// ALLCONV_CPU_KERNELS).
+    #[arg(long, value_name = "PATH", value_parser = super::choices::cpu_kernels())]
+    pub cpu_kernels: Option<allconv_models::ops::CpuKernelsChoice>,
     /// Set any configuration key (see docs/configuration.md), e.g. `--set data.cache_dir=...`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Setting>,
@@ -98,6 +102,30 @@ impl SourceArgs {
             }
             _ => bail!("say which network: --run RUN_DIR, or --weights FILE --model NAME"),
         };
+        experiment.apply(&self.settings())?;
+
+        let spec = allconv_models::spec(&model, &experiment.model)?;
+        check_recorded_network(&weights, &spec.name, &experiment)?;
+        let device = experiment.training.open_device()?;
+        super::cpu_kernels::choose(self.cpu_kernels, Some(experiment.training.cpu_kernels))?;
+        allconv_train::apply_device_settings(&experiment.training)?;
+        let varmap = VarMap::new();
+        let net = Network::new(&spec, &varmap, &device, 0)?;
+        allconv_train::checkpoint::load_weights(&weights, &varmap)
+            .with_context(|| format!("loading {} as {} weights", weights.display(), spec.name))?;
+        Ok(Loaded {
+            net,
+            model: spec.name,
+            weights,
+            class_names: class_names(&experiment),
+            experiment,
+            device,
+        })
+    }
+
+    /// The flags' settings, in the order they apply (each named as the user wrote it), then
+    /// `--set`'s: they override the record or the configuration file.
+    fn settings(&self) -> Vec<Setting> {
         let mut settings = Vec::new();
         if let Some(dir) = &self.data_dir {
             settings.push(Setting::from_flag(
@@ -120,25 +148,15 @@ impl SourceArgs {
                 d.to_string(),
             ));
         }
+        if let Some(k) = self.cpu_kernels {
+            settings.push(Setting::from_flag(
+                "--cpu-kernels",
+                "training.cpu_kernels",
+                k.name(),
+            ));
+        }
         settings.extend(self.set.iter().cloned());
-        experiment.apply(&settings)?;
-
-        let spec = allconv_models::spec(&model, &experiment.model)?;
-        check_recorded_network(&weights, &spec.name, &experiment)?;
-        let device = experiment.training.open_device()?;
-        allconv_train::apply_device_settings(&experiment.training);
-        let varmap = VarMap::new();
-        let net = Network::new(&spec, &varmap, &device, 0)?;
-        allconv_train::checkpoint::load_weights(&weights, &varmap)
-            .with_context(|| format!("loading {} as {} weights", weights.display(), spec.name))?;
-        Ok(Loaded {
-            net,
-            model: spec.name,
-            weights,
-            class_names: class_names(&experiment),
-            experiment,
-            device,
-        })
+        settings
     }
 }
 

@@ -120,6 +120,10 @@ fn slurm_requeue_limit(config: &RunConfig) -> Option<usize> {
 /// Runs `allconv train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.run_config()?;
+    super::cpu_kernels::choose(
+        args.overrides.cpu_kernels,
+        Some(config.config.training.cpu_kernels),
+    )?;
     super::device_gate::ensure_checked(&config.config)?;
     let progress = if args.quiet {
         Progress::Silent

@@ -14,6 +14,9 @@ use std::time::Instant;
 use allconv_models::ops::{conv2d_relu, max_pool2d_padded};
 use candle_core::{Device, Tensor, Var};
 
+/// The environment variable that forces a kernel path, as for `allconv` (README, "CPU kernels").
+const CPU_KERNELS_VAR: &str = "ALLCONV_CPU_KERNELS";
+
 const BATCH: usize = 128;
 
 /// One layer: input `[BATCH, c, size, size]`.
@@ -110,11 +113,17 @@ fn main() -> candle_core::Result<()> {
     // As `allconv bench` and the trainer: recycle buffers instead of page-faulting fresh ones.
     allconv_models::tune_allocator();
     let dev = Device::Cpu;
-    let kernels = allconv_models::ops::cpu_kernels().map_err(candle_core::Error::wrap)?;
+    // This program, like the `allconv` binary, reads the request; the library reads none.
+    let request = match std::env::var(CPU_KERNELS_VAR) {
+        Ok(name) => allconv_models::ops::CpuKernelsChoice::parse(&name)
+            .map_err(|e| candle_core::Error::Msg(format!("{CPU_KERNELS_VAR}={name}: {e}")))?,
+        Err(_) => allconv_models::ops::CpuKernelsChoice::Auto,
+    };
+    let kernels = allconv_models::ops::use_cpu_kernels(request)
+        .map_err(|e| candle_core::Error::Msg(format!("{CPU_KERNELS_VAR}: {e}")))?;
     println!(
-        "{}; CPU kernels {kernels} (set {} to compare paths)",
+        "{}; CPU kernels {kernels} (set {CPU_KERNELS_VAR} to compare paths)",
         allconv_models::ops::cpu_model(),
-        allconv_models::ops::CPU_KERNELS_ENV
     );
     println!(
         "batch {BATCH}, f32, {} rayon threads; best of 7; ms per batch wall / CPU (GFLOP/s \

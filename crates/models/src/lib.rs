@@ -61,11 +61,11 @@ pub enum ModelError {
         /// The value given.
         got: String,
     },
-    /// A CPU kernel path was asked for (by name or by `ops::set_cpu_kernels`) that this CPU
-    /// cannot run.
+    /// A CPU kernel path was asked for (`ops::use_cpu_kernels`, `ops::set_cpu_kernels`) that
+    /// this CPU cannot run.
     #[error(
         "CPU kernels '{requested}' need {missing}, which this CPU lacks; use '{best}' (the widest \
-         it supports) or unset ALLCONV_CPU_KERNELS"
+         it supports) or 'auto'"
     )]
     UnsupportedCpuKernels {
         /// The path asked for.
@@ -74,6 +74,12 @@ pub enum ModelError {
         missing: &'static str,
         /// The widest path this CPU runs.
         best: &'static str,
+    },
+    /// A name that is no CPU kernel request (`ops::CpuKernelsChoice::parse`).
+    #[error("unknown CPU kernels '{got}': expected one of auto, avx512, avx2, portable")]
+    UnknownCpuKernels {
+        /// The name given.
+        got: String,
     },
     /// A visualisation target the network does not have.
     #[error("target {0}")]

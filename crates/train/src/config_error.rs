@@ -20,11 +20,12 @@ pub enum ConfigError {
         /// The value given, as written back.
         got: String,
     },
-    /// A `model:` option that allconv-models refuses (`key` is `model`), or a grid model it does
-    /// not know (`key` is `grid.models`).
+    /// A `model:` option that allconv-models refuses (`key` is `model`), a grid model it does
+    /// not know (`key` is `grid.models`), or a CPU kernel path this CPU lacks (`key` is
+    /// `training.cpu_kernels`).
     #[error("{}", model_refusal(key, refused))]
     Model {
-        /// `model` or `grid.models`.
+        /// `model`, `grid.models` or `training.cpu_kernels`.
         key: &'static str,
         /// allconv-models' reason (for an option: its key, what it takes and what it got).
         refused: ModelError,

@@ -6,7 +6,8 @@
 //! [`failure`].
 
 use super::*;
-use allconv_models::check::run;
+use crate::cli::check_table::outcome_line;
+use allconv_models::check::{run, Case};
 
 /// The quick CPU check of `models` (all 12 when empty), as `allconv check --device cpu --quick`
 /// runs it, in fp32 with each of `deterministic` and `engines`, `perturb` applied.

@@ -111,6 +111,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
+    // The children choose the same way (from the grid's configuration and the inherited
+    // environment): a path this CPU lacks is refused once, before any of them starts.
+    super::cpu_kernels::choose(
+        args.overrides.cpu_kernels,
+        Some(experiment.training.cpu_kernels),
+    )?;
     super::acquire::ensure_data(&experiment.data)?;
     let runs = RunsRoot::new(experiment.out.runs.clone());
     // One grid process per runs root, held until the report is written.

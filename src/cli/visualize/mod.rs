@@ -4,25 +4,25 @@
 //! every picture shows.
 
 mod caption;
+mod index;
+mod inputs;
 mod picture;
 mod selection;
 
 use allconv_runs::outln;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use allconv_cifar::{RawDataset, RawSplit, IMAGE_BYTES};
+use allconv_cifar::{RawDataset, IMAGE_BYTES};
 use allconv_models::{Network, ReluBackward, Target};
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use serde_json::json;
 
 use super::source::{self, Loaded, SourceArgs};
+use index::{check_out, write_index};
+use inputs::{preprocessed, read_png, test_pictures, Picture};
 use picture::{Layout, Planes};
 use selection::{parse_class, parse_images, parse_layer};
-
-/// Marks an `--out` folder as written by this command (so it may write there again).
-const TOOL: &str = "allconv visualize";
-const INDEX: &str = "index.json";
 
 /// Flags of `allconv visualize`.
 #[derive(clap::Args)]
@@ -75,32 +75,9 @@ pub struct Args {
     zoom: usize,
 }
 
-/// One picture to show: what it is, its raw pixels and where it came from.
-struct Picture {
-    /// `test:17` or the PNG's path.
-    name: String,
-    /// The class name, for test images.
-    label: Option<String>,
-    raw: Vec<u8>,
-}
-
 /// Runs `allconv visualize`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.zoom == 0 || args.zoom > 16 {
-        bail!("--zoom must be in 1..=16, got {}", args.zoom);
-    }
-    let methods = args.method.clone();
-    if args.top_patches && args.search == 0 {
-        bail!("--search must be at least 1 (test images to search)");
-    }
-    let conv = args.layer.as_deref().map(parse_layer).transpose()?;
-    if !args.top_patches && args.unit.is_none() && args.class.is_none() && args.top_units.is_none()
-    {
-        bail!("say what to visualise: --layer convK --unit U, --class K, --layer convK --top-units N, or --top-patches");
-    }
-    if args.top_units == Some(0) {
-        bail!("--top-units must be at least 1 (units shown per image), got 0");
-    }
+    let conv = check_request(&args)?;
     // Checked now, created only when the first picture is written: a refused request leaves
     // no folder behind.
     check_out(&args.out)?;
@@ -112,147 +89,91 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--layer conv{conv}: {} has conv1..conv{n}", loaded.model);
         }
     }
-    let names = &loaded.class_names;
     let class = args
         .class
         .as_deref()
-        .map(|c| parse_class(c, names))
+        .map(|c| parse_class(c, &loaded.class_names))
         .transpose()?;
     let data = source::raw_data(&loaded.experiment)?;
-    let pictures = if args.top_patches {
-        test_pictures(&data.test, 0..args.search.min(data.test.len()), names)?
+    let pictures = chosen_pictures(&args, &data, &loaded.class_names)?;
+    let x = preprocessed(&loaded, &data, &pictures)?;
+    let entry = if args.top_patches {
+        let conv = conv.expect("clap requires --layer");
+        top_patches(&args, &loaded, &x, &pictures, conv)?
+    } else {
+        let (file, rows) = target_rows(&args, &loaded.net, &x, pictures.len(), conv, class)?;
+        rows_picture(&args, &loaded, &x, &pictures, &args.method, &file, &rows)?
+    };
+    write_index(&args.out, &loaded, entry)?;
+    outln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Refuses flags that cannot make a picture, before anything is loaded; returns the layer of
+/// `--layer` (its convolution's number).
+fn check_request(args: &Args) -> anyhow::Result<Option<usize>> {
+    if args.zoom == 0 || args.zoom > 16 {
+        bail!("--zoom must be in 1..=16, got {}", args.zoom);
+    }
+    if args.top_patches && args.search == 0 {
+        bail!("--search must be at least 1 (test images to search)");
+    }
+    let conv = args.layer.as_deref().map(parse_layer).transpose()?;
+    if !args.top_patches && args.unit.is_none() && args.class.is_none() && args.top_units.is_none()
+    {
+        bail!("say what to visualise: --layer convK --unit U, --class K, --layer convK --top-units N, or --top-patches");
+    }
+    if args.top_units == Some(0) {
+        bail!("--top-units must be at least 1 (units shown per image), got 0");
+    }
+    Ok(conv)
+}
+
+/// The pictures the flags choose: the first `--search` test images (`--top-patches`), the PNGs
+/// of `--image`, or the test images of `--images`.
+fn chosen_pictures(
+    args: &Args,
+    data: &RawDataset,
+    names: &[String],
+) -> anyhow::Result<Vec<Picture>> {
+    if args.top_patches {
+        test_pictures(&data.test, 0..args.search.min(data.test.len()), names)
     } else if !args.image.is_empty() {
-        args.image
-            .iter()
-            .map(|p| read_png(p))
-            .collect::<anyhow::Result<_>>()?
+        args.image.iter().map(|p| read_png(p)).collect()
     } else {
         test_pictures(
             &data.test,
             parse_images(&args.images, data.test.len())?,
             names,
-        )?
-    };
-    let x = preprocessed(&loaded, &data, &pictures)?;
+        )
+    }
+}
 
-    let mut index = Vec::new();
-    if args.top_patches {
+/// The picture file of a `--unit`, `--class` or `--top-units` request and its rows: one
+/// `(picture, target)` each.
+fn target_rows(
+    args: &Args,
+    net: &Network,
+    x: &Tensor,
+    pictures: usize,
+    conv: Option<usize>,
+    class: Option<usize>,
+) -> anyhow::Result<(String, Vec<(usize, Target)>)> {
+    Ok(if let Some(unit) = args.unit {
         let conv = conv.expect("clap requires --layer");
-        index.push(top_patches(&args, &loaded, &x, &pictures, conv)?);
+        let rows = (0..pictures)
+            .map(|i| (i, Target::Unit { conv, unit }))
+            .collect();
+        (format!("conv{conv}-unit{unit}.png"), rows)
+    } else if let Some(k) = class {
+        let rows = (0..pictures).map(|i| (i, Target::Class(k))).collect();
+        (format!("class-{k}.png"), rows)
     } else {
-        let (file, rows) = if let Some(unit) = args.unit {
-            let conv = conv.expect("clap requires --layer");
-            let rows = (0..pictures.len())
-                .map(|i| (i, Target::Unit { conv, unit }))
-                .collect();
-            (format!("conv{conv}-unit{unit}.png"), rows)
-        } else if let Some(k) = class {
-            let rows = (0..pictures.len()).map(|i| (i, Target::Class(k))).collect();
-            (format!("class-{k}.png"), rows)
-        } else {
-            let n = args.top_units.expect("one target is given");
-            let conv = conv.expect("clap requires --layer");
-            let rows = top_units(&loaded.net, &x, conv, n)?;
-            (format!("conv{conv}-top{n}.png"), rows)
-        };
-        index.push(rows_picture(
-            &args, &loaded, &x, &pictures, &methods, &file, &rows,
-        )?);
-    }
-    // Pictures written into this folder before (by other targets) stay listed.
-    let earlier = read_index(&args.out)
-        .and_then(|v| v["pictures"].as_array().cloned())
-        .unwrap_or_default();
-    let mut pictures_listed: Vec<serde_json::Value> = earlier
-        .into_iter()
-        .filter(|e| !index.iter().any(|n| n["file"] == e["file"]))
-        .collect();
-    pictures_listed.extend(index);
-    let index = json!({
-        "tool": TOOL,
-        "model": loaded.model,
-        "weights": loaded.weights.display().to_string(),
-        "preprocessing": loaded.experiment.data.preprocessing.to_string(),
-        "scaling": "each reconstruction min-max scaled to 0..255 on its own (all channels together)",
-        "pictures": pictures_listed,
-    });
-    std::fs::write(
-        args.out.join(INDEX),
-        serde_json::to_string_pretty(&index)? + "\n",
-    )
-    .with_context(|| format!("writing {}", args.out.join(INDEX).display()))?;
-    outln!("wrote {}", args.out.display());
-    Ok(())
-}
-
-fn test_pictures(
-    test: &RawSplit,
-    indices: impl IntoIterator<Item = usize>,
-    names: &[String],
-) -> anyhow::Result<Vec<Picture>> {
-    Ok(indices
-        .into_iter()
-        .map(|i| Picture {
-            name: format!("test:{i}"),
-            label: names.get(test.labels[i] as usize).cloned(),
-            raw: test.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES].to_vec(),
-        })
-        .collect())
-}
-
-/// A 32x32 PNG as CIFAR planes; any other size is refused (the networks saw 32x32 images).
-fn read_png(path: &Path) -> anyhow::Result<Picture> {
-    let img = image::open(path)
-        .with_context(|| format!("--image {}: not a readable image", path.display()))?;
-    if (img.width(), img.height()) != (32, 32) {
-        bail!(
-            "--image {}: {}x{} pixels, expected a 32x32 RGB picture like CIFAR's",
-            path.display(),
-            img.width(),
-            img.height()
-        );
-    }
-    let rgb = img.to_rgb8();
-    let mut raw = vec![0u8; IMAGE_BYTES];
-    for (i, p) in rgb.pixels().enumerate() {
-        for c in 0..3 {
-            raw[c * 1024 + i] = p.0[c];
-        }
-    }
-    Ok(Picture {
-        name: path.display().to_string(),
-        label: None,
-        raw,
+        let n = args.top_units.expect("one target is given");
+        let conv = conv.expect("clap requires --layer");
+        let rows = top_units(net, x, conv, n)?;
+        (format!("conv{conv}-top{n}.png"), rows)
     })
-}
-
-/// The pictures preprocessed with the statistics fitted on the network's training data, as a
-/// `[N, 3, 32, 32]` tensor on its device.
-fn preprocessed(
-    loaded: &Loaded,
-    data: &RawDataset,
-    pictures: &[Picture],
-) -> anyhow::Result<Tensor> {
-    let chosen = RawSplit {
-        images: pictures
-            .iter()
-            .flat_map(|p| p.raw.iter().copied())
-            .collect(),
-        labels: vec![0; pictures.len()],
-    };
-    let mut experiment = loaded.experiment.clone();
-    // The pictures are the test split here: all of them.
-    experiment.data.test_subset = None;
-    let with_pictures = RawDataset {
-        train: data.train.clone(),
-        test: chosen,
-    };
-    let prepared = source::prepare_test(&experiment, &with_pictures)?;
-    Ok(Tensor::from_vec(
-        prepared.test.images,
-        (pictures.len(), 3, 32, 32),
-        &loaded.device,
-    )?)
 }
 
 /// Per image, its `n` units of `conv` with the largest (spatial maximum) activation.
@@ -469,30 +390,4 @@ fn save(
     entry["cell"] = json!(layout.cell());
     entry["gap"] = json!(layout.gap);
     Ok(entry)
-}
-
-/// Accepts `out` if it does not exist yet, is empty, or was written by this command before.
-fn check_out(out: &Path) -> anyhow::Result<()> {
-    if out.exists() {
-        let mut entries = std::fs::read_dir(out)
-            .with_context(|| format!("--out {}: not a readable folder", out.display()))?;
-        if entries.next().is_some() {
-            let ours = read_index(out).is_some();
-            if !ours {
-                bail!(
-                    "--out {}: the folder holds files not written by `{TOOL}`; choose an empty or new folder",
-                    out.display()
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The `index.json` this command wrote into `out`, if there is one.
-fn read_index(out: &Path) -> Option<serde_json::Value> {
-    std::fs::read_to_string(out.join(INDEX))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .filter(|v| v["tool"] == TOOL)
 }

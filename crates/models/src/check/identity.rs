@@ -11,7 +11,7 @@ pub fn device_identity(device: &Device) -> Result<String, CheckError> {
         Device::Cpu => Ok(format!(
             "cpu {} ({})",
             crate::ops::cpu_model(),
-            crate::ops::cpu_kernels()?.name()
+            crate::ops::cpu_kernels().name()
         )),
         #[cfg(feature = "cuda")]
         Device::Cuda(dev) => cuda_identity(dev),

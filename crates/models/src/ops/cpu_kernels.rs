@@ -6,17 +6,17 @@
 //! - [`CpuKernels::Portable`]: the `gemm` crate with its own dispatch (NEON on aarch64, SSE or
 //!   AVX on x86) and scalar loops elsewhere; what every non-x86 CPU runs.
 //!
-//! The widest supported path is the default; the environment variable [`CPU_KERNELS_ENV`]
-//! (`avx512`, `avx2`, `portable`) or [`set_cpu_kernels`] forces one, and a path the CPU lacks is
-//! refused with an error (never an illegal instruction). Each path sums in its own order, so
-//! the paths agree to rounding, not bit for bit; a given path with a given thread count repeats
+//! The widest supported path is the default; the caller forces one with [`use_cpu_kernels`]
+//! (a [`CpuKernelsChoice`], as a configuration or a command line names it) or
+//! [`set_cpu_kernels`], and a path the CPU lacks is refused with an error naming the missing
+//! extension (never an illegal instruction). The library reads no environment variable: where
+//! the choice comes from is the caller's business. Each path sums in its own order, so the
+//! paths agree to rounding, not bit for bit; a given path with a given thread count repeats
 //! itself exactly.
 
 use crate::ModelError;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU8, Ordering};
-
-/// The environment variable that forces a kernel path: `avx512`, `avx2` or `portable`.
-pub const CPU_KERNELS_ENV: &str = "ALLCONV_CPU_KERNELS";
 
 /// A set of CPU kernels the ops can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,25 +61,13 @@ impl CpuFeatures {
 }
 
 impl CpuKernels {
-    /// The name used by [`CPU_KERNELS_ENV`] and printed by `allconv bench`.
+    /// The path's name, as a [`CpuKernelsChoice`] spells it: `avx512`, `avx2` or `portable`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Avx512 => "avx512",
             Self::Avx2 => "avx2",
             Self::Portable => "portable",
         }
-    }
-
-    /// Parses a name as written in [`CPU_KERNELS_ENV`] (case-insensitive).
-    pub fn parse(name: &str) -> Result<Self, ModelError> {
-        ALL_CPU_KERNELS
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| ModelError::InvalidOption {
-                key: CPU_KERNELS_ENV.to_string(),
-                expected: "one of avx512, avx2, portable".to_string(),
-                got: format!("'{name}'"),
-            })
     }
 
     /// The widest path a CPU with `features` runs.
@@ -138,38 +126,113 @@ impl std::fmt::Display for CpuKernels {
     }
 }
 
+/// A request for a kernel path, as a configuration (`training.cpu_kernels`) or a command line
+/// writes it: one path, or `auto`, which leaves the choice to whoever asked (by default the
+/// widest path this CPU runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuKernelsChoice {
+    /// No path asked for: the widest this CPU runs, unless the caller decides otherwise.
+    #[default]
+    Auto,
+    /// [`CpuKernels::Avx512`].
+    Avx512,
+    /// [`CpuKernels::Avx2`].
+    Avx2,
+    /// [`CpuKernels::Portable`].
+    Portable,
+}
+
+/// Every request, `auto` first, then the paths widest first.
+pub const ALL_CPU_KERNEL_CHOICES: [CpuKernelsChoice; 4] = [
+    CpuKernelsChoice::Auto,
+    CpuKernelsChoice::Avx512,
+    CpuKernelsChoice::Avx2,
+    CpuKernelsChoice::Portable,
+];
+
+impl CpuKernelsChoice {
+    /// `auto`, `avx512`, `avx2` or `portable`.
+    pub fn name(self) -> &'static str {
+        match self.fixed() {
+            Some(kernels) => kernels.name(),
+            None => "auto",
+        }
+    }
+
+    /// The path asked for, or `None` for `auto`.
+    pub fn fixed(self) -> Option<CpuKernels> {
+        match self {
+            Self::Auto => None,
+            Self::Avx512 => Some(CpuKernels::Avx512),
+            Self::Avx2 => Some(CpuKernels::Avx2),
+            Self::Portable => Some(CpuKernels::Portable),
+        }
+    }
+
+    /// Parses a name (any letter case, blanks around it ignored).
+    pub fn parse(name: &str) -> Result<Self, ModelError> {
+        ALL_CPU_KERNEL_CHOICES
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| ModelError::UnknownCpuKernels {
+                got: name.to_string(),
+            })
+    }
+
+    /// The path a CPU with `features` runs for this request: `auto` is the widest it supports;
+    /// a path it lacks is an error naming the missing extension.
+    pub fn resolve(self, features: CpuFeatures) -> Result<CpuKernels, ModelError> {
+        match self.fixed() {
+            Some(kernels) => kernels.require(features),
+            None => Ok(CpuKernels::best_for(features)),
+        }
+    }
+}
+
+impl From<CpuKernels> for CpuKernelsChoice {
+    fn from(kernels: CpuKernels) -> Self {
+        match kernels {
+            CpuKernels::Avx512 => Self::Avx512,
+            CpuKernels::Avx2 => Self::Avx2,
+            CpuKernels::Portable => Self::Portable,
+        }
+    }
+}
+
+impl std::fmt::Display for CpuKernelsChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The chosen path, 0 until first resolved (then one of [`CpuKernels::code`]).
 static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
-/// The kernel path the CPU ops use: the one set by [`set_cpu_kernels`], else the one named by
-/// [`CPU_KERNELS_ENV`], else the widest this CPU supports. An unknown name, or a path this CPU
-/// lacks, is an error (every CPU op returns it rather than run).
-pub fn cpu_kernels() -> Result<CpuKernels, ModelError> {
+/// The kernel path the CPU ops use: the one [`use_cpu_kernels`] or [`set_cpu_kernels`] chose,
+/// else the widest this CPU supports.
+pub fn cpu_kernels() -> CpuKernels {
     if let Some(chosen) = CpuKernels::from_code(CHOSEN.load(Ordering::Relaxed)) {
-        return Ok(chosen);
+        return chosen;
     }
-    let features = CpuFeatures::detect();
-    let chosen = match std::env::var(CPU_KERNELS_ENV) {
-        Ok(name) if !name.trim().is_empty() => CpuKernels::parse(&name)?.require(features)?,
-        _ => CpuKernels::best_for(features),
-    };
-    CHOSEN.store(chosen.code(), Ordering::Relaxed);
-    Ok(chosen)
+    let widest = CpuKernels::best_for(CpuFeatures::detect());
+    CHOSEN.store(widest.code(), Ordering::Relaxed);
+    widest
 }
 
-/// The path the kernels run, for code that cannot return an error: the one [`cpu_kernels`]
-/// resolved, else the widest this CPU supports. Every CPU op calls [`cpu_kernels`] first and
-/// fails on its error, so a refused choice never reaches this fallback.
-pub(crate) fn chosen() -> CpuKernels {
-    cpu_kernels().unwrap_or_else(|_| CpuKernels::best_for(CpuFeatures::detect()))
+/// Makes the CPU ops of the whole process run the path `choice` resolves to on this CPU
+/// ([`CpuKernelsChoice::resolve`]: `auto` is the widest it supports) and returns it; a path this
+/// CPU lacks is refused, naming the missing extension, and the current choice is left as it was.
+pub fn use_cpu_kernels(choice: CpuKernelsChoice) -> Result<CpuKernels, ModelError> {
+    let kernels = choice.resolve(CpuFeatures::detect())?;
+    CHOSEN.store(kernels.code(), Ordering::Relaxed);
+    Ok(kernels)
 }
 
 /// Forces a kernel path for the whole process (tests run every path on one CPU this way);
 /// refused, leaving the current choice, where this CPU lacks it.
 pub fn set_cpu_kernels(kernels: CpuKernels) -> Result<(), ModelError> {
-    kernels.require(CpuFeatures::detect())?;
-    CHOSEN.store(kernels.code(), Ordering::Relaxed);
-    Ok(())
+    use_cpu_kernels(kernels.into()).map(drop)
 }
 
 /// The paths this CPU can run, widest first.

@@ -17,8 +17,8 @@ pub use conv::{
     ConvEngine, ConvEngineChoice, ReluBackward, ALL_CONV_ENGINES,
 };
 pub use cpu_kernels::{
-    cpu_kernels, cpu_model, cpu_threads, set_cpu_kernels, supported_cpu_kernels, CpuFeatures,
-    CpuKernels, ALL_CPU_KERNELS, CPU_KERNELS_ENV,
+    cpu_kernels, cpu_model, cpu_threads, set_cpu_kernels, supported_cpu_kernels, use_cpu_kernels,
+    CpuFeatures, CpuKernels, CpuKernelsChoice, ALL_CPU_KERNELS, ALL_CPU_KERNEL_CHOICES,
 };
 #[cfg(feature = "cuda")]
 pub use cuda::{cudnn_cache_len, cudnn_plans};

@@ -252,6 +252,11 @@ pub struct TrainingConfig {
     /// (candle's conv2d and autograd, no cuDNN), or `auto`: on CUDA ours if it passes the device
     /// check, else candle's if that passes; ours on the CPU.
     pub conv_engine: allconv_models::ops::ConvEngineChoice,
+    /// The CPU kernel path: `avx512`, `avx2`, `portable`, or `auto`, which leaves the choice to
+    /// the caller (the `allconv` binary: `ALLCONV_CPU_KERNELS`, else the widest path this CPU
+    /// runs). A path the CPU lacks is refused. Not compared on resume (like the device): the
+    /// path each part of a run used is in its provenance.
+    pub cpu_kernels: allconv_models::ops::CpuKernelsChoice,
 }
 
 impl Default for TrainingConfig {
@@ -270,6 +275,7 @@ impl Default for TrainingConfig {
             precision: Precision::Fp32,
             skip_device_check: false,
             conv_engine: allconv_models::ops::ConvEngineChoice::Auto,
+            cpu_kernels: allconv_models::ops::CpuKernelsChoice::Auto,
         }
     }
 }

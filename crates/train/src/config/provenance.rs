@@ -179,7 +179,7 @@ impl Provenance {
             data_dir: data_dir.to_path_buf(),
             data_md5,
             cpu: allconv_models::ops::cpu_model(),
-            cpu_kernels: allconv_models::ops::cpu_kernels()?.name().to_string(),
+            cpu_kernels: allconv_models::ops::cpu_kernels().name().to_string(),
             threads: allconv_models::ops::cpu_threads(),
             preprocessing_md5: String::new(),
             segments: Vec::new(),

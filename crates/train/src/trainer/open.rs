@@ -150,7 +150,6 @@ fn prepare(
     let (data, statistics_md5) = load_data(config, &device)?;
     now.preprocessing_md5 = statistics_md5;
     let steps_per_epoch = check_batches(config, data.train.len(), &device)?;
-    apply_device_settings(&config.config.training);
     let mut model = Model::build(config, &device)?;
     let (state, record) = match earlier {
         Some(earlier) => resume(
@@ -195,6 +194,8 @@ fn examine(
         allconv_runs::errln!("warning: {warning}");
     }
     let device = exp.training.open_device()?;
+    // Before the provenance, which records the CPU kernel path these settings choose.
+    apply_device_settings(&exp.training)?;
     let now = Provenance::collect(
         &exp.data.resolved_dir(),
         exp.data.kind(),

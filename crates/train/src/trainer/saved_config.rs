@@ -6,8 +6,8 @@ use crate::config::{ExperimentConfig, RunConfig, SavedRunConfig};
 use crate::error::{Result, TrainError};
 
 /// Refuses to continue a run folder whose `config.yaml` was written for a different run: every
-/// recorded setting but the output root, the device, how the data folder was made and the Slurm
-/// resources must match. Returns the record, when the folder has one.
+/// recorded setting but the output root, the device and CPU kernel path, how the data folder was
+/// made and the Slurm resources must match. Returns the record, when the folder has one.
 pub(crate) fn check_saved_config(
     dir: &RunDir,
     config: &RunConfig,
@@ -25,8 +25,11 @@ pub(crate) fn check_saved_config(
             c.remove("grid");
             // Resources of the cluster job, not of the training: a resubmission may change them.
             c.remove("slurm");
+            // Where the run computes, which a resume on another machine may change (each part's
+            // device, CPU and kernel path are in the provenance's segments).
             if let Some(t) = c.get_mut("training").and_then(|t| t.as_object_mut()) {
                 t.remove("device");
+                t.remove("cpu_kernels");
             }
             // How the data folder was made, not what was read (the md5 sums in the provenance
             // say that): folders started before the key existed resume.

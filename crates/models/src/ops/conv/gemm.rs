@@ -66,7 +66,7 @@ pub(super) fn matmul<T: WithDType>(
 }
 
 /// [`matmul`] into a destination whose rows start `ld >= n` elements apart, with the kernels
-/// of [`cpu_kernels::chosen`]: f32 and f64 on the AVX-512 and AVX2 paths go to
+/// of [`cpu_kernels::cpu_kernels`]: f32 and f64 on the AVX-512 and AVX2 paths go to
 /// `private-gemm-x86` (faer's own x86 matrix-product backend), which takes the instruction set
 /// as an argument, so a path can be forced and tested on any CPU that has it; everything else
 /// (the portable path, other dtypes, non-x86 CPUs) to the `gemm` crate.
@@ -190,7 +190,7 @@ unsafe fn matmul_raw<T: WithDType>(
 }
 
 /// The `private-gemm-x86` kernels of one product: the instruction set of
-/// [`cpu_kernels::chosen`] and the element type.
+/// [`cpu_kernels::cpu_kernels`] and the element type.
 #[cfg(target_arch = "x86_64")]
 struct X86Kernels {
     instr: private_gemm_x86::InstrSet,
@@ -202,7 +202,7 @@ impl X86Kernels {
     /// The kernels for elements `T` on the chosen path: `None` on the portable path and for
     /// dtypes other than f32 and f64.
     fn chosen_for<T: WithDType>() -> Option<Self> {
-        let instr = match cpu_kernels::chosen() {
+        let instr = match cpu_kernels::cpu_kernels() {
             CpuKernels::Avx512 => Some(private_gemm_x86::InstrSet::Avx512),
             CpuKernels::Avx2 => Some(private_gemm_x86::InstrSet::Avx256),
             CpuKernels::Portable => None,

@@ -83,8 +83,6 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(CpuStorage, Shape)> {
         const OP: &str = "conv2d";
         let g = Geom::new(xl, wl, self.stride, self.pad)?;
-        // A refused kernel choice (ALLCONV_CPU_KERNELS) fails here, before any product.
-        crate::ops::cpu_kernels::cpu_kernels().map_err(candle_core::Error::wrap)?;
         if bl.shape().dims() != [g.out_channels] {
             bail!(
                 "conv2d: bias shape {:?}, expected [{}]",
@@ -200,8 +198,6 @@ impl CustomOp3 for Conv2dBackwardOp {
     ) -> Result<(CpuStorage, Shape)> {
         const OP: &str = "conv2d backward";
         let g = Geom::new(xl, wl, self.stride, self.pad)?;
-        // A refused kernel choice (ALLCONV_CPU_KERNELS) fails here, before any product.
-        crate::ops::cpu_kernels::cpu_kernels().map_err(candle_core::Error::wrap)?;
         fn run<T: Float>(
             op: &Conv2dBackwardOp,
             g: &Geom,

@@ -99,7 +99,7 @@ pub(crate) trait WideApply: candle_core::WithDType {
 /// path keeps to the scalar loop.
 #[cfg(target_arch = "x86_64")]
 fn avx2_runs() -> bool {
-    crate::ops::cpu_kernels::chosen() != crate::ops::cpu_kernels::CpuKernels::Portable
+    crate::ops::cpu_kernels::cpu_kernels() != crate::ops::cpu_kernels::CpuKernels::Portable
         && std::arch::is_x86_feature_detected!("avx2")
 }
 
