@@ -1,25 +1,55 @@
 //! `allconv data stats`, `fetch` and `subset` as a user runs them, on synthetic CIFAR-10 and CIFAR-100 folders.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_allconv");
+
+/// `allconv data stats [extra] --data-dir dir`.
+fn stats(extra: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(["data", "stats"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+/// `allconv data subset [extra] --per-file per_file --test test --data-dir dir --out to`.
+fn subset_of(extra: &[&str], dir: &Path, to: &Path, per_file: &str, test: &str) -> Output {
+    Command::new(BIN)
+        .args(["data", "subset"])
+        .args(extra)
+        .args(["--per-file", per_file, "--test", test, "--data-dir"])
+        .arg(dir)
+        .arg("--out")
+        .arg(to)
+        .output()
+        .unwrap()
+}
+
+/// A CIFAR-10 subset of `per_file` training images per file and 2 test images.
+fn subset(dir: &Path, to: &Path, per_file: &str) -> Output {
+    subset_of(&[], dir, to, per_file, "2")
+}
+
+/// The standard output of a command that must have succeeded (else its standard error).
+fn succeeded(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
 
 #[test]
 fn stats_prints_training_channel_means_of_the_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cifar");
     allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
-    let out = Command::new(BIN)
-        .args(["data", "stats", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = succeeded(stats(&[], &dir));
     // Red mean by hand from the raw files: byte 1..1025 of every 3,073-byte record.
     let mut sum = 0u64;
     let mut count = 0u64;
@@ -44,11 +74,7 @@ fn stats_prints_training_channel_means_of_the_folder() {
 #[test]
 fn stats_on_a_missing_folder_names_the_missing_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["data", "stats", "--data-dir"])
-        .arg(tmp.path().join("absent"))
-        .output()
-        .unwrap();
+    let out = stats(&[], &tmp.path().join("absent"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("data_batch_1.bin"), "{err}");
@@ -79,26 +105,7 @@ fn subset_keeps_the_first_records_of_every_file_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, to) = (tmp.path().join("cifar"), tmp.path().join("small"));
     allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "data",
-            "subset",
-            "--per-file",
-            "3",
-            "--test",
-            "4",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .arg("--out")
-        .arg(&to)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(subset_of(&[], &dir, &to, "3", "4"));
     // Each output file is the first records (3,073 bytes each) of its source file.
     for name in allconv_cifar::TRAIN_FILES {
         let source = std::fs::read(dir.join(name)).unwrap();
@@ -115,21 +122,7 @@ fn subset_keeps_the_first_records_of_every_file_byte_for_byte() {
     );
 
     // More than a file holds: refused, naming the limit.
-    let out = Command::new(BIN)
-        .args([
-            "data",
-            "subset",
-            "--per-file",
-            "11",
-            "--test",
-            "4",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .arg("--out")
-        .arg(tmp.path().join("too-big"))
-        .output()
-        .unwrap();
+    let out = subset_of(&[], &dir, &tmp.path().join("too-big"), "11", "4");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected 1..=10 images"), "{err}");
@@ -158,17 +151,7 @@ fn stats_counts_the_labels_of_each_file_itself_when_files_differ_in_size() {
     let dir = tmp.path().join("cifar");
     allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
     truncate_file(&dir, "data_batch_3.bin", 4);
-    let out = Command::new(BIN)
-        .args(["data", "stats", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = succeeded(stats(&[], &dir));
     assert!(text.contains("images: 44 training, 10 test"), "{text}");
     for name in allconv_cifar::TRAIN_FILES {
         let expected = label_counts_by_hand(&dir.join(name));
@@ -193,26 +176,7 @@ fn subset_takes_the_first_records_of_each_file_when_files_differ_in_size() {
     allconv_cifar::write_synthetic_dir(&dir, 10, 10, 5).unwrap();
     // 10 + 10 + 5 + 10 + 10 = 45 images: five equal chunks of 9 would cut across the files.
     truncate_file(&dir, "data_batch_3.bin", 5);
-    let out = Command::new(BIN)
-        .args([
-            "data",
-            "subset",
-            "--per-file",
-            "3",
-            "--test",
-            "2",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .arg("--out")
-        .arg(&to)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(subset(&dir, &to, "3"));
     for name in allconv_cifar::TRAIN_FILES {
         let source = std::fs::read(dir.join(name)).unwrap();
         assert_eq!(
@@ -223,21 +187,7 @@ fn subset_takes_the_first_records_of_each_file_when_files_differ_in_size() {
     }
 
     // More than the smallest file holds: refused, naming that file and its size.
-    let out = Command::new(BIN)
-        .args([
-            "data",
-            "subset",
-            "--per-file",
-            "6",
-            "--test",
-            "2",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .arg("--out")
-        .arg(tmp.path().join("too-big"))
-        .output()
-        .unwrap();
+    let out = subset(&dir, &tmp.path().join("too-big"), "6");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -245,24 +195,6 @@ fn subset_takes_the_first_records_of_each_file_when_files_differ_in_size() {
         "{err}"
     );
     assert!(!tmp.path().join("too-big").exists());
-}
-
-fn subset(dir: &std::path::Path, to: &std::path::Path, per_file: &str) -> std::process::Output {
-    Command::new(BIN)
-        .args([
-            "data",
-            "subset",
-            "--per-file",
-            per_file,
-            "--test",
-            "2",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .arg("--out")
-        .arg(to)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -299,12 +231,7 @@ fn subset_never_overwrites_its_source_or_a_folder_it_did_not_write() {
     let small = tmp.path().join("small");
     std::fs::create_dir(&small).unwrap();
     assert!(subset(&dir, &small, "3").status.success());
-    let out = subset(&dir, &small, "2");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(subset(&dir, &small, "2"));
     let source = std::fs::read(dir.join("data_batch_4.bin")).unwrap();
     assert_eq!(
         std::fs::read(small.join("data_batch_4.bin")).unwrap(),
@@ -324,17 +251,7 @@ fn stats_of_cifar100_counts_both_label_sets_of_each_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cifar-100-binary");
     allconv_cifar::write_synthetic_cifar100_dir(&dir, 200, 100, 5).unwrap();
-    let out = Command::new(BIN)
-        .args(["data", "stats", "--dataset", "cifar100", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = succeeded(stats(&["--dataset", "cifar100"], &dir));
     assert!(text.contains("images: 200 training, 100 test"), "{text}");
     // From the bytes: a 3,074-byte record is coarse label, fine label, 3,072 pixel bytes
     // (docs/protocol.md, "CIFAR-100").
@@ -374,30 +291,9 @@ fn subset_of_cifar100_keeps_the_first_records_byte_for_byte() {
         tmp.path().join("small"),
     );
     allconv_cifar::write_synthetic_cifar100_dir(&dir, 200, 100, 5).unwrap();
-    let args = |to: &std::path::Path, per_file: &str| {
-        let mut command = Command::new(BIN);
-        command
-            .args([
-                "data",
-                "subset",
-                "--dataset",
-                "cifar100",
-                "--per-file",
-                per_file,
-            ])
-            .args(["--test", "7", "--data-dir"])
-            .arg(&dir)
-            .arg("--out")
-            .arg(to);
-        command.output().unwrap()
-    };
-    let out = args(&to, "30");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let args =
+        |to: &Path, per_file: &str| subset_of(&["--dataset", "cifar100"], &dir, to, per_file, "7");
+    let stdout = succeeded(args(&to, "30"));
     assert!(stdout.contains("30 training images"), "{stdout}");
     for (name, records) in [("train.bin", 30), ("test.bin", 7)] {
         let source = std::fs::read(dir.join(name)).unwrap();
