@@ -49,9 +49,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("the test split is empty (data.test_subset = 0?)");
     }
     if loaded.device.is_cpu() {
-        let spec = allconv_models::spec(&loaded.model, &loaded.experiment.model)?;
         allconv_train::memory::check_cpu_batch(
-            &spec,
+            &loaded.spec,
             args.batch_size.min(test.len()),
             "--batch-size",
         )
@@ -114,7 +113,7 @@ impl Report {
         let n: usize = counts.total.iter().sum();
         let right: usize = counts.correct.iter().sum();
         Report {
-            model: loaded.model.clone(),
+            model: loaded.spec.name.clone(),
             weights: loaded.weights.display().to_string(),
             preprocessing: loaded.experiment.data.preprocessing.to_string(),
             test_images: n,

@@ -53,8 +53,8 @@ pub struct SourceArgs {
 pub struct Loaded {
     /// The network, evaluation-ready.
     pub net: Network,
-    /// Its canonical model name.
-    pub model: String,
+    /// The network's description (its canonical name is `spec.name`).
+    pub spec: allconv_models::ModelSpec,
     /// The weights file read.
     pub weights: PathBuf,
     /// Data and model settings (from the run folder or the flags).
@@ -115,7 +115,7 @@ impl SourceArgs {
             .with_context(|| format!("loading {} as {} weights", weights.display(), spec.name))?;
         Ok(Loaded {
             net,
-            model: spec.name,
+            spec,
             weights,
             class_names: class_names(&experiment),
             experiment,

@@ -29,7 +29,7 @@ pub(super) fn write_index(
     pictures_listed.push(entry);
     let index = json!({
         "tool": TOOL,
-        "model": loaded.model,
+        "model": loaded.spec.name,
         "weights": loaded.weights.display().to_string(),
         "preprocessing": loaded.experiment.data.preprocessing.to_string(),
         "scaling": "each reconstruction min-max scaled to 0..255 on its own (all channels together)",

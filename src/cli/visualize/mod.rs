@@ -86,7 +86,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(conv) = conv {
         let n = loaded.net.conv_count();
         if conv == 0 || conv > n {
-            bail!("--layer conv{conv}: {} has conv1..conv{n}", loaded.model);
+            bail!(
+                "--layer conv{conv}: {} has conv1..conv{n}",
+                loaded.spec.name
+            );
         }
     }
     let class = args
@@ -310,7 +313,7 @@ fn top_patches(
         if unit >= channels {
             bail!(
                 "--units: conv{conv} of {} has units 0..{channels}, not {unit}",
-                loaded.model
+                loaded.spec.name
             );
         }
         let mut order: Vec<usize> = (0..pictures.len()).collect();
